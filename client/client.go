@@ -1,0 +1,528 @@
+// Package client is fanline's Go SDK: what apps, the CLI, the tests and the benchmark
+// use to talk to a server.
+//
+// A Client keeps one WebSocket open, reconnecting with backoff. Send retries with the
+// same client_msg_id until the server acknowledges, so a message is stored once however
+// often it is retried. Entries delivers the user's timeline in seq order, each entry
+// once: pushes are applied when they continue the sequence; a gap, a reconnect or the
+// periodic backstop pulls from the cursor with sync.
+//
+// Every goroutine a Client starts is stopped and waited for by Close.
+package client
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fanline/fanline/internal/wire"
+	"github.com/gorilla/websocket"
+)
+
+// Config configures a Client.
+type Config struct {
+	// URL is the server's base URL, e.g. http://127.0.0.1:8080. Required.
+	URL string
+	// Token is the user's JWT. Required.
+	Token string
+	// Cursor resumes delivery after a cursor the app kept. Empty: from the beginning.
+	Cursor string
+	// Heartbeat is the ping interval. Zero means 20 s (the server's timeout is 60 s).
+	Heartbeat time.Duration
+	// AttemptTimeout bounds one send attempt before it is retried. Zero means 10 s.
+	AttemptTimeout time.Duration
+	// MaxBackoff caps reconnect and retry delays. Zero means 5 s.
+	MaxBackoff time.Duration
+	// BackstopSync is how often to sync even without a gap. Zero means 30 s.
+	BackstopSync time.Duration
+	// EntryBuffer is the capacity of the Entries channel. Zero means 8192.
+	EntryBuffer int
+	// LocalAddr, when set, is the source IP of connections (spread load over 127.0.0.x).
+	LocalAddr string
+	// Logger receives connection events. Nil discards them.
+	Logger *slog.Logger
+}
+
+// Client is one device of one user.
+type Client struct {
+	cfg    Config
+	base   string
+	wsURL  string
+	http   *http.Client
+	dialer *websocket.Dialer
+	log    *slog.Logger
+
+	entries chan wire.Entry
+	inbox   chan pushed     // pushes from the read loop to the deliverer
+	kick    chan struct{}   // asks the deliverer to sync; capacity 1
+	ctx     context.Context // ends at Close
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup // every goroutine of the client
+
+	mu      sync.Mutex    // guards cur, changed, frameID, cursor
+	cur     *conn         // the live connection, or nil
+	changed chan struct{} // closed when cur changes
+	frameID uint64
+	cursor  string // last delivered position
+}
+
+type pushed struct {
+	entry  wire.Entry
+	cursor string
+}
+
+// frame is a server frame as the client decodes it.
+type frame struct {
+	Type    string          `json:"type"`
+	ID      string          `json:"id"`
+	Result  json.RawMessage `json:"result"`
+	Code    wire.Code       `json:"code"`
+	Message string          `json:"message"`
+	Entry   *wire.Entry     `json:"entry"`
+	Cursor  string          `json:"cursor"`
+}
+
+// conn is one WebSocket connection.
+type conn struct {
+	ws      *websocket.Conn
+	wmu     sync.Mutex // serialises writes
+	mu      sync.Mutex // guards pending
+	pending map[string]chan frame
+	dead    chan struct{} // closed when the connection is gone
+}
+
+// ErrClosed is returned by calls on a closed Client.
+var ErrClosed = errors.New("client: closed")
+
+// Connect opens a Client and its first connection; it fails if that first connection
+// is refused (for example, a bad token). Later disconnects are retried forever.
+func Connect(ctx context.Context, cfg Config) (*Client, error) {
+	c, err := newClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	cn, err := c.dial(ctx)
+	if err != nil {
+		c.cancel()
+		return nil, err
+	}
+	c.wg.Add(2)
+	go c.run(cn)
+	go c.deliver()
+	return c, nil
+}
+
+func newClient(cfg Config) (*Client, error) {
+	u, err := url.Parse(strings.TrimRight(cfg.URL, "/"))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || cfg.Token == "" {
+		return nil, fmt.Errorf("client: need an http(s) URL and a token")
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = 20 * time.Second
+	}
+	if cfg.AttemptTimeout <= 0 {
+		cfg.AttemptTimeout = 10 * time.Second
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = 5 * time.Second
+	}
+	if cfg.BackstopSync <= 0 {
+		cfg.BackstopSync = 30 * time.Second
+	}
+	if cfg.EntryBuffer <= 0 {
+		cfg.EntryBuffer = 8192
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	netDialer := &net.Dialer{Timeout: 10 * time.Second}
+	if cfg.LocalAddr != "" {
+		netDialer.LocalAddr = &net.TCPAddr{IP: net.ParseIP(cfg.LocalAddr)}
+	}
+	transport := &http.Transport{DialContext: netDialer.DialContext, MaxIdleConnsPerHost: 4, IdleConnTimeout: 30 * time.Second}
+	ws := *u
+	ws.Scheme = map[string]string{"http": "ws", "https": "wss"}[u.Scheme]
+	ws.Path += "/v1/ws"
+	ws.RawQuery = url.Values{"token": {cfg.Token}}.Encode()
+	c := &Client{
+		cfg: cfg, base: u.String(), wsURL: ws.String(), log: cfg.Logger,
+		http:    &http.Client{Transport: transport, Timeout: 30 * time.Second},
+		dialer:  &websocket.Dialer{NetDialContext: netDialer.DialContext, HandshakeTimeout: 10 * time.Second},
+		entries: make(chan wire.Entry, cfg.EntryBuffer),
+		inbox:   make(chan pushed, 4096),
+		kick:    make(chan struct{}, 1),
+		changed: make(chan struct{}),
+		cursor:  cfg.Cursor,
+	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	return c, nil
+}
+
+// Entries delivers the user's timeline in seq order, each entry once. Read it
+// steadily: a client that stops reading is eventually disconnected by the server and
+// catches up by sync when it reads again.
+func (c *Client) Entries() <-chan wire.Entry { return c.entries }
+
+// Cursor is the position after the last delivered entry; keep it to resume later.
+func (c *Client) Cursor() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cursor
+}
+
+// Close disconnects and stops every goroutine of the client.
+func (c *Client) Close() error {
+	c.cancel()
+	c.mu.Lock()
+	if c.cur != nil {
+		c.cur.ws.Close()
+	}
+	c.mu.Unlock()
+	c.wg.Wait()
+	return nil
+}
+
+func (c *Client) dial(ctx context.Context) (*conn, error) {
+	ws, resp, err := c.dialer.DialContext(ctx, c.wsURL, nil)
+	if err != nil {
+		if resp != nil && resp.StatusCode == http.StatusUnauthorized {
+			return nil, &wire.Error{Code: wire.CodeInvalidToken, Message: "the server refused the token"}
+		}
+		return nil, fmt.Errorf("client: connect: %w", err)
+	}
+	return &conn{ws: ws, pending: map[string]chan frame{}, dead: make(chan struct{})}, nil
+}
+
+func (c *Client) setConn(cn *conn) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.cur = cn
+	close(c.changed)
+	c.changed = make(chan struct{})
+}
+
+// run owns the connection: it serves one until it drops, then redials with backoff.
+func (c *Client) run(cn *conn) {
+	defer c.wg.Done()
+	backoff := 100 * time.Millisecond
+	for {
+		c.setConn(cn)
+		c.requestSync()
+		started := time.Now()
+		c.serve(cn)
+		c.setConn(nil)
+		if c.ctx.Err() != nil {
+			return
+		}
+		if time.Since(started) > 10*time.Second {
+			backoff = 100 * time.Millisecond
+		}
+		for {
+			if !sleep(c.ctx, jitter(backoff)) {
+				return
+			}
+			backoff = min(2*backoff, c.cfg.MaxBackoff)
+			var err error
+			if cn, err = c.dial(c.ctx); err == nil {
+				break
+			}
+			c.log.Debug("client: reconnect failed", "err", err)
+		}
+	}
+}
+
+// serve reads frames until the connection drops, pinging meanwhile.
+func (c *Client) serve(cn *conn) {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(c.cfg.Heartbeat)
+		defer t.Stop()
+		for {
+			select {
+			case <-cn.dead:
+				return
+			case <-c.ctx.Done():
+				cn.ws.Close()
+				return
+			case <-t.C:
+				if c.write(cn, map[string]string{"type": wire.FramePing}) != nil {
+					cn.ws.Close()
+				}
+			}
+		}
+	}()
+	defer wg.Wait()
+	defer func() {
+		cn.ws.Close()
+		cn.mu.Lock()
+		close(cn.dead)
+		cn.mu.Unlock()
+	}()
+	for {
+		_, data, err := cn.ws.ReadMessage()
+		if err != nil {
+			c.log.Debug("client: disconnected", "err", err)
+			return
+		}
+		var f frame
+		if json.Unmarshal(data, &f) != nil {
+			continue
+		}
+		switch {
+		case f.Type == wire.FrameMessage && f.Entry != nil:
+			select {
+			case c.inbox <- pushed{*f.Entry, f.Cursor}:
+			case <-c.ctx.Done():
+				return
+			}
+		case f.ID != "":
+			cn.mu.Lock()
+			ch := cn.pending[f.ID]
+			delete(cn.pending, f.ID)
+			cn.mu.Unlock()
+			if ch != nil {
+				ch <- f
+			}
+		}
+	}
+}
+
+func (c *Client) write(cn *conn, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	cn.wmu.Lock()
+	defer cn.wmu.Unlock()
+	cn.ws.SetWriteDeadline(time.Now().Add(c.cfg.AttemptTimeout))
+	return cn.ws.WriteMessage(websocket.TextMessage, b)
+}
+
+// waitConn returns the live connection, waiting for a reconnect if there is none.
+func (c *Client) waitConn(ctx context.Context) (*conn, error) {
+	for {
+		c.mu.Lock()
+		cn, changed := c.cur, c.changed
+		c.mu.Unlock()
+		if cn != nil {
+			return cn, nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-c.ctx.Done():
+			return nil, ErrClosed
+		}
+	}
+}
+
+var errLost = errors.New("client: connection lost")
+
+// request writes a frame with a fresh id and waits for its answer on cn.
+func (c *Client) request(ctx context.Context, cn *conn, typ string, payload any) (frame, error) {
+	c.mu.Lock()
+	c.frameID++
+	id := strconv.FormatUint(c.frameID, 36)
+	c.mu.Unlock()
+	ch := make(chan frame, 1)
+	cn.mu.Lock()
+	select {
+	case <-cn.dead:
+		cn.mu.Unlock()
+		return frame{}, errLost
+	default:
+	}
+	cn.pending[id] = ch
+	cn.mu.Unlock()
+	defer func() {
+		cn.mu.Lock()
+		delete(cn.pending, id)
+		cn.mu.Unlock()
+	}()
+	b, err := json.Marshal(payload)
+	if err != nil {
+		return frame{}, err
+	}
+	var f map[string]any
+	if err := json.Unmarshal(b, &f); err != nil {
+		return frame{}, err
+	}
+	f["type"], f["id"] = typ, id
+	if err := c.write(cn, f); err != nil {
+		cn.ws.Close()
+		return frame{}, errLost
+	}
+	t := time.NewTimer(c.cfg.AttemptTimeout)
+	defer t.Stop()
+	select {
+	case r := <-ch:
+		return r, nil
+	case <-cn.dead:
+		return frame{}, errLost
+	case <-t.C:
+		return frame{}, errLost
+	case <-ctx.Done():
+		return frame{}, ctx.Err()
+	case <-c.ctx.Done():
+		return frame{}, ErrClosed
+	}
+}
+
+// retryable codes are answered again after a pause with the same request.
+func retryable(code wire.Code) bool {
+	switch code {
+	case wire.CodeRateLimited, wire.CodeOverloaded, wire.CodeUnavailable, wire.CodeInternal:
+		return true
+	}
+	return false
+}
+
+// NewClientMsgID returns a random client_msg_id.
+func NewClientMsgID() string {
+	b := make([]byte, 12)
+	crand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// Send sends a message over the WebSocket, retrying with the same client_msg_id (one
+// is generated when empty) across timeouts, reconnects and retryable errors until the
+// server acknowledges or ctx ends. A refusal (bad input, not allowed) is returned as
+// *Error at once.
+func (c *Client) Send(ctx context.Context, req wire.SendRequest) (wire.SendResult, error) {
+	if req.ClientMsgID == "" {
+		req.ClientMsgID = NewClientMsgID()
+	}
+	backoff := 50 * time.Millisecond
+	for {
+		cn, err := c.waitConn(ctx)
+		if err != nil {
+			return wire.SendResult{}, err
+		}
+		f, err := c.request(ctx, cn, wire.FrameSend, map[string]any{"message": req})
+		switch {
+		case err == nil && f.Type == wire.FrameAck:
+			var res wire.SendResult
+			err := json.Unmarshal(f.Result, &res)
+			return res, err
+		case err == nil && !retryable(f.Code):
+			return wire.SendResult{}, &wire.Error{Code: f.Code, Message: f.Message}
+		case err != nil && !errors.Is(err, errLost):
+			return wire.SendResult{}, err
+		}
+		if !sleep(ctx, jitter(backoff)) {
+			return wire.SendResult{}, ctx.Err()
+		}
+		backoff = min(2*backoff, c.cfg.MaxBackoff)
+	}
+}
+
+// requestSync asks the deliverer to pull from the cursor.
+func (c *Client) requestSync() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+// deliver owns the delivery position: it applies pushes that continue the sequence and
+// syncs on gaps, reconnects and the backstop timer.
+func (c *Client) deliver() {
+	defer c.wg.Done()
+	var last uint64
+	t := time.NewTicker(c.cfg.BackstopSync)
+	defer t.Stop()
+	emit := func(e wire.Entry, cursor string) bool {
+		select {
+		case c.entries <- e:
+		case <-c.ctx.Done():
+			return false
+		}
+		last = e.Seq
+		if cursor != "" {
+			c.mu.Lock()
+			c.cursor = cursor
+			c.mu.Unlock()
+		}
+		return true
+	}
+	for {
+		gap := false
+		select {
+		case <-c.ctx.Done():
+			return
+		case p := <-c.inbox:
+			switch {
+			case p.entry.Seq <= last:
+			case p.entry.Seq == last+1:
+				if !emit(p.entry, p.cursor) {
+					return
+				}
+			default:
+				gap = true
+			}
+		case <-c.kick:
+			gap = true
+		case <-t.C:
+			gap = true
+		}
+		if gap && !c.catchUp(&last, emit) {
+			return
+		}
+	}
+}
+
+// catchUp syncs from the cursor until nothing is left, retrying failures.
+func (c *Client) catchUp(last *uint64, emit func(wire.Entry, string) bool) bool {
+	backoff := 100 * time.Millisecond
+	for {
+		res, err := c.SyncPage(c.ctx, c.Cursor(), 500)
+		if err != nil {
+			if !sleep(c.ctx, jitter(backoff)) {
+				return false
+			}
+			backoff = min(2*backoff, c.cfg.MaxBackoff)
+			continue
+		}
+		for _, e := range res.Entries {
+			if e.Seq > *last && !emit(e, "") {
+				return false
+			}
+		}
+		c.mu.Lock()
+		c.cursor = res.Cursor
+		c.mu.Unlock()
+		if !res.HasMore {
+			return true
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func jitter(d time.Duration) time.Duration {
+	return d/2 + time.Duration(rand.Int64N(int64(d)/2+1))
+}

@@ -1,0 +1,148 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/fanline/fanline/internal/wire"
+)
+
+// Error is an error answered by the server: a code from docs/protocol.md and a message.
+type Error = wire.Error
+
+// DevToken asks a dev-mode server for a token (POST /v1/dev/token). Role "" is buyer.
+func DevToken(ctx context.Context, baseURL, userID, role, shopID string) (string, error) {
+	body := map[string]string{"user_id": userID}
+	if role != "" {
+		body["role"] = role
+	}
+	if shopID != "" {
+		body["shop_id"] = shopID
+	}
+	var out struct {
+		Token string `json:"token"`
+	}
+	err := doJSON(ctx, http.DefaultClient, http.MethodPost, strings.TrimRight(baseURL, "/")+"/v1/dev/token", "", body, &out)
+	return out.Token, err
+}
+
+func doJSON(ctx context.Context, hc *http.Client, method, url, token string, in, out any) error {
+	var rd io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, rd)
+	if err != nil {
+		return err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		var eb wire.ErrorBody
+		if json.Unmarshal(b, &eb) == nil && eb.Error != nil {
+			return eb.Error
+		}
+		return fmt.Errorf("client: %s %s: HTTP %d", method, url, resp.StatusCode)
+	}
+	if out == nil {
+		return nil
+	}
+	return json.Unmarshal(b, out)
+}
+
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	return doJSON(ctx, c.http, method, c.base+path, c.cfg.Token, in, out)
+}
+
+// SendHTTP sends once over HTTP (POST /v1/messages), without retries.
+func (c *Client) SendHTTP(ctx context.Context, req wire.SendRequest) (wire.SendResult, error) {
+	var out wire.SendResult
+	err := c.do(ctx, http.MethodPost, "/v1/messages", req, &out)
+	return out, err
+}
+
+// SyncPage fetches one page of the timeline after cursor (GET /v1/sync). It does not
+// move the client's own cursor.
+func (c *Client) SyncPage(ctx context.Context, cursor string, limit int) (wire.SyncResult, error) {
+	q := url.Values{}
+	if cursor != "" {
+		q.Set("cursor", cursor)
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	var out wire.SyncResult
+	err := c.do(ctx, http.MethodGet, "/v1/sync?"+q.Encode(), nil, &out)
+	return out, err
+}
+
+// Conversations lists the user's conversations with unread counts.
+func (c *Client) Conversations(ctx context.Context) (wire.ConversationList, error) {
+	var out wire.ConversationList
+	err := c.do(ctx, http.MethodGet, "/v1/conversations", nil, &out)
+	return out, err
+}
+
+// History pages a conversation's messages, newest first; before 0 is the newest.
+func (c *Client) History(ctx context.Context, conv wire.ID, before wire.ID, limit int) (wire.HistoryResult, error) {
+	q := url.Values{}
+	if before != 0 {
+		q.Set("before", before.String())
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	var out wire.HistoryResult
+	err := c.do(ctx, http.MethodGet, "/v1/conversations/"+conv.String()+"/messages?"+q.Encode(), nil, &out)
+	return out, err
+}
+
+// MarkRead marks conv read up to msg.
+func (c *Client) MarkRead(ctx context.Context, conv, msg wire.ID) error {
+	return c.do(ctx, http.MethodPost, "/v1/conversations/"+conv.String()+"/read", wire.ReadRequest{MsgID: msg}, nil)
+}
+
+// Recall recalls one of the user's messages.
+func (c *Client) Recall(ctx context.Context, msg wire.ID) error {
+	return c.do(ctx, http.MethodPost, "/v1/messages/"+msg.String()+"/recall", nil, nil)
+}
+
+// Receipts tells who has read a message.
+func (c *Client) Receipts(ctx context.Context, msg wire.ID) (wire.Receipts, error) {
+	var out wire.Receipts
+	err := c.do(ctx, http.MethodGet, "/v1/messages/"+msg.String()+"/receipts", nil, &out)
+	return out, err
+}
+
+// Presence reports online/offline for users.
+func (c *Client) Presence(ctx context.Context, users ...string) (map[string]string, error) {
+	var out struct {
+		Presence map[string]string `json:"presence"`
+	}
+	err := c.do(ctx, http.MethodGet, "/v1/presence?users="+url.QueryEscape(strings.Join(users, ",")), nil, &out)
+	return out.Presence, err
+}

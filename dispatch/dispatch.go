@@ -1,0 +1,385 @@
+// Package dispatch is the send pipeline: it validates and authorises a send, dedups it
+// on (sender, client_msg_id), assigns its msg_id and acknowledges it once the send
+// stage's queue holds it durably. Two stages follow, each idempotent and retried by the
+// queue:
+//
+//   - the send stage (topic "send", keyed by sender) stores the message once and
+//     produces one fanout job per member;
+//   - the fanout stage (topic "fanout", keyed by recipient, so one writer per user
+//     timeline) appends the entry to the member's timeline and pushes it to the
+//     member's connected devices.
+//
+// The Dispatcher also answers the read side of the API (sync, conversations, history,
+// receipts) and the state changes that go with it (mark-read, recall). It is safe for
+// concurrent use; Run owns every goroutine it starts.
+package dispatch
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/fanline/fanline/groupstream"
+	"github.com/fanline/fanline/internal/ids"
+	"github.com/fanline/fanline/internal/metrics"
+	"github.com/fanline/fanline/internal/queue"
+	"github.com/fanline/fanline/internal/wire"
+	"github.com/fanline/fanline/timeline"
+	"golang.org/x/time/rate"
+)
+
+// Queue topics.
+const (
+	TopicSend   = "send"
+	TopicFanout = "fanout"
+)
+
+// Config configures a Dispatcher.
+type Config struct {
+	// MaxBodyBytes bounds a message body. Zero means 64 KiB.
+	MaxBodyBytes int
+	// RecallWindow is how long a sender may recall a message. Zero means 24 h.
+	RecallWindow time.Duration
+	// DedupTTL is how long a client_msg_id is remembered. Zero means 24 h (the minimum).
+	DedupTTL time.Duration
+	// RatePerSecond and RateBurst make each user's token bucket for sends. A zero
+	// rate means 100 per second, a zero burst twice the rate; a negative rate turns
+	// limiting off.
+	RatePerSecond float64
+	RateBurst     int
+	// SyncMaxLimit bounds the entries one sync returns. Zero means 500.
+	SyncMaxLimit int
+	// MaxInFlight bounds sends being processed at once; past it a send is refused
+	// with overloaded (503) instead of queueing without bound. Zero means 10,000.
+	MaxInFlight int
+	// Logger is the structured log. Nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Pusher delivers an entry to a user's connected devices. Pushes are hints: a lost push
+// is recovered by the device's next sync.
+type Pusher interface {
+	Push(user string, e wire.Entry, cursor string)
+}
+
+// Dispatcher is the send pipeline and the read-side service.
+type Dispatcher struct {
+	cfg       Config
+	q         queue.Queue
+	streams   groupstream.Store
+	timelines timeline.Store
+	dedup     Dedup
+	ids       *ids.Generator
+	push      Pusher
+	m         *metrics.Metrics
+	log       *slog.Logger
+
+	inFlight chan struct{} // one token per send being processed
+
+	limitersMu sync.Mutex // guards limiters
+	limiters   map[string]*rate.Limiter
+}
+
+// New builds a Dispatcher; Run starts its stages.
+func New(cfg Config, q queue.Queue, streams groupstream.Store, timelines timeline.Store, dedup Dedup, gen *ids.Generator, push Pusher, m *metrics.Metrics) (*Dispatcher, error) {
+	if q == nil || streams == nil || timelines == nil || dedup == nil || gen == nil || push == nil || m == nil {
+		return nil, errors.New("dispatch: New needs every dependency")
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 64 << 10
+	}
+	if cfg.RecallWindow <= 0 {
+		cfg.RecallWindow = 24 * time.Hour
+	}
+	if cfg.DedupTTL < 24*time.Hour {
+		cfg.DedupTTL = 24 * time.Hour
+	}
+	if cfg.RatePerSecond == 0 {
+		cfg.RatePerSecond = 100
+	}
+	if cfg.RateBurst <= 0 {
+		cfg.RateBurst = max(1, int(2*cfg.RatePerSecond))
+	}
+	if cfg.SyncMaxLimit <= 0 {
+		cfg.SyncMaxLimit = 500
+	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = 10000
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Dispatcher{cfg: cfg, q: q, streams: streams, timelines: timelines, dedup: dedup, ids: gen,
+		push: push, m: m, log: cfg.Logger, inFlight: make(chan struct{}, cfg.MaxInFlight),
+		limiters: map[string]*rate.Limiter{}}, nil
+}
+
+// sendJob is a record of the send topic.
+type sendJob struct {
+	MsgID       uint64          `json:"id"`
+	Conv        uint64          `json:"conv"`
+	ConvKind    string          `json:"conv_kind"`
+	Members     []string        `json:"members"`
+	From        string          `json:"from"`
+	ClientMsgID string          `json:"cmid"`
+	Type        string          `json:"type"`
+	Body        json.RawMessage `json:"body"`
+}
+
+// fanoutJob is a record of the fanout topic: one entry for one user's timeline. Message
+// jobs carry the content so the push needs no read.
+type fanoutJob struct {
+	User        string          `json:"user"`
+	Kind        string          `json:"kind"`
+	Conv        uint64          `json:"conv"`
+	ConvKind    string          `json:"conv_kind,omitempty"`
+	Peer        string          `json:"peer,omitempty"`
+	MsgID       uint64          `json:"msg"`
+	From        string          `json:"from"`
+	At          time.Time       `json:"at"`
+	ClientMsgID string          `json:"cmid,omitempty"`
+	Type        string          `json:"type,omitempty"`
+	Body        json.RawMessage `json:"body,omitempty"`
+}
+
+// Run consumes the send and fanout stages and sweeps expired dedup keys until ctx is
+// done, then waits for them.
+func (d *Dispatcher) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, 3)
+	start := func(f func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				errs <- err
+				cancel()
+			}
+		}()
+	}
+	start(func(ctx context.Context) error { return d.q.Consume(ctx, TopicSend, "dispatch-send", d.handleSend) })
+	start(func(ctx context.Context) error {
+		return d.q.Consume(ctx, TopicFanout, "dispatch-fanout", d.handleFanout)
+	})
+	start(d.sweepDedup)
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+func (d *Dispatcher) sweepDedup(ctx context.Context) error {
+	t := time.NewTicker(10 * time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case now := <-t.C:
+			if err := d.dedup.Sweep(ctx, now); err != nil {
+				d.log.Warn("dispatch: dedup sweep failed", "err", err)
+			}
+		}
+	}
+}
+
+func (d *Dispatcher) allow(user string) bool {
+	if d.cfg.RatePerSecond < 0 {
+		return true
+	}
+	d.limitersMu.Lock()
+	l, ok := d.limiters[user]
+	if !ok {
+		if len(d.limiters) >= 1<<20 {
+			clear(d.limiters) // a full bucket for everyone is the safe side of forgetting
+		}
+		l = rate.NewLimiter(rate.Limit(d.cfg.RatePerSecond), d.cfg.RateBurst)
+		d.limiters[user] = l
+	}
+	d.limitersMu.Unlock()
+	return l.Allow()
+}
+
+// Send validates, authorises and dedups a send from user and acknowledges it once the
+// send stage holds it durably. from is the request's optional "from" field.
+func (d *Dispatcher) Send(ctx context.Context, user, from string, req wire.SendRequest) (res wire.SendResult, err error) {
+	defer func() {
+		if err != nil {
+			d.m.SendErrors.WithLabelValues(string(wire.AsError(err).Code)).Inc()
+		}
+	}()
+	if from != "" && from != user {
+		return res, wire.Errorf(wire.CodeSenderMismatch, "from must be the token's user or absent")
+	}
+	if e := validateSend(&req, d.cfg.MaxBodyBytes); e != nil {
+		return res, e
+	}
+	if !d.allow(user) {
+		return res, wire.Errorf(wire.CodeRateLimited, "more than %g messages per second; slow down", d.cfg.RatePerSecond)
+	}
+	select {
+	case d.inFlight <- struct{}{}:
+		defer func() { <-d.inFlight }()
+	default:
+		return res, wire.Errorf(wire.CodeOverloaded, "the server is busy; retry shortly")
+	}
+	conv, err := d.resolve(ctx, user, req)
+	if err != nil {
+		return res, err
+	}
+	id, existed, err := d.dedup.Reserve(ctx, user, req.ClientMsgID, d.ids.Next(), d.cfg.DedupTTL)
+	if err != nil {
+		return res, err
+	}
+	res = wire.SendResult{MsgID: wire.ID(id), ConversationID: wire.ID(conv.ID), CreatedAt: ids.Time(id), Duplicate: existed}
+	if existed {
+		m, err := d.streams.Message(ctx, id)
+		if err == nil {
+			d.m.MessagesDuplicate.Inc()
+			res.ConversationID, res.CreatedAt = wire.ID(m.ConversationID), m.CreatedAt
+			return res, nil
+		}
+		if !errors.Is(err, groupstream.ErrNotFound) {
+			return wire.SendResult{}, err
+		}
+		// Reserved but not stored yet: the first attempt is in the queue or was lost
+		// before it got there. Queue it again under the same id; the stages are
+		// idempotent, so whichever copy comes first wins and the other changes nothing.
+	}
+	job := sendJob{MsgID: id, Conv: conv.ID, ConvKind: conv.Kind, Members: conv.Members, From: user,
+		ClientMsgID: req.ClientMsgID, Type: req.Type, Body: req.Body}
+	v, _ := json.Marshal(job)
+	if err := d.q.Produce(ctx, TopicSend, queue.Record{Key: []byte(user), Value: v}); err != nil {
+		return wire.SendResult{}, fmt.Errorf("dispatch: queue send: %w", err)
+	}
+	if existed {
+		d.m.MessagesDuplicate.Inc()
+	} else {
+		d.m.MessagesAccepted.Inc()
+	}
+	return res, nil
+}
+
+// resolve finds the conversation a send goes to and checks the sender belongs to it.
+func (d *Dispatcher) resolve(ctx context.Context, user string, req wire.SendRequest) (groupstream.Conversation, error) {
+	switch {
+	case req.To != "":
+		if req.To == user {
+			return groupstream.Conversation{}, wire.Errorf(wire.CodeInvalidRecipient, "cannot send a direct message to yourself")
+		}
+		return d.streams.DirectConversation(ctx, user, req.To, d.ids.Next)
+	case req.ConversationID != 0:
+		return d.member(ctx, user, uint64(req.ConversationID))
+	default:
+		return groupstream.Conversation{}, wire.Errorf(wire.CodeGroupMissing, "group %d does not exist", req.GroupID)
+	}
+}
+
+// member returns conversation id if user belongs to it.
+func (d *Dispatcher) member(ctx context.Context, user string, id uint64) (groupstream.Conversation, error) {
+	c, err := d.streams.Conversation(ctx, id)
+	if errors.Is(err, groupstream.ErrNotFound) {
+		return c, wire.Errorf(wire.CodeConversationMissing, "conversation %d does not exist", id)
+	}
+	if err != nil {
+		return c, err
+	}
+	if !c.HasMember(user) {
+		return c, wire.Errorf(wire.CodeNotParticipant, "you are not a member of conversation %d", id)
+	}
+	return c, nil
+}
+
+// handleSend is the send stage: store each message once, then queue one fanout job per
+// member. Both steps are idempotent, so a redelivered batch changes nothing.
+func (d *Dispatcher) handleSend(ctx context.Context, _ int, recs []queue.Record) error {
+	msgs := make([]groupstream.Message, 0, len(recs))
+	var out []queue.Record
+	for _, r := range recs {
+		var j sendJob
+		if err := json.Unmarshal(r.Value, &j); err != nil {
+			d.log.Error("dispatch: dropping undecodable send job", "offset", r.Offset, "err", err)
+			continue
+		}
+		at := ids.Time(j.MsgID)
+		msgs = append(msgs, groupstream.Message{ID: j.MsgID, ConversationID: j.Conv, From: j.From,
+			ClientMsgID: j.ClientMsgID, Type: j.Type, Body: j.Body, CreatedAt: at})
+		for _, member := range j.Members {
+			peer := ""
+			if j.ConvKind == groupstream.KindDirect {
+				peer = otherMember(j.Members, member)
+			}
+			v, _ := json.Marshal(fanoutJob{User: member, Kind: timeline.KindMessage, Conv: j.Conv, ConvKind: j.ConvKind,
+				Peer: peer, MsgID: j.MsgID, From: j.From, At: at, ClientMsgID: j.ClientMsgID, Type: j.Type, Body: j.Body})
+			out = append(out, queue.Record{Key: []byte(member), Value: v})
+		}
+	}
+	if err := d.streams.PutMessages(ctx, msgs); err != nil {
+		return err
+	}
+	now := time.Now()
+	for _, m := range msgs {
+		d.m.SendStageLag.Observe(now.Sub(m.CreatedAt).Seconds())
+	}
+	return d.q.Produce(ctx, TopicFanout, out...)
+}
+
+func otherMember(members []string, user string) string {
+	for _, m := range members {
+		if m != user {
+			return m
+		}
+	}
+	return ""
+}
+
+// handleFanout is the fanout stage: append each job to its user's timeline (one
+// atomic write for the batch; entries already present are skipped) and push what was
+// added.
+func (d *Dispatcher) handleFanout(ctx context.Context, _ int, recs []queue.Record) error {
+	items := make([]timeline.Item, 0, len(recs))
+	jobs := make(map[string]*fanoutJob, len(recs))
+	for _, r := range recs {
+		j := new(fanoutJob)
+		if err := json.Unmarshal(r.Value, j); err != nil {
+			d.log.Error("dispatch: dropping undecodable fanout job", "offset", r.Offset, "err", err)
+			continue
+		}
+		items = append(items, timeline.Item{User: j.User, Kind: j.Kind, ConversationID: j.Conv, ConvKind: j.ConvKind,
+			Peer: j.Peer, MsgID: j.MsgID, From: j.From, At: j.At})
+		jobs[jobKey(j.User, j.Kind, j.MsgID, j.From)] = j
+	}
+	added, err := d.timelines.Append(ctx, items)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	d.m.FanoutEntries.Add(float64(len(added)))
+	for _, e := range added {
+		j := jobs[jobKey(e.User, e.Kind, e.MsgID, e.From)]
+		if e.Kind == timeline.KindMessage {
+			d.m.FanoutLag.Observe(now.Sub(e.At).Seconds())
+		}
+		we := entryOf(e)
+		if j != nil && e.Kind == timeline.KindMessage {
+			we.ClientMsgID, we.Type, we.Body = j.ClientMsgID, j.Type, j.Body
+		}
+		d.push.Push(e.User, we, timeline.Cursor{Seq: e.Seq}.String())
+	}
+	return nil
+}
+
+func jobKey(user, kind string, msg uint64, from string) string {
+	return fmt.Sprintf("%s\x00%s\x00%d\x00%s", user, kind, msg, from)
+}
+
+// entryOf renders a timeline entry without message content.
+func entryOf(e timeline.Entry) wire.Entry {
+	return wire.Entry{Kind: e.Kind, ConversationID: wire.ID(e.ConversationID), MsgID: wire.ID(e.MsgID),
+		From: e.From, CreatedAt: e.At, Seq: e.Seq}
+}

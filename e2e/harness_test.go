@@ -1,0 +1,117 @@
+// Package e2e runs fanline over real sockets: in-process servers for most tests, a
+// child process for the crash test.
+package e2e
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/fanline/fanline/client"
+	"github.com/fanline/fanline/internal/config"
+	"github.com/fanline/fanline/internal/wire"
+	"github.com/fanline/fanline/server"
+)
+
+// testServer is an in-process fanline on a free port.
+type testServer struct {
+	URL  string
+	stop func()
+}
+
+func startServer(t *testing.T, tweak func(*config.Config)) *testServer {
+	t.Helper()
+	cfg, err := config.Load("", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Addr = "127.0.0.1:0"
+	cfg.DataDir = t.TempDir()
+	cfg.Limits.RatePerSecond = -1
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	s, err := server.New(cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	ts := &testServer{URL: "http://" + s.Addr()}
+	var once bool
+	ts.stop = func() {
+		if once {
+			return
+		}
+		once = true
+		cancel()
+		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("server: %v", err)
+		}
+	}
+	t.Cleanup(ts.stop)
+	return ts
+}
+
+func token(t *testing.T, url, user string) string {
+	t.Helper()
+	tok, err := client.DevToken(context.Background(), url, user, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func connect(t *testing.T, url, user string) *client.Client {
+	t.Helper()
+	c, err := client.Connect(context.Background(), client.Config{URL: url, Token: token(t, url, user), BackstopSync: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// httpClient is a Client used only for its HTTP calls (no WebSocket).
+func httpClient(t *testing.T, url, user string) *client.Client {
+	return connect(t, url, user)
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// collect reads entries from c until n message entries arrived or timeout.
+func collect(t *testing.T, c *client.Client, n int, timeout time.Duration) []wire.Entry {
+	t.Helper()
+	var out []wire.Entry
+	msgs := 0
+	deadline := time.After(timeout)
+	for msgs < n {
+		select {
+		case e := <-c.Entries():
+			out = append(out, e)
+			if e.Kind == wire.KindMessage {
+				msgs++
+			}
+		case <-deadline:
+			t.Fatalf("timed out with %d of %d messages", msgs, n)
+		}
+	}
+	return out
+}
+
+func text(s string) []byte { return []byte(`{"text":"` + s + `"}`) }

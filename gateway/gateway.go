@@ -1,0 +1,472 @@
+// Package gateway is fanline's access layer: the gin HTTP API, WebSocket connections
+// (heartbeats, a bounded send queue each), token checks and presence.
+//
+// It talks to the pipeline through Service, which cmd wires to *dispatch.Dispatcher.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	_ "net/http/pprof" // registers on http.DefaultServeMux, served only when Config.Pprof
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fanline/fanline/internal/auth"
+	"github.com/fanline/fanline/internal/ids"
+	"github.com/fanline/fanline/internal/metrics"
+	"github.com/fanline/fanline/internal/presence"
+	"github.com/fanline/fanline/internal/wire"
+	"github.com/gin-gonic/gin"
+	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Service is what the gateway needs from the pipeline.
+type Service interface {
+	Send(ctx context.Context, user, from string, req wire.SendRequest) (wire.SendResult, error)
+	Sync(ctx context.Context, user, cursor string, limit int) (wire.SyncResult, error)
+	Conversations(ctx context.Context, user string) (wire.ConversationList, error)
+	History(ctx context.Context, user string, conv, before uint64, limit int) (wire.HistoryResult, error)
+	MarkRead(ctx context.Context, user string, conv, msgID uint64) error
+	Recall(ctx context.Context, user string, msgID uint64) error
+	Receipts(ctx context.Context, user string, msgID uint64) (wire.Receipts, error)
+}
+
+// Config configures a Gateway.
+type Config struct {
+	// Node names this gateway in the presence registry. Zero means "local".
+	Node string
+	// DevMode turns on POST /v1/dev/token.
+	DevMode bool
+	// MaxBodyBytes is the message body limit; requests and frames may be this plus
+	// 16 KiB. Zero means 64 KiB.
+	MaxBodyBytes int
+	// HeartbeatTimeout closes a WebSocket that sent no frame for this long. Zero
+	// means 60 s.
+	HeartbeatTimeout time.Duration
+	// WriteTimeout bounds one frame write. Zero means 10 s.
+	WriteTimeout time.Duration
+	// SendQueue is each connection's outgoing frame queue. Zero means 1024.
+	SendQueue int
+	// Pprof serves Go's profiler under /debug/pprof/.
+	Pprof bool
+	// Ready reports whether the backends are reachable, for /readyz. Nil: always.
+	Ready func() error
+	// Logger is the structured log. Nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Gateway serves the API.
+type Gateway struct {
+	cfg      Config
+	svc      Service
+	issuer   *auth.Issuer
+	presence presence.Registry
+	hub      *Hub
+	m        *metrics.Metrics
+	log      *slog.Logger
+	engine   *gin.Engine
+	upgrader websocket.Upgrader
+
+	wg      sync.WaitGroup // open WebSocket handlers
+	closing atomic.Bool    // set by Close: no new WebSockets
+	// ctx is the context of WebSocket frames; Close cancels it only after every
+	// connection's in-flight frame is answered.
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// New builds a Gateway. hub is the one the dispatcher pushes into.
+func New(cfg Config, svc Service, issuer *auth.Issuer, reg presence.Registry, hub *Hub, m *metrics.Metrics) *Gateway {
+	if cfg.Node == "" {
+		cfg.Node = "local"
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 64 << 10
+	}
+	if cfg.HeartbeatTimeout <= 0 {
+		cfg.HeartbeatTimeout = 60 * time.Second
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 10 * time.Second
+	}
+	if cfg.SendQueue <= 0 {
+		cfg.SendQueue = 1024
+	}
+	if cfg.Ready == nil {
+		cfg.Ready = func() error { return nil }
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	g := &Gateway{cfg: cfg, svc: svc, issuer: issuer, presence: reg, hub: hub, m: m, log: cfg.Logger,
+		upgrader: websocket.Upgrader{
+			ReadBufferSize: 4096, WriteBufferSize: 4096,
+			// Tokens, not cookies, authenticate: any origin may connect.
+			CheckOrigin: func(*http.Request) bool { return true },
+		}}
+	g.ctx, g.cancel = context.WithCancel(context.Background())
+	g.engine = g.routes()
+	return g
+}
+
+// Handler is the HTTP handler of the whole API.
+func (g *Gateway) Handler() http.Handler { return g.engine }
+
+// Close closes every WebSocket with "going away" and waits for their handlers, so
+// in-flight sends finish.
+func (g *Gateway) Close() {
+	g.closing.Store(true)
+	for _, c := range g.hub.all() {
+		c.close(closeGoingAway)
+	}
+	g.wg.Wait()
+	g.cancel()
+}
+
+func (g *Gateway) maxRequestBytes() int64 { return int64(g.cfg.MaxBodyBytes) + 16<<10 }
+
+func (g *Gateway) routes() *gin.Engine {
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	r.Use(g.recover)
+	r.NoRoute(func(c *gin.Context) { g.fail(c, wire.Errorf(wire.CodeNotFound, "no such endpoint")) })
+	r.NoMethod(func(c *gin.Context) { g.fail(c, wire.Errorf(wire.CodeMethodNotAllowed, "method not allowed")) })
+
+	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	r.GET("/readyz", func(c *gin.Context) {
+		if err := g.cfg.Ready(); err != nil {
+			g.log.Warn("gateway: not ready", "err", err)
+			g.fail(c, wire.Errorf(wire.CodeUnavailable, "a backend is unreachable"))
+			return
+		}
+		c.JSON(http.StatusOK, gin.H{"status": "ready"})
+	})
+	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(g.m.Registry, promhttp.HandlerOpts{})))
+	if g.cfg.Pprof {
+		r.GET("/debug/pprof/*any", gin.WrapH(http.DefaultServeMux))
+	}
+
+	v1 := r.Group("/v1")
+	v1.POST("/dev/token", g.devToken)
+	v1.GET("/ws", g.authenticate, g.websocket)
+	a := v1.Group("", g.authenticate)
+	a.POST("/messages", g.send)
+	a.GET("/sync", g.sync)
+	a.GET("/conversations", g.conversations)
+	a.GET("/conversations/:id/messages", g.history)
+	a.POST("/conversations/:id/read", g.markRead)
+	a.POST("/messages/:id/recall", g.recall)
+	a.GET("/messages/:id/receipts", g.receipts)
+	a.GET("/presence", g.presenceOf)
+	return r
+}
+
+func (g *Gateway) recover(c *gin.Context) {
+	defer func() {
+		if v := recover(); v != nil {
+			g.log.Error("gateway: panic in handler", "path", c.Request.URL.Path, "panic", v)
+			g.fail(c, wire.Errorf(wire.CodeInternal, "internal error"))
+		}
+	}()
+	c.Next()
+}
+
+// clientError turns any error into what a client may see, logging internal causes.
+func (g *Gateway) clientError(err error) *wire.Error {
+	we := wire.AsError(err)
+	if we.Code == wire.CodeInternal {
+		if errors.Is(err, context.Canceled) {
+			return wire.Errorf(wire.CodeUnavailable, "the server is shutting down; retry")
+		}
+		g.log.Error("gateway: internal error", "err", err)
+	}
+	return we
+}
+
+func (g *Gateway) fail(c *gin.Context, err error) {
+	we := g.clientError(err)
+	c.AbortWithStatusJSON(we.Code.Status(), wire.ErrorBody{Error: we})
+}
+
+const userKey = "fanline.user"
+
+func (g *Gateway) authenticate(c *gin.Context) {
+	token, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
+	if !ok && c.FullPath() == "/v1/ws" {
+		token = c.Query("token")
+	}
+	if token == "" {
+		g.fail(c, wire.Errorf(wire.CodeMissingToken, "send Authorization: Bearer <token> (WebSocket: ?token=)"))
+		return
+	}
+	u, e := g.issuer.Verify(token)
+	if e != nil {
+		g.fail(c, e)
+		return
+	}
+	c.Set(userKey, u)
+}
+
+func user(c *gin.Context) auth.User { return c.MustGet(userKey).(auth.User) }
+
+// readBody reads a JSON body up to the request limit.
+func (g *Gateway) readBody(c *gin.Context) ([]byte, *wire.Error) {
+	b, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, g.maxRequestBytes()))
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return nil, wire.Errorf(wire.CodeMessageTooLarge, "request body over %d bytes", g.maxRequestBytes())
+	}
+	if err != nil {
+		return nil, wire.Errorf(wire.CodeBadJSON, "could not read the body")
+	}
+	return b, nil
+}
+
+func pathID(c *gin.Context, what string) (uint64, *wire.Error) {
+	id, err := ids.Parse(c.Param("id"))
+	if err != nil {
+		return 0, wire.Errorf(wire.CodeInvalidField, "%s must be a decimal id", what)
+	}
+	return id, nil
+}
+
+func queryInt(c *gin.Context, name string, max int) (int, *wire.Error) {
+	s := c.Query(name)
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > max {
+		return 0, wire.Errorf(wire.CodeInvalidField, "%s must be an integer from 1 to %d", name, max)
+	}
+	return n, nil
+}
+
+func (g *Gateway) devToken(c *gin.Context) {
+	if !g.cfg.DevMode {
+		g.fail(c, wire.Errorf(wire.CodeDevModeOff, "dev tokens are off; issue tokens with your identity provider"))
+		return
+	}
+	b, e := g.readBody(c)
+	if e != nil {
+		g.fail(c, e)
+		return
+	}
+	var req struct {
+		UserID string `json:"user_id"`
+		Role   string `json:"role"`
+		ShopID string `json:"shop_id"`
+	}
+	if e := wire.DecodeBody(b, &req, []string{"user_id", "role", "shop_id"}); e != nil {
+		g.fail(c, e)
+		return
+	}
+	if req.UserID == "" {
+		g.fail(c, wire.Errorf(wire.CodeMissingField, "user_id is required"))
+		return
+	}
+	if req.Role == "" {
+		req.Role = wire.RoleBuyer
+	}
+	token, err := g.issuer.Issue(auth.User{ID: req.UserID, Role: req.Role, Shop: req.ShopID})
+	if err != nil {
+		g.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"token": token})
+}
+
+func (g *Gateway) send(c *gin.Context) {
+	start := time.Now()
+	b, e := g.readBody(c)
+	if e != nil {
+		g.fail(c, e)
+		return
+	}
+	var req wire.SendBody
+	if e := wire.DecodeBody(b, &req, wire.SendFields); e != nil {
+		g.fail(c, e)
+		return
+	}
+	res, err := g.svc.Send(c.Request.Context(), user(c).ID, req.From, req.SendRequest)
+	g.m.SendLatency.Observe(time.Since(start).Seconds())
+	if err != nil {
+		g.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, res)
+}
+
+func (g *Gateway) sync(c *gin.Context) {
+	limit, e := queryInt(c, "limit", 10000)
+	if e != nil {
+		g.fail(c, e)
+		return
+	}
+	res, err := g.svc.Sync(c.Request.Context(), user(c).ID, c.Query("cursor"), limit)
+	if err != nil {
+		g.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, res)
+}
+
+func (g *Gateway) conversations(c *gin.Context) {
+	res, err := g.svc.Conversations(c.Request.Context(), user(c).ID)
+	if err != nil {
+		g.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, res)
+}
+
+func (g *Gateway) history(c *gin.Context) {
+	conv, e := pathID(c, "conversation id")
+	if e != nil {
+		g.fail(c, e)
+		return
+	}
+	limit, e := queryInt(c, "limit", 500)
+	if e != nil {
+		g.fail(c, e)
+		return
+	}
+	var before uint64
+	if s := c.Query("before"); s != "" {
+		var err error
+		if before, err = ids.Parse(s); err != nil {
+			g.fail(c, wire.Errorf(wire.CodeInvalidField, "before must be a msg_id"))
+			return
+		}
+	}
+	res, err := g.svc.History(c.Request.Context(), user(c).ID, conv, before, limit)
+	if err != nil {
+		g.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, res)
+}
+
+func (g *Gateway) markRead(c *gin.Context) {
+	conv, e := pathID(c, "conversation id")
+	if e != nil {
+		g.fail(c, e)
+		return
+	}
+	b, e := g.readBody(c)
+	if e != nil {
+		g.fail(c, e)
+		return
+	}
+	var req wire.ReadRequest
+	if e := wire.DecodeBody(b, &req, []string{"msg_id"}); e != nil {
+		g.fail(c, e)
+		return
+	}
+	if req.MsgID == 0 {
+		g.fail(c, wire.Errorf(wire.CodeMissingField, "msg_id is required"))
+		return
+	}
+	if err := g.svc.MarkRead(c.Request.Context(), user(c).ID, conv, uint64(req.MsgID)); err != nil {
+		g.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{})
+}
+
+func (g *Gateway) recall(c *gin.Context) {
+	id, e := pathID(c, "msg_id")
+	if e != nil {
+		g.fail(c, e)
+		return
+	}
+	if err := g.svc.Recall(c.Request.Context(), user(c).ID, id); err != nil {
+		g.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{})
+}
+
+func (g *Gateway) receipts(c *gin.Context) {
+	id, e := pathID(c, "msg_id")
+	if e != nil {
+		g.fail(c, e)
+		return
+	}
+	res, err := g.svc.Receipts(c.Request.Context(), user(c).ID, id)
+	if err != nil {
+		g.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, res)
+}
+
+// maxPresenceUsers bounds one presence query.
+const maxPresenceUsers = 200
+
+func (g *Gateway) presenceOf(c *gin.Context) {
+	users := strings.Split(c.Query("users"), ",")
+	if c.Query("users") == "" || len(users) > maxPresenceUsers {
+		g.fail(c, wire.Errorf(wire.CodeInvalidField, "users must list 1 to %d user ids, comma-separated", maxPresenceUsers))
+		return
+	}
+	for _, u := range users {
+		if !wire.ValidUserID(u) {
+			g.fail(c, wire.Errorf(wire.CodeInvalidUserID, "%q is not a valid user id", u))
+			return
+		}
+	}
+	out := map[string]string{}
+	for u, on := range g.presence.Online(users) {
+		out[u] = "offline"
+		if on {
+			out[u] = "online"
+		}
+	}
+	c.JSON(http.StatusOK, gin.H{"presence": out})
+}
+
+func (g *Gateway) websocket(c *gin.Context) {
+	if g.closing.Load() {
+		g.fail(c, wire.Errorf(wire.CodeUnavailable, "the server is shutting down; retry"))
+		return
+	}
+	// Counted before the upgrade: http.Server.Shutdown waits for handlers until they
+	// hijack, so after Shutdown every WebSocket handler is counted before Close waits.
+	g.wg.Add(1)
+	defer g.wg.Done()
+	ws, err := g.upgrader.Upgrade(c.Writer, c.Request, nil)
+	if err != nil {
+		return // the upgrader already answered
+	}
+	ws.SetReadLimit(4 * g.maxRequestBytes())
+	cn := &conn{g: g, ws: ws, user: user(c).ID, out: make(chan []byte, g.cfg.SendQueue), done: make(chan struct{})}
+	g.hub.add(cn)
+	g.presence.Connect(cn.user, g.cfg.Node)
+	g.m.Connections.Inc()
+	defer func() {
+		g.hub.remove(cn)
+		g.presence.Disconnect(cn.user, g.cfg.Node)
+		g.m.Connections.Dec()
+	}()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		cn.writeLoop()
+	}()
+	// A Close that ran before add saw no connection: close this one now.
+	if g.closing.Load() {
+		cn.close(closeGoingAway)
+	}
+	cn.readLoop(g.ctx)
+	wg.Wait()
+}

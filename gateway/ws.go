@@ -1,0 +1,153 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"time"
+
+	"github.com/fanline/fanline/internal/wire"
+	"github.com/gorilla/websocket"
+)
+
+// Close codes the server uses.
+const (
+	closeNormal    = websocket.CloseNormalClosure
+	closeGoingAway = websocket.CloseGoingAway     // server shutting down
+	closeSlow      = websocket.CloseTryAgainLater // send queue overflowed: reconnect and sync
+	closeIdle      = 4000                         // no frame within the heartbeat timeout
+)
+
+// conn is one WebSocket connection. The read loop runs in the HTTP handler's goroutine
+// and handles frames one at a time, so a device's sends are acknowledged in order; the
+// write loop is owned by the handler, which waits for it.
+type conn struct {
+	g    *Gateway
+	ws   *websocket.Conn
+	user string
+
+	out  chan []byte   // frames to write; bounded
+	done chan struct{} // closed by close
+	once sync.Once
+	code int // close code, set once under once
+}
+
+// offer queues a frame without blocking; false means the queue is full.
+func (c *conn) offer(b []byte) bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+	}
+	select {
+	case c.out <- b:
+		return true
+	default:
+		return false
+	}
+}
+
+// reply queues an answer to the client's own frame, waiting for room: the read loop
+// handles one frame at a time, so replies are bounded.
+func (c *conn) reply(f wire.ServerFrame) {
+	b, err := json.Marshal(f)
+	if err != nil {
+		b, _ = json.Marshal(wire.ServerFrame{Type: wire.FrameError, ID: f.ID, Code: wire.CodeInternal, Message: "internal error"})
+	}
+	select {
+	case c.out <- b:
+	case <-c.done:
+	}
+}
+
+func (c *conn) close(code int) {
+	c.once.Do(func() {
+		c.code = code
+		close(c.done)
+	})
+}
+
+func (c *conn) writeLoop() {
+	defer c.ws.Close()
+	for {
+		select {
+		case b := <-c.out:
+			c.ws.SetWriteDeadline(time.Now().Add(c.g.cfg.WriteTimeout))
+			if err := c.ws.WriteMessage(websocket.TextMessage, b); err != nil {
+				c.close(closeNormal)
+				return
+			}
+		case <-c.done:
+			msg := websocket.FormatCloseMessage(c.code, closeReason(c.code))
+			c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+			return
+		}
+	}
+}
+
+func closeReason(code int) string {
+	switch code {
+	case closeGoingAway:
+		return "server shutting down"
+	case closeSlow:
+		return "send queue full; reconnect and sync"
+	case closeIdle:
+		return "heartbeat timeout"
+	}
+	return ""
+}
+
+func (c *conn) readLoop(ctx context.Context) {
+	go func() {
+		// Unblock the read when the connection is closed from elsewhere.
+		<-c.done
+		c.ws.SetReadDeadline(time.Now())
+	}()
+	for {
+		c.ws.SetReadDeadline(time.Now().Add(c.g.cfg.HeartbeatTimeout))
+		_, data, err := c.ws.ReadMessage()
+		if err != nil {
+			if ne, ok := err.(interface{ Timeout() bool }); ok && ne.Timeout() {
+				c.close(closeIdle)
+			} else {
+				c.close(closeNormal)
+			}
+			return
+		}
+		c.handle(ctx, data)
+	}
+}
+
+func (c *conn) handle(ctx context.Context, data []byte) {
+	f, from, e := wire.DecodeFrame(data)
+	if e != nil {
+		c.reply(wire.ServerFrame{Type: wire.FrameError, ID: f.ID, Code: e.Code, Message: e.Message})
+		return
+	}
+	var result any
+	var err error
+	switch f.Type {
+	case wire.FramePing:
+		c.reply(wire.ServerFrame{Type: wire.FramePong, ID: f.ID})
+		return
+	case wire.FrameSend:
+		start := time.Now()
+		result, err = c.g.svc.Send(ctx, c.user, from, *f.Send)
+		c.g.m.SendLatency.Observe(time.Since(start).Seconds())
+	case wire.FrameSync:
+		result, err = c.g.svc.Sync(ctx, c.user, f.Sync.Cursor, f.Sync.Limit)
+	case wire.FrameRead:
+		if f.Read.ConversationID == 0 || f.Read.MsgID == 0 {
+			err = wire.Errorf(wire.CodeMissingField, "conversation_id and msg_id are required")
+		} else {
+			err = c.g.svc.MarkRead(ctx, c.user, uint64(f.Read.ConversationID), uint64(f.Read.MsgID))
+			result = struct{}{}
+		}
+	}
+	if err != nil {
+		we := c.g.clientError(err)
+		c.reply(wire.ServerFrame{Type: wire.FrameError, ID: f.ID, Code: we.Code, Message: we.Message})
+		return
+	}
+	c.reply(wire.ServerFrame{Type: wire.FrameAck, ID: f.ID, Result: result})
+}

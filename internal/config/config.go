@@ -1,0 +1,182 @@
+// Package config is the whole server's configuration: one YAML file, then environment
+// overrides (FANLINE_<SECTION>_<FIELD>, e.g. FANLINE_LIMITS_RATE_PER_SECOND), then
+// command-line flags. Every field's zero value means the default written beside it.
+package config
+
+import (
+	"fmt"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Duration is a time.Duration written as "24h", "90s" in YAML and the environment.
+type Duration time.Duration
+
+// UnmarshalYAML reads a duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("config: %q is not a duration", n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML writes a duration string.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// Config is fanline's configuration.
+type Config struct {
+	// Addr is where the HTTP API, WebSocket and console listen. Default 127.0.0.1:8080.
+	Addr string `yaml:"addr"`
+	// DataDir holds the embedded backends' data. Default ./data.
+	DataDir string `yaml:"data_dir"`
+	// NodeID makes this node's msg_ids unique (0-1023). Default 0.
+	NodeID int `yaml:"node_id"`
+	// DevMode turns on POST /v1/dev/token. Default true (the embedded default); set it
+	// to false in production.
+	DevMode *bool `yaml:"dev_mode"`
+	// LogLevel is debug, info, warn or error. Default info.
+	LogLevel string `yaml:"log_level"`
+	// DebugPprof serves Go's profiler under /debug/pprof/ on the API port. Default
+	// false; it exposes internals, so keep it off on public listeners.
+	DebugPprof bool `yaml:"debug_pprof"`
+
+	Auth struct {
+		// JWTSecret signs tokens (at least 32 bytes). Default: in dev mode a random
+		// secret kept in DataDir/jwt.secret; required otherwise.
+		JWTSecret string `yaml:"jwt_secret"`
+		// TokenTTL is the lifetime of dev tokens. Default 24h.
+		TokenTTL Duration `yaml:"token_ttl"`
+	} `yaml:"auth"`
+
+	Limits struct {
+		// MaxBodyBytes bounds a message body. Default 65536.
+		MaxBodyBytes int `yaml:"max_body_bytes"`
+		// RatePerSecond is each user's sustained send rate. Default 100; negative: off.
+		RatePerSecond float64 `yaml:"rate_per_second"`
+		// RateBurst is each user's burst of sends. Default 2 x RatePerSecond.
+		RateBurst int `yaml:"rate_burst"`
+		// MaxInFlightSends bounds sends processed at once; past it sends get 503
+		// overloaded. Default 10000.
+		MaxInFlightSends int `yaml:"max_in_flight_sends"`
+	} `yaml:"limits"`
+
+	Messages struct {
+		// RecallWindow is how long a sender may recall a message. Default 24h.
+		RecallWindow Duration `yaml:"recall_window"`
+	} `yaml:"messages"`
+
+	Gateway struct {
+		// HeartbeatTimeout closes a WebSocket that sent no frame for this long.
+		// Default 60s.
+		HeartbeatTimeout Duration `yaml:"heartbeat_timeout"`
+		// SendQueue is each connection's queue of outgoing frames; a connection whose
+		// queue is full is closed. Default 1024.
+		SendQueue int `yaml:"send_queue"`
+	} `yaml:"gateway"`
+
+	Queue struct {
+		// SendPartitions and FanoutPartitions size the two stages. Default 8 each.
+		SendPartitions   int `yaml:"send_partitions"`
+		FanoutPartitions int `yaml:"fanout_partitions"`
+	} `yaml:"queue"`
+}
+
+// Load reads file (if not empty) and applies environment overrides from environ.
+func Load(file string, environ []string) (Config, error) {
+	var c Config
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return c, fmt.Errorf("config: %w", err)
+		}
+		dec := yaml.NewDecoder(strings.NewReader(string(b)))
+		dec.KnownFields(true)
+		if err := dec.Decode(&c); err != nil {
+			return c, fmt.Errorf("config: %s: %w", file, err)
+		}
+	}
+	env := map[string]string{}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "FANLINE_") {
+			env[k] = v
+		}
+	}
+	if err := applyEnv(reflect.ValueOf(&c).Elem(), "FANLINE", env); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+func applyEnv(v reflect.Value, prefix string, env map[string]string) error {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		tag := strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]
+		name := prefix + "_" + strings.ToUpper(tag)
+		f := v.Field(i)
+		if f.Kind() == reflect.Struct {
+			if err := applyEnv(f, name, env); err != nil {
+				return err
+			}
+			continue
+		}
+		s, ok := env[name]
+		if !ok {
+			continue
+		}
+		if err := setField(f, s); err != nil {
+			return fmt.Errorf("config: %s=%q: %w", name, s, err)
+		}
+	}
+	return nil
+}
+
+func setField(f reflect.Value, s string) error {
+	switch f.Interface().(type) {
+	case Duration:
+		d, err := time.ParseDuration(s)
+		f.Set(reflect.ValueOf(Duration(d)))
+		return err
+	case *bool:
+		b, err := strconv.ParseBool(s)
+		f.Set(reflect.ValueOf(&b))
+		return err
+	}
+	switch f.Kind() {
+	case reflect.String:
+		f.SetString(s)
+	case reflect.Bool:
+		b, err := strconv.ParseBool(s)
+		f.SetBool(b)
+		return err
+	case reflect.Int:
+		n, err := strconv.Atoi(s)
+		f.SetInt(int64(n))
+		return err
+	case reflect.Float64:
+		n, err := strconv.ParseFloat(s, 64)
+		f.SetFloat(n)
+		return err
+	default:
+		return fmt.Errorf("unsupported field kind %s", f.Kind())
+	}
+	return nil
+}
+
+// Dev reports whether dev mode is on.
+func (c Config) Dev() bool { return c.DevMode == nil || *c.DevMode }
+
+// Masked renders the configuration as YAML with secrets hidden, for the start-up log.
+func (c Config) Masked() string {
+	if c.Auth.JWTSecret != "" {
+		c.Auth.JWTSecret = "***"
+	}
+	b, _ := yaml.Marshal(c)
+	return string(b)
+}

@@ -1,0 +1,39 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLoadFileThenEnv(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "fanline.yaml")
+	os.WriteFile(f, []byte("addr: 127.0.0.1:9000\ndev_mode: false\nauth:\n  jwt_secret: s3cret\nlimits:\n  rate_per_second: 5\nmessages:\n  recall_window: 2m\n"), 0o600)
+	c, err := Load(f, []string{"FANLINE_LIMITS_RATE_PER_SECOND=7.5", "FANLINE_GATEWAY_HEARTBEAT_TIMEOUT=5s", "FANLINE_NODE_ID=3", "OTHER=1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr != "127.0.0.1:9000" || c.Dev() || c.Limits.RatePerSecond != 7.5 || c.NodeID != 3 ||
+		time.Duration(c.Gateway.HeartbeatTimeout) != 5*time.Second || time.Duration(c.Messages.RecallWindow) != 2*time.Minute {
+		t.Fatalf("loaded %+v", c)
+	}
+	if m := c.Masked(); strings.Contains(m, "s3cret") || !strings.Contains(m, "***") {
+		t.Fatalf("masked config shows the secret:\n%s", m)
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(f, []byte("adr: x\n"), 0o600)
+	if _, err := Load(f, nil); err == nil {
+		t.Error("unknown key accepted")
+	}
+	if _, err := Load("", []string{"FANLINE_NODE_ID=x"}); err == nil {
+		t.Error("bad env value accepted")
+	}
+	if c, err := Load("", nil); err != nil || !c.Dev() {
+		t.Errorf("defaults: %+v %v", c, err)
+	}
+}

@@ -1,0 +1,58 @@
+// Package metrics defines fanline's Prometheus metrics on a registry of their own, so
+// tests can build several servers in one process.
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Metrics holds every collector fanline exports.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	MessagesAccepted  prometheus.Counter
+	MessagesDuplicate prometheus.Counter
+	SendErrors        *prometheus.CounterVec // by code
+	FanoutEntries     prometheus.Counter
+	FanoutLag         prometheus.Histogram // message creation -> timeline commit
+	SendStageLag      prometheus.Histogram // message creation -> send stage stored it
+	Connections       prometheus.Gauge
+	PushesDropped     prometheus.Counter // slow connections closed
+	SendLatency       prometheus.Histogram
+	SyncLatency       prometheus.Histogram
+}
+
+var latencyBuckets = []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5}
+
+// New builds and registers the collectors, with Go and process collectors.
+func New() *Metrics {
+	r := prometheus.NewRegistry()
+	m := &Metrics{
+		Registry: r,
+		MessagesAccepted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fanline_messages_accepted_total", Help: "Sends acknowledged as new messages."}),
+		MessagesDuplicate: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fanline_messages_duplicate_total", Help: "Sends answered with an earlier msg_id (client retries)."}),
+		SendErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fanline_send_errors_total", Help: "Sends refused, by error code."}, []string{"code"}),
+		FanoutEntries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fanline_fanout_entries_total", Help: "Entries appended to user timelines."}),
+		FanoutLag: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "fanline_fanout_lag_seconds", Help: "Time from a message's creation to its timeline commit.", Buckets: latencyBuckets}),
+		SendStageLag: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "fanline_send_stage_lag_seconds", Help: "Time from a message's creation to the send stage storing it.", Buckets: latencyBuckets}),
+		Connections: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "fanline_connections", Help: "Open WebSocket connections."}),
+		PushesDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fanline_slow_connections_closed_total", Help: "Connections closed because their send queue was full."}),
+		SendLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "fanline_send_seconds", Help: "Time to acknowledge a send.", Buckets: latencyBuckets}),
+		SyncLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "fanline_sync_seconds", Help: "Time to answer a sync.", Buckets: latencyBuckets}),
+	}
+	r.MustRegister(m.MessagesAccepted, m.MessagesDuplicate, m.SendErrors, m.FanoutEntries, m.FanoutLag,
+		m.SendStageLag, m.Connections, m.PushesDropped, m.SendLatency, m.SyncLatency,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}

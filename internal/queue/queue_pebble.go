@@ -1,0 +1,431 @@
+package queue
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/fanline/fanline/internal/kv"
+)
+
+// PebbleQueueConfig configures a PebbleQueue.
+type PebbleQueueConfig struct {
+	// Topics maps each topic to its partition count. Required.
+	Topics map[string]int
+	// MaxBatch bounds how many records one handler call gets. Zero means 512.
+	MaxBatch int
+	// Backoff is the retry schedule for failing handlers. Zero means DefaultBackoff.
+	Backoff Backoff
+	// Logger receives handler failures. Nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// PebbleQueue is the embedded Queue: a log per partition in the shared Pebble database.
+//
+// Keys: q r <topic> <partition> <offset> -> record; q o <group> <topic> <partition> ->
+// next offset to read. One writer goroutine takes every pending Produce, assigns offsets
+// and commits them in one synced batch (group commit); consumers read only up to the
+// partition's visible head, which the writer advances after the commit, so a consumer
+// never sees a gap. Records that every known group has committed are deleted.
+type PebbleQueue struct {
+	db  *pebble.DB
+	cfg PebbleQueueConfig
+
+	parts map[string][]*pebblePartition // fixed after New
+
+	reqs chan *produceReq
+	done chan struct{} // closed by Close
+	wg   sync.WaitGroup
+	once sync.Once
+}
+
+var _ Queue = (*PebbleQueue)(nil)
+
+type pebblePartition struct {
+	mu sync.Mutex // guards the fields below
+	// INVARIANT: every record with offset < head is committed in Pebble; the writer
+	// goroutine is the only one that advances head.
+	head      uint64
+	committed map[string]uint64 // group -> next offset to read
+	deleted   uint64            // records below this were deleted
+	waiters   []chan struct{}
+}
+
+type produceReq struct {
+	topic string
+	recs  []Record
+	err   chan error
+}
+
+// NewPebbleQueue opens the queue stored in db and starts its writer.
+func NewPebbleQueue(db *pebble.DB, cfg PebbleQueueConfig) (*PebbleQueue, error) {
+	if len(cfg.Topics) == 0 {
+		return nil, fmt.Errorf("queue: no topics configured")
+	}
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = 512
+	}
+	if cfg.Backoff == (Backoff{}) {
+		cfg.Backoff = DefaultBackoff
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	q := &PebbleQueue{
+		db:    db,
+		cfg:   cfg,
+		parts: map[string][]*pebblePartition{},
+		reqs:  make(chan *produceReq, 1024),
+		done:  make(chan struct{}),
+	}
+	for topic, n := range cfg.Topics {
+		if n <= 0 || len(topic) == 0 || len(topic) > 255 {
+			return nil, fmt.Errorf("queue: bad topic %q with %d partitions", topic, n)
+		}
+		ps := make([]*pebblePartition, n)
+		for i := range ps {
+			p, err := q.recoverPartition(topic, i)
+			if err != nil {
+				return nil, err
+			}
+			ps[i] = p
+		}
+		q.parts[topic] = ps
+	}
+	q.wg.Add(1)
+	go q.writer()
+	return q, nil
+}
+
+func recordPrefix(topic string, partition int) kv.Key {
+	return kv.NewKey(kv.PrefixQueue, 'r').Str(topic).U64(uint64(partition))
+}
+
+func offsetKey(group, topic string, partition int) kv.Key {
+	return kv.NewKey(kv.PrefixQueue, 'o').Str(group).Str(topic).U64(uint64(partition))
+}
+
+// recoverPartition finds the partition's head: one past its last record, or the largest
+// committed offset when retention deleted every record.
+func (q *PebbleQueue) recoverPartition(topic string, partition int) (*pebblePartition, error) {
+	p := &pebblePartition{committed: map[string]uint64{}}
+	prefix := recordPrefix(topic, partition)
+	it, err := q.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: kv.PrefixEnd(prefix)})
+	if err != nil {
+		return nil, err
+	}
+	if it.Last() {
+		p.head = binary.BigEndian.Uint64(it.Key()[len(prefix):]) + 1
+	}
+	hasRecords := it.First()
+	if hasRecords {
+		p.deleted = binary.BigEndian.Uint64(it.Key()[len(prefix):])
+	}
+	if err := it.Close(); err != nil {
+		return nil, err
+	}
+	oprefix := kv.NewKey(kv.PrefixQueue, 'o')
+	it, err = q.db.NewIter(&pebble.IterOptions{LowerBound: oprefix, UpperBound: kv.PrefixEnd(oprefix)})
+	if err != nil {
+		return nil, err
+	}
+	for it.First(); it.Valid(); it.Next() {
+		k := it.Key()[2:]
+		group := string(k[1 : 1+k[0]])
+		k = k[1+k[0]:]
+		t := string(k[1 : 1+k[0]])
+		k = k[1+k[0]:]
+		if t != topic || binary.BigEndian.Uint64(k) != uint64(partition) {
+			continue
+		}
+		off := binary.BigEndian.Uint64(it.Value())
+		p.committed[group] = off
+		if off > p.head {
+			p.head = off
+		}
+	}
+	if !hasRecords {
+		p.deleted = p.head
+	}
+	return p, it.Close()
+}
+
+// Produce implements Queue.
+func (q *PebbleQueue) Produce(ctx context.Context, topic string, recs ...Record) error {
+	if _, ok := q.parts[topic]; !ok {
+		return fmt.Errorf("%w %q", ErrUnknownTopic, topic)
+	}
+	if len(recs) == 0 {
+		return nil
+	}
+	req := &produceReq{topic: topic, recs: recs, err: make(chan error, 1)}
+	select {
+	case q.reqs <- req:
+	case <-q.done:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	// Once handed over, the request is committed or failed by the writer; wait for it
+	// even if ctx ends, so the caller never mistakes a durable record for a lost one.
+	return <-req.err
+}
+
+// writer owns offset assignment. Each round takes every waiting request and commits
+// them in one synced batch.
+func (q *PebbleQueue) writer() {
+	defer q.wg.Done()
+	for {
+		var batch []*produceReq
+		select {
+		case r := <-q.reqs:
+			batch = append(batch, r)
+		case <-q.done:
+			q.failPending()
+			return
+		}
+	drain:
+		for len(batch) < 4096 {
+			select {
+			case r := <-q.reqs:
+				batch = append(batch, r)
+			default:
+				break drain
+			}
+		}
+		q.commitRound(batch)
+	}
+}
+
+func (q *PebbleQueue) failPending() {
+	for {
+		select {
+		case r := <-q.reqs:
+			r.err <- ErrClosed
+		default:
+			return
+		}
+	}
+}
+
+type partKey struct {
+	topic string
+	part  int
+}
+
+func (q *PebbleQueue) commitRound(reqs []*produceReq) {
+	b := q.db.NewBatch()
+	heads := map[partKey]uint64{}
+	var val []byte
+	for _, r := range reqs {
+		ps := q.parts[r.topic]
+		for _, rec := range r.recs {
+			pk := partKey{r.topic, PartitionFor(rec.Key, len(ps))}
+			off, ok := heads[pk]
+			if !ok {
+				p := ps[pk.part]
+				p.mu.Lock()
+				off = p.head
+				p.mu.Unlock()
+			}
+			val = binary.AppendUvarint(val[:0], uint64(len(rec.Key)))
+			val = append(val, rec.Key...)
+			val = append(val, rec.Value...)
+			_ = b.Set(recordPrefix(r.topic, pk.part).U64(off), val, nil)
+			heads[pk] = off + 1
+		}
+	}
+	err := b.Commit(pebble.Sync)
+	_ = b.Close()
+	if err == nil {
+		for pk, head := range heads {
+			p := q.parts[pk.topic][pk.part]
+			p.mu.Lock()
+			p.head = head
+			for _, w := range p.waiters {
+				select {
+				case w <- struct{}{}:
+				default:
+				}
+			}
+			p.mu.Unlock()
+		}
+	} else {
+		err = fmt.Errorf("queue: commit: %w", err)
+	}
+	for _, r := range reqs {
+		r.err <- err
+	}
+}
+
+// Consume implements Queue.
+func (q *PebbleQueue) Consume(ctx context.Context, topic, group string, h Handler) error {
+	ps, ok := q.parts[topic]
+	if !ok {
+		return fmt.Errorf("%w %q", ErrUnknownTopic, topic)
+	}
+	if len(group) == 0 || len(group) > 255 {
+		return fmt.Errorf("queue: bad group name %q", group)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-q.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	var wg sync.WaitGroup
+	for i := range ps {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			q.consumePartition(ctx, topic, group, i, h)
+		}(i)
+	}
+	wg.Wait()
+	select {
+	case <-q.done:
+		return ErrClosed
+	default:
+		return ctx.Err()
+	}
+}
+
+func (q *PebbleQueue) consumePartition(ctx context.Context, topic, group string, part int, h Handler) {
+	p := q.parts[topic][part]
+	wake := make(chan struct{}, 1)
+	p.mu.Lock()
+	p.waiters = append(p.waiters, wake)
+	next := p.committed[group]
+	if _, ok := p.committed[group]; !ok {
+		// A new group starts at the oldest retained record.
+		next = p.deleted
+		p.committed[group] = next
+	}
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		for i, w := range p.waiters {
+			if w == wake {
+				p.waiters = append(p.waiters[:i], p.waiters[i+1:]...)
+				break
+			}
+		}
+		p.mu.Unlock()
+	}()
+
+	prefix := recordPrefix(topic, part)
+	var delay time.Duration
+	for ctx.Err() == nil {
+		p.mu.Lock()
+		head := p.head
+		p.mu.Unlock()
+		if next >= head {
+			select {
+			case <-wake:
+			case <-ctx.Done():
+			}
+			continue
+		}
+		recs, err := q.read(prefix, part, next, head)
+		if err == nil {
+			err = h(ctx, part, recs)
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			delay = q.cfg.Backoff.Next(delay)
+			q.cfg.Logger.Warn("queue: handler failed, retrying", "topic", topic, "group", group,
+				"partition", part, "offset", next, "retry_in", delay, "err", err)
+			select {
+			case <-time.After(delay):
+			case <-ctx.Done():
+			}
+			continue
+		}
+		delay = 0
+		next = recs[len(recs)-1].Offset + 1
+		q.commitOffset(topic, group, part, next)
+	}
+}
+
+func (q *PebbleQueue) read(prefix kv.Key, part int, from, head uint64) ([]Record, error) {
+	if head-from > uint64(q.cfg.MaxBatch) {
+		head = from + uint64(q.cfg.MaxBatch)
+	}
+	it, err := q.db.NewIter(&pebble.IterOptions{
+		LowerBound: append(kv.Key(nil), prefix...).U64(from),
+		UpperBound: append(kv.Key(nil), prefix...).U64(head),
+	})
+	if err != nil {
+		return nil, err
+	}
+	recs := make([]Record, 0, head-from)
+	for it.First(); it.Valid(); it.Next() {
+		v := it.Value()
+		klen, n := binary.Uvarint(v)
+		if n <= 0 || uint64(len(v)-n) < klen {
+			it.Close()
+			return nil, fmt.Errorf("queue: corrupt record at %x", it.Key())
+		}
+		recs = append(recs, Record{
+			Key:       append([]byte(nil), v[n:n+int(klen)]...),
+			Value:     append([]byte(nil), v[n+int(klen):]...),
+			Partition: part,
+			Offset:    binary.BigEndian.Uint64(it.Key()[len(prefix):]),
+		})
+	}
+	if err := it.Close(); err != nil {
+		return nil, err
+	}
+	if uint64(len(recs)) != head-from {
+		return nil, fmt.Errorf("queue: partition %d: read %d records in [%d, %d)", part, len(recs), from, head)
+	}
+	return recs, nil
+}
+
+// commitOffset records group's position and deletes records every known group has
+// passed. Both writes are unsynced: a lost commit means redelivery, which handlers
+// tolerate, and the deletion is ordered after the commit in the WAL.
+func (q *PebbleQueue) commitOffset(topic, group string, part int, next uint64) {
+	p := q.parts[topic][part]
+	p.mu.Lock()
+	p.committed[group] = next
+	low := next
+	for _, off := range p.committed {
+		if off < low {
+			low = off
+		}
+	}
+	from := p.deleted
+	if low > p.deleted {
+		p.deleted = low
+	}
+	p.mu.Unlock()
+
+	b := q.db.NewBatch()
+	_ = b.Set(offsetKey(group, topic, part), kv.U64Value(next), nil)
+	if low > from {
+		prefix := recordPrefix(topic, part)
+		_ = b.DeleteRange(append(kv.Key(nil), prefix...).U64(from), append(kv.Key(nil), prefix...).U64(low), nil)
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
+		q.cfg.Logger.Warn("queue: offset commit failed", "topic", topic, "group", group, "err", err)
+	}
+	_ = b.Close()
+}
+
+// Close stops the writer; pending Produce calls fail with ErrClosed and consumers stop.
+// The caller owns the Pebble database and closes it after.
+func (q *PebbleQueue) Close() error {
+	q.once.Do(func() { close(q.done) })
+	q.wg.Wait()
+	return nil
+}

@@ -1,0 +1,115 @@
+package wire
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+)
+
+// Code is an error code clients see. Every code is listed here with its HTTP status and
+// documented in docs/protocol.md; nothing else may reach a client.
+type Code string
+
+// Error codes.
+const (
+	CodeBadJSON             Code = "bad_json"
+	CodeUnknownFrame        Code = "unknown_frame"
+	CodeUnknownField        Code = "unknown_field"
+	CodeMissingField        Code = "missing_field"
+	CodeInvalidField        Code = "invalid_field"
+	CodeInvalidUserID       Code = "invalid_user_id"
+	CodeInvalidRecipient    Code = "invalid_recipient"
+	CodeInvalidCursor       Code = "invalid_cursor"
+	CodeMessageTooLarge     Code = "message_too_large"
+	CodeMissingToken        Code = "missing_token"
+	CodeInvalidToken        Code = "invalid_token"
+	CodeTokenExpired        Code = "token_expired"
+	CodeSenderMismatch      Code = "sender_mismatch"
+	CodeNotParticipant      Code = "not_participant"
+	CodeNotSender           Code = "not_sender"
+	CodeRecallWindowPassed  Code = "recall_window_passed"
+	CodeNotFound            Code = "not_found"
+	CodeConversationMissing Code = "conversation_not_found"
+	CodeMessageMissing      Code = "message_not_found"
+	CodeGroupMissing        Code = "group_not_found"
+	CodeDevModeOff          Code = "dev_mode_off"
+	CodeMethodNotAllowed    Code = "method_not_allowed"
+	CodeRateLimited         Code = "rate_limited"
+	CodeOverloaded          Code = "overloaded"
+	CodeUnavailable         Code = "unavailable"
+	CodeInternal            Code = "internal"
+)
+
+var statuses = map[Code]int{
+	CodeBadJSON:             http.StatusBadRequest,
+	CodeUnknownFrame:        http.StatusBadRequest,
+	CodeUnknownField:        http.StatusBadRequest,
+	CodeMissingField:        http.StatusBadRequest,
+	CodeInvalidField:        http.StatusBadRequest,
+	CodeInvalidUserID:       http.StatusBadRequest,
+	CodeInvalidRecipient:    http.StatusBadRequest,
+	CodeInvalidCursor:       http.StatusBadRequest,
+	CodeMessageTooLarge:     http.StatusRequestEntityTooLarge,
+	CodeMissingToken:        http.StatusUnauthorized,
+	CodeInvalidToken:        http.StatusUnauthorized,
+	CodeTokenExpired:        http.StatusUnauthorized,
+	CodeSenderMismatch:      http.StatusForbidden,
+	CodeNotParticipant:      http.StatusForbidden,
+	CodeNotSender:           http.StatusForbidden,
+	CodeRecallWindowPassed:  http.StatusForbidden,
+	CodeNotFound:            http.StatusNotFound,
+	CodeConversationMissing: http.StatusNotFound,
+	CodeMessageMissing:      http.StatusNotFound,
+	CodeGroupMissing:        http.StatusNotFound,
+	CodeDevModeOff:          http.StatusNotFound,
+	CodeMethodNotAllowed:    http.StatusMethodNotAllowed,
+	CodeRateLimited:         http.StatusTooManyRequests,
+	CodeOverloaded:          http.StatusServiceUnavailable,
+	CodeUnavailable:         http.StatusServiceUnavailable,
+	CodeInternal:            http.StatusInternalServerError,
+}
+
+// Codes lists every code, for documentation tests.
+func Codes() []Code {
+	out := make([]Code, 0, len(statuses))
+	for c := range statuses {
+		out = append(out, c)
+	}
+	return out
+}
+
+// Status is the HTTP status that goes with a code.
+func (c Code) Status() int {
+	if s, ok := statuses[c]; ok {
+		return s
+	}
+	return http.StatusInternalServerError
+}
+
+// Error is an error with a client-facing code.
+type Error struct {
+	Code    Code   `json:"code"`
+	Message string `json:"message"`
+}
+
+func (e *Error) Error() string { return string(e.Code) + ": " + e.Message }
+
+// Errorf builds an *Error.
+func Errorf(code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// AsError finds the *Error in err's chain; anything else becomes an internal error whose
+// message hides the cause.
+func AsError(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return &Error{Code: CodeInternal, Message: "internal error"}
+}
+
+// ErrorBody is the JSON shape of every error answer.
+type ErrorBody struct {
+	Error *Error `json:"error"`
+}

@@ -1,0 +1,138 @@
+// Package wire holds the types that cross fanline's public boundary: JSON entries,
+// requests and results shared by the HTTP API, the WebSocket frames and the Go SDK.
+package wire
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"strconv"
+	"time"
+)
+
+// ID is a 64-bit identifier that travels in JSON as a decimal string, because
+// JavaScript clients cannot hold 64-bit integers as numbers.
+type ID uint64
+
+// MarshalJSON writes the id as a JSON string.
+func (id ID) MarshalJSON() ([]byte, error) {
+	return []byte(`"` + strconv.FormatUint(uint64(id), 10) + `"`), nil
+}
+
+// UnmarshalJSON reads an id from a JSON string of decimal digits.
+func (id *ID) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("wire: id must be a string of digits")
+	}
+	v, err := strconv.ParseUint(s, 10, 64)
+	if err != nil || v == 0 {
+		return fmt.Errorf("wire: %q is not an id", s)
+	}
+	*id = ID(v)
+	return nil
+}
+
+// String is the decimal form of the id.
+func (id ID) String() string { return strconv.FormatUint(uint64(id), 10) }
+
+// Entry kinds.
+const (
+	KindMessage = "message" // a chat message
+	KindRecall  = "recall"  // msg_id was recalled by from
+	KindRead    = "read"    // from has read conversation_id up to msg_id
+)
+
+// Entry is one item of a user's timeline, as returned by sync, history and pushes.
+type Entry struct {
+	Kind           string          `json:"kind"`
+	ConversationID ID              `json:"conversation_id"`
+	MsgID          ID              `json:"msg_id,omitempty"`
+	ClientMsgID    string          `json:"client_msg_id,omitempty"`
+	From           string          `json:"from,omitempty"`
+	Type           string          `json:"type,omitempty"`
+	Body           json.RawMessage `json:"body,omitempty"`
+	Recalled       bool            `json:"recalled,omitempty"`
+	CreatedAt      time.Time       `json:"created_at"`
+	Seq            uint64          `json:"seq,omitempty"`
+}
+
+// SendRequest is the body of POST /v1/messages and of the WebSocket send frame.
+type SendRequest struct {
+	ClientMsgID    string          `json:"client_msg_id"`
+	To             string          `json:"to,omitempty"`
+	ConversationID ID              `json:"conversation_id,omitempty"`
+	GroupID        ID              `json:"group_id,omitempty"`
+	Type           string          `json:"type"`
+	Body           json.RawMessage `json:"body"`
+}
+
+// SendResult answers a send.
+type SendResult struct {
+	MsgID          ID        `json:"msg_id"`
+	ConversationID ID        `json:"conversation_id"`
+	CreatedAt      time.Time `json:"created_at"`
+	Duplicate      bool      `json:"duplicate"`
+}
+
+// SyncResult answers a sync.
+type SyncResult struct {
+	Entries []Entry `json:"entries"`
+	Cursor  string  `json:"cursor"`
+	HasMore bool    `json:"has_more"`
+}
+
+// Conversation is one row of GET /v1/conversations.
+type Conversation struct {
+	ConversationID ID     `json:"conversation_id"`
+	Kind           string `json:"kind"`
+	Peer           string `json:"peer,omitempty"`
+	LastMessage    *Entry `json:"last_message,omitempty"`
+	Unread         int64  `json:"unread"`
+	ReadMsgID      ID     `json:"read_msg_id,omitempty"`
+}
+
+// ConversationList answers GET /v1/conversations.
+type ConversationList struct {
+	Conversations []Conversation `json:"conversations"`
+	TotalUnread   int64          `json:"total_unread"`
+}
+
+// HistoryResult answers GET /v1/conversations/{id}/messages.
+type HistoryResult struct {
+	Messages []Entry `json:"messages"`
+	HasMore  bool    `json:"has_more"`
+}
+
+// ReadRequest is the body of POST /v1/conversations/{id}/read and the WebSocket read frame.
+type ReadRequest struct {
+	ConversationID ID `json:"conversation_id,omitempty"`
+	MsgID          ID `json:"msg_id"`
+}
+
+// Receipts answers GET /v1/messages/{msg_id}/receipts. MemberCount counts the
+// recipients of the message (the members other than its sender).
+type Receipts struct {
+	ReadCount   int      `json:"read_count"`
+	MemberCount int      `json:"member_count"`
+	Readers     []string `json:"readers,omitempty"`
+}
+
+// Roles a token can carry.
+const (
+	RoleBuyer = "buyer"
+	RoleAgent = "agent"
+	RoleAdmin = "admin"
+)
+
+var userIDPattern = regexp.MustCompile(`^[A-Za-z0-9_.:@-]{1,64}$`)
+
+// ValidUserID reports whether s is a well-formed user id: 1-64 characters of
+// [A-Za-z0-9_.:@-].
+func ValidUserID(s string) bool { return userIDPattern.MatchString(s) }
+
+var clientMsgIDPattern = regexp.MustCompile(`^[A-Za-z0-9_.:@-]{1,64}$`)
+
+// ValidClientMsgID reports whether s is a well-formed client_msg_id: 1-64 characters of
+// [A-Za-z0-9_.:@-].
+func ValidClientMsgID(s string) bool { return clientMsgIDPattern.MatchString(s) }

@@ -1,0 +1,210 @@
+// Package server assembles a fanline node from its configuration: it opens the
+// backends, builds the pipeline and the gateway, serves, and shuts down in order. It is
+// the wiring cmd/fanline and the end-to-end tests share; no domain logic lives here.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/fanline/fanline/dispatch"
+	"github.com/fanline/fanline/gateway"
+	"github.com/fanline/fanline/groupstream"
+	"github.com/fanline/fanline/internal/auth"
+	"github.com/fanline/fanline/internal/config"
+	"github.com/fanline/fanline/internal/ids"
+	"github.com/fanline/fanline/internal/kv"
+	"github.com/fanline/fanline/internal/metrics"
+	"github.com/fanline/fanline/internal/presence"
+	"github.com/fanline/fanline/internal/queue"
+	"github.com/fanline/fanline/timeline"
+)
+
+// Server is one fanline node running every role on the embedded backends.
+type Server struct {
+	cfg  config.Config
+	log  *slog.Logger
+	db   *pebble.DB
+	q    *queue.PebbleQueue
+	disp *dispatch.Dispatcher
+	gw   *gateway.Gateway
+	http *http.Server
+	ln   net.Listener
+}
+
+// New opens the backends and binds the listener; Run serves.
+func New(cfg config.Config, log *slog.Logger) (s *Server, err error) {
+	if cfg.Addr == "" {
+		cfg.Addr = "127.0.0.1:8080"
+	}
+	if cfg.DataDir == "" {
+		cfg.DataDir = "./data"
+	}
+	if cfg.Queue.SendPartitions <= 0 {
+		cfg.Queue.SendPartitions = 8
+	}
+	if cfg.Queue.FanoutPartitions <= 0 {
+		cfg.Queue.FanoutPartitions = 8
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("server: data dir: %w", err)
+	}
+	secret, err := jwtSecret(cfg)
+	if err != nil {
+		return nil, err
+	}
+	issuer, err := auth.NewIssuer(secret, time.Duration(cfg.Auth.TokenTTL))
+	if err != nil {
+		return nil, err
+	}
+	gen, err := ids.NewGenerator(cfg.NodeID)
+	if err != nil {
+		return nil, err
+	}
+	s = &Server{cfg: cfg, log: log}
+	defer func() {
+		if err != nil {
+			s.closeBackends()
+		}
+	}()
+	if s.db, err = kv.Open(filepath.Join(cfg.DataDir, "pebble"), log); err != nil {
+		return nil, err
+	}
+	s.q, err = queue.NewPebbleQueue(s.db, queue.PebbleQueueConfig{
+		Topics: map[string]int{dispatch.TopicSend: cfg.Queue.SendPartitions, dispatch.TopicFanout: cfg.Queue.FanoutPartitions},
+		Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	m := metrics.New()
+	hub := gateway.NewHub(m)
+	s.disp, err = dispatch.New(dispatch.Config{
+		MaxBodyBytes:  cfg.Limits.MaxBodyBytes,
+		RecallWindow:  time.Duration(cfg.Messages.RecallWindow),
+		RatePerSecond: cfg.Limits.RatePerSecond,
+		RateBurst:     cfg.Limits.RateBurst,
+		MaxInFlight:   cfg.Limits.MaxInFlightSends,
+		Logger:        log,
+	}, s.q, groupstream.NewPebbleStore(s.db), timeline.NewPebbleStore(s.db), dispatch.NewPebbleDedup(s.db), gen, hub, m)
+	if err != nil {
+		return nil, err
+	}
+	s.gw = gateway.New(gateway.Config{
+		DevMode:          cfg.Dev(),
+		MaxBodyBytes:     cfg.Limits.MaxBodyBytes,
+		HeartbeatTimeout: time.Duration(cfg.Gateway.HeartbeatTimeout),
+		SendQueue:        cfg.Gateway.SendQueue,
+		Pprof:            cfg.DebugPprof,
+		Ready:            s.ready,
+		Logger:           log,
+	}, s.disp, issuer, presence.NewMemoryRegistry(), hub, m)
+	if s.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
+		return nil, fmt.Errorf("server: listen: %w", err)
+	}
+	s.http = &http.Server{Handler: s.gw.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	return s, nil
+}
+
+// jwtSecret returns the configured secret; in dev mode without one, a random secret
+// kept in the data directory so tokens survive restarts.
+func jwtSecret(cfg config.Config) (string, error) {
+	if cfg.Auth.JWTSecret != "" {
+		return cfg.Auth.JWTSecret, nil
+	}
+	if !cfg.Dev() {
+		return "", errors.New("server: auth.jwt_secret is required when dev_mode is off")
+	}
+	path := filepath.Join(cfg.DataDir, "jwt.secret")
+	if b, err := os.ReadFile(path); err == nil {
+		return string(b), nil
+	}
+	buf := make([]byte, 32)
+	if _, err := rand.Read(buf); err != nil {
+		return "", err
+	}
+	secret := hex.EncodeToString(buf)
+	if err := os.WriteFile(path, []byte(secret), 0o600); err != nil {
+		return "", fmt.Errorf("server: write %s: %w", path, err)
+	}
+	return secret, nil
+}
+
+func (s *Server) ready() error {
+	_, closer, err := s.db.Get([]byte("readyz"))
+	if err == nil {
+		closer.Close()
+	}
+	if err == pebble.ErrNotFound {
+		err = nil
+	}
+	return err
+}
+
+// Addr is the address the server listens on.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Run serves until ctx is done or a part fails, then shuts down: stop accepting, close
+// WebSockets after their in-flight frames, let the stages finish their batches, close
+// the backends.
+func (s *Server) Run(ctx context.Context) error {
+	if s.cfg.Dev() {
+		s.log.Warn("dev mode is on: anyone can get a token from POST /v1/dev/token; set dev_mode: false in production")
+	}
+	s.log.Info("fanline serving", "addr", s.Addr(), "data", s.cfg.DataDir)
+	dctx, dcancel := context.WithCancel(context.Background())
+	defer dcancel()
+	dispErr := make(chan error, 1)
+	go func() { dispErr <- s.disp.Run(dctx) }()
+	httpErr := make(chan error, 1)
+	go func() { httpErr <- s.http.Serve(s.ln) }()
+
+	var err error
+	dispDone := false
+	select {
+	case <-ctx.Done():
+	case err = <-httpErr:
+		err = fmt.Errorf("server: http: %w", err)
+	case err = <-dispErr:
+		dispDone = true
+		err = fmt.Errorf("server: pipeline: %w", err)
+	}
+	s.log.Info("fanline shutting down")
+	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer scancel()
+	if e := s.http.Shutdown(sctx); e != nil {
+		s.log.Warn("server: http shutdown", "err", e)
+	}
+	s.gw.Close()
+	dcancel()
+	if !dispDone {
+		<-dispErr
+	}
+	s.closeBackends()
+	s.log.Info("fanline stopped")
+	return err
+}
+
+func (s *Server) closeBackends() {
+	if s.q != nil {
+		s.q.Close()
+	}
+	if s.db != nil {
+		if err := s.db.Close(); err != nil {
+			s.log.Warn("server: close pebble", "err", err)
+		}
+	}
+	if s.ln != nil {
+		s.ln.Close()
+	}
+}

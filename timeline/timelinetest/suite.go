@@ -1,0 +1,217 @@
+// Package timelinetest is the conformance suite every timeline.Store backend runs.
+package timelinetest
+
+import (
+	"context"
+	"fmt"
+	"math/rand"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fanline/fanline/timeline"
+)
+
+// Factory returns a fresh, empty store for one test.
+type Factory func(t *testing.T) timeline.Store
+
+// Run runs the whole suite.
+func Run(t *testing.T, f Factory) {
+	t.Run("ContinuousSeqAndIdempotence", func(t *testing.T) { testSeq(t, f(t)) })
+	t.Run("UnreadAndRead", func(t *testing.T) { testUnread(t, f(t)) })
+	t.Run("UnreadMatchesOracle", func(t *testing.T) { testOracle(t, f(t)) })
+	t.Run("ConcurrentWritersOneUser", func(t *testing.T) { testConcurrent(t, f(t)) })
+}
+
+var ctx = context.Background()
+
+func msg(user, from string, conv, id uint64) timeline.Item {
+	peer := "peer"
+	return timeline.Item{User: user, Kind: timeline.KindMessage, ConversationID: conv, ConvKind: "direct",
+		Peer: peer, MsgID: id, From: from, At: time.Unix(int64(id), 0)}
+}
+
+func checkSeqs(t *testing.T, s timeline.Store, user string, want int) []timeline.Entry {
+	t.Helper()
+	es, err := s.Read(ctx, user, 0, want+10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(es) != want {
+		t.Fatalf("%s has %d entries, want %d", user, len(es), want)
+	}
+	for i, e := range es {
+		if e.Seq != uint64(i+1) {
+			t.Fatalf("%s entry %d has seq %d", user, i, e.Seq)
+		}
+	}
+	if h, err := s.Head(ctx, user); err != nil || h != uint64(want) {
+		t.Fatalf("head of %s = %d, %v; want %d", user, h, err, want)
+	}
+	return es
+}
+
+func testSeq(t *testing.T, s timeline.Store) {
+	added, err := s.Append(ctx, []timeline.Item{msg("a", "b", 1, 10), msg("b", "b", 1, 10), msg("a", "b", 1, 11)})
+	if err != nil || len(added) != 3 {
+		t.Fatalf("Append: %v, %d added", err, len(added))
+	}
+	// Redelivery of the same items adds nothing.
+	added, err = s.Append(ctx, []timeline.Item{msg("a", "b", 1, 10), msg("a", "b", 1, 11)})
+	if err != nil || len(added) != 0 {
+		t.Fatalf("re-Append: %v, %d added", err, len(added))
+	}
+	// A recall of a message is a different entry from the message.
+	added, err = s.Append(ctx, []timeline.Item{{User: "a", Kind: timeline.KindRecall, ConversationID: 1, MsgID: 10, From: "b", At: time.Now()}})
+	if err != nil || len(added) != 1 || added[0].Seq != 3 {
+		t.Fatalf("recall Append: %v, %+v", err, added)
+	}
+	es := checkSeqs(t, s, "a", 3)
+	if es[0].MsgID != 10 || es[1].MsgID != 11 || es[2].Kind != timeline.KindRecall || es[0].From != "b" {
+		t.Fatalf("entries: %+v", es)
+	}
+	checkSeqs(t, s, "b", 1)
+	if part, _ := s.Read(ctx, "a", 1, 1); len(part) != 1 || part[0].Seq != 2 {
+		t.Fatalf("Read after 1 limit 1: %+v", part)
+	}
+	if _, err := s.ConvState(ctx, "a", 99); err != timeline.ErrNotFound {
+		t.Fatalf("ConvState of unknown conversation: %v", err)
+	}
+	if _, _, err := s.MarkRead(ctx, "a", 99, 1, time.Now()); err != timeline.ErrNotFound {
+		t.Fatalf("MarkRead of unknown conversation: %v", err)
+	}
+}
+
+func unread(t *testing.T, s timeline.Store, user string) (map[uint64]int64, int64) {
+	t.Helper()
+	states, total, err := s.Conversations(ctx, user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[uint64]int64{}
+	var sum int64
+	for _, st := range states {
+		m[st.ConversationID] = st.Unread
+		sum += st.Unread
+	}
+	if sum != total {
+		t.Fatalf("%s: total unread %d but conversations add up to %d", user, total, sum)
+	}
+	return m, total
+}
+
+func testUnread(t *testing.T, s timeline.Store) {
+	for id := uint64(1); id <= 5; id++ {
+		if _, err := s.Append(ctx, []timeline.Item{msg("a", "b", 7, id)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Append(ctx, []timeline.Item{msg("a", "c", 8, 6)}); err != nil {
+		t.Fatal(err)
+	}
+	if m, total := unread(t, s, "a"); m[7] != 5 || m[8] != 1 || total != 6 {
+		t.Fatalf("unread %v total %d", m, total)
+	}
+	e, st, err := s.MarkRead(ctx, "a", 7, 3, time.Now())
+	if err != nil || e == nil || st.Unread != 2 || st.ReadMsgID != 3 {
+		t.Fatalf("MarkRead to 3: %v %+v %+v", err, e, st)
+	}
+	if e.Kind != timeline.KindRead || e.Seq != 7 {
+		t.Fatalf("read entry %+v", e)
+	}
+	if e, _, _ := s.MarkRead(ctx, "a", 7, 2, time.Now()); e != nil {
+		t.Fatalf("MarkRead backwards appended %+v", e)
+	}
+	// Own message reads everything before it.
+	if _, err := s.Append(ctx, []timeline.Item{msg("a", "a", 7, 9)}); err != nil {
+		t.Fatal(err)
+	}
+	if m, total := unread(t, s, "a"); m[7] != 0 || total != 1 {
+		t.Fatalf("after own message: unread %v total %d", m, total)
+	}
+	st, err = s.ConvState(ctx, "a", 7)
+	if err != nil || st.LastMsgID != 9 || st.Peer != "peer" || st.Kind != "direct" {
+		t.Fatalf("state %+v %v", st, err)
+	}
+}
+
+// testOracle compares unread counts with a brute-force model after random appends,
+// redeliveries and reads.
+func testOracle(t *testing.T, s timeline.Store) {
+	r := rand.New(rand.NewSource(1))
+	users := []string{"u1", "u2", "u3"}
+	type key struct {
+		user string
+		conv uint64
+	}
+	msgs := map[key][]timeline.Item{}
+	read := map[key]uint64{}
+	var next uint64 = 100
+	for step := 0; step < 600; step++ {
+		user := users[r.Intn(len(users))]
+		conv := uint64(r.Intn(4) + 1)
+		k := key{user, conv}
+		switch op := r.Intn(10); {
+		case op < 6:
+			next += uint64(r.Intn(3) + 1)
+			from := users[r.Intn(len(users))]
+			it := msg(user, from, conv, next)
+			if _, err := s.Append(ctx, []timeline.Item{it}); err != nil {
+				t.Fatal(err)
+			}
+			msgs[k] = append(msgs[k], it)
+			if from == user && next > read[k] {
+				read[k] = next
+			}
+		case op < 8 && len(msgs[k]) > 0:
+			it := msgs[k][r.Intn(len(msgs[k]))]
+			if _, err := s.Append(ctx, []timeline.Item{it}); err != nil {
+				t.Fatal(err)
+			}
+		case len(msgs[k]) > 0:
+			upto := msgs[k][r.Intn(len(msgs[k]))].MsgID
+			if _, _, err := s.MarkRead(ctx, user, conv, upto, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+			if upto > read[k] {
+				read[k] = upto
+			}
+		}
+	}
+	for _, user := range users {
+		got, _ := unread(t, s, user)
+		for conv := uint64(1); conv <= 4; conv++ {
+			var want int64
+			for _, it := range msgs[key{user, conv}] {
+				if it.From != user && it.MsgID > read[key{user, conv}] {
+					want++
+				}
+			}
+			if got[conv] != want {
+				t.Errorf("%s conv %d: unread %d, oracle %d", user, conv, got[conv], want)
+			}
+		}
+	}
+}
+
+func testConcurrent(t *testing.T, s timeline.Store) {
+	var wg sync.WaitGroup
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; i < 50; i++ {
+				id := uint64(w*1000 + i + 1)
+				if _, err := s.Append(ctx, []timeline.Item{msg("hot", fmt.Sprintf("s%d", w), 1, id), msg("hot", fmt.Sprintf("s%d", w), 1, id)}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	checkSeqs(t, s, "hot", 400)
+	if m, _ := unread(t, s, "hot"); m[1] != 400 {
+		t.Fatalf("unread %d after 400 messages", m[1])
+	}
+}

@@ -25,15 +25,47 @@ import (
 //	n <user>                               -> total unread
 type PebbleStore struct {
 	db *pebble.DB
-	// stripes serialise writes per user (striped by user hash). Lock order: ascending
-	// stripe index.
-	stripes [256]sync.Mutex
+	// stripes serialise writes per user (striped by user hash) and guard that
+	// stripe's cache. Lock order: ascending stripe index.
+	stripes [256]stripe
 }
+
+// stripe is a lock and the write-through cache of the users hashed to it.
+//
+// INVARIANT: a cached head, total or state equals what Pebble holds. It is filled from
+// Pebble or from a committed write, always under the stripe lock, and this store is
+// the only writer of its keys.
+type stripe struct {
+	sync.Mutex
+	heads  map[string]uint64
+	totals map[string]int64
+	states map[stateRef]ConvState
+}
+
+type stateRef struct {
+	user string
+	conv uint64
+}
+
+// maxCachedPerStripe bounds each stripe's cache; a full cache is cleared.
+const maxCachedPerStripe = 4096
 
 var _ Store = (*PebbleStore)(nil)
 
 // NewPebbleStore returns a Store on db.
-func NewPebbleStore(db *pebble.DB) *PebbleStore { return &PebbleStore{db: db} }
+func NewPebbleStore(db *pebble.DB) *PebbleStore {
+	s := &PebbleStore{db: db}
+	for i := range s.stripes {
+		s.stripes[i].clear()
+	}
+	return s
+}
+
+func (st *stripe) clear() {
+	st.heads = map[string]uint64{}
+	st.totals = map[string]int64{}
+	st.states = map[stateRef]ConvState{}
+}
 
 func headKey(user string) kv.Key  { return kv.NewKey(kv.PrefixTimeline, 'h').Str(user) }
 func totalKey(user string) kv.Key { return kv.NewKey(kv.PrefixTimeline, 'n').Str(user) }
@@ -58,7 +90,7 @@ func indexKey(it Item) (kv.Key, error) {
 	return append(indexPrefix(it.User, it.ConversationID).U64(it.MsgID), kb).Str(it.From), nil
 }
 
-func (s *PebbleStore) stripe(user string) int {
+func (s *PebbleStore) stripeOf(user string) int {
 	h := fnv.New32a()
 	h.Write([]byte(user))
 	return int(h.Sum32() % uint32(len(s.stripes)))
@@ -68,7 +100,7 @@ func (s *PebbleStore) stripe(user string) int {
 func (s *PebbleStore) lockUsers(users []string) func() {
 	idx := map[int]bool{}
 	for _, u := range users {
-		idx[s.stripe(u)] = true
+		idx[s.stripeOf(u)] = true
 	}
 	order := make([]int, 0, len(idx))
 	for i := range idx {
@@ -88,14 +120,17 @@ func (s *PebbleStore) lockUsers(users []string) func() {
 // txn is the state of one write: an indexed batch plus the heads, states and totals it
 // has touched, written back at the end.
 type txn struct {
+	s      *PebbleStore
 	b      *pebble.Batch
 	heads  map[string]uint64
 	states map[string]map[uint64]*ConvState
 	totals map[string]int64
 }
 
+// newTxn starts a write; the caller holds the stripe locks of every user it touches.
 func (s *PebbleStore) newTxn() *txn {
 	return &txn{
+		s:      s,
 		b:      s.db.NewIndexedBatch(),
 		heads:  map[string]uint64{},
 		states: map[string]map[uint64]*ConvState{},
@@ -103,11 +138,17 @@ func (s *PebbleStore) newTxn() *txn {
 	}
 }
 
+func (t *txn) stripe(user string) *stripe { return &t.s.stripes[t.s.stripeOf(user)] }
+
 func (t *txn) head(user string) (uint64, error) {
 	if h, ok := t.heads[user]; ok {
 		return h, nil
 	}
-	h, err := kv.GetU64(t.b, headKey(user))
+	h, ok := t.stripe(user).heads[user]
+	var err error
+	if !ok {
+		h, err = kv.GetU64(t.b, headKey(user))
+	}
 	t.heads[user] = h
 	return h, err
 }
@@ -116,9 +157,16 @@ func (t *txn) total(user string) (int64, error) {
 	if v, ok := t.totals[user]; ok {
 		return v, nil
 	}
-	v, err := kv.GetU64(t.b, totalKey(user))
-	t.totals[user] = int64(v)
-	return int64(v), err
+	v, ok := t.stripe(user).totals[user]
+	if !ok {
+		u, err := kv.GetU64(t.b, totalKey(user))
+		if err != nil {
+			return 0, err
+		}
+		v = int64(u)
+	}
+	t.totals[user] = v
+	return v, nil
 }
 
 // state returns the user's state in conv; created reports a fresh one.
@@ -129,6 +177,11 @@ func (t *txn) state(user string, conv uint64) (*ConvState, bool, error) {
 		}
 	} else {
 		t.states[user] = map[uint64]*ConvState{}
+	}
+	if cached, ok := t.stripe(user).states[stateRef{user, conv}]; ok {
+		st := cached
+		t.states[user][conv] = &st
+		return &st, false, nil
 	}
 	st := &ConvState{ConversationID: conv}
 	v, ok, err := kv.Get(t.b, stateKey(user, conv))
@@ -215,7 +268,27 @@ func (t *txn) commit() error {
 	for user, v := range t.totals {
 		_ = t.b.Set(totalKey(user), kv.U64Value(uint64(v)), nil)
 	}
-	return t.b.Commit(pebble.Sync)
+	if err := t.b.Commit(pebble.Sync); err != nil {
+		return err
+	}
+	// Committed: what this write read and wrote is now what Pebble holds.
+	for user, h := range t.heads {
+		st := t.stripe(user)
+		if len(st.heads) >= maxCachedPerStripe || len(st.states) >= maxCachedPerStripe {
+			st.clear()
+		}
+		st.heads[user] = h
+	}
+	for user, v := range t.totals {
+		t.stripe(user).totals[user] = v
+	}
+	for user, m := range t.states {
+		st := t.stripe(user)
+		for conv, cs := range m {
+			st.states[stateRef{user, conv}] = *cs
+		}
+	}
+	return nil
 }
 
 // Append implements Store.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/signal"
 	"sort"
@@ -265,10 +266,13 @@ func benchDirect(ctx context.Context, o benchOptions, sum *benchSummary) error {
 			go func(c *client.Client) {
 				defer swg.Done()
 				var interval time.Duration
+				next := time.Now()
 				if o.rate > 0 {
 					interval = time.Duration(float64(time.Second) * float64(o.inflight) / o.rate)
+					// Spread the workers over the interval: an open-loop load, not
+					// synchronised bursts.
+					next = next.Add(time.Duration(rand.Int64N(int64(interval))))
 				}
-				next := time.Now()
 				for ctx.Err() == nil && time.Now().Before(stopSending) {
 					if interval > 0 {
 						if d := time.Until(next); d > 0 {

@@ -35,6 +35,7 @@ type benchSummary struct {
 	Latency     latencySummary    `json:"latency_ms"`
 	AckLatency  latencySummary    `json:"ack_latency_ms"`
 	Server      *serverUsage      `json:"server,omitempty"`
+	Client      *serverUsage      `json:"client"`
 }
 
 type latencySummary struct {
@@ -130,9 +131,11 @@ func bench(args []string) error {
 	if *pid != 0 {
 		before = sampleProc(*pid)
 	}
+	self := sampleProc(os.Getpid())
 	if err := sc.run(ctx, o, sum); err != nil {
 		return err
 	}
+	sum.Client = self.usage(sampleProc(os.Getpid()))
 	if before != nil {
 		sum.Server = before.usage(sampleProc(*pid))
 	}
@@ -163,6 +166,7 @@ func printSummary(s *benchSummary) {
 	if s.Server != nil {
 		fmt.Fprintf(w, "server\tCPU %.0f%% of one core, RSS %.0f MiB (peak %.0f MiB)\n", s.Server.CPUPercent, s.Server.RSSMiB, s.Server.PeakRSSMiB)
 	}
+	fmt.Fprintf(w, "bench client\tCPU %.0f%% of one core, RSS %.0f MiB\n", s.Client.CPUPercent, s.Client.RSSMiB)
 	w.Flush()
 }
 
@@ -189,7 +193,7 @@ func dialUsers(ctx context.Context, o benchOptions, prefix string) ([]*client.Cl
 				errs <- fmt.Errorf("token for %s: %w", user, err)
 				return
 			}
-			cfg := client.Config{URL: o.url, Token: tok, EntryBuffer: 1 << 14}
+			cfg := client.Config{URL: o.url, Token: tok, EntryBuffer: 1024}
 			if len(o.localAddrs) > 0 {
 				cfg.LocalAddr = o.localAddrs[i%len(o.localAddrs)]
 			}

@@ -47,7 +47,8 @@ type Config struct {
 	MaxBackoff time.Duration
 	// BackstopSync is how often to sync even without a gap. Zero means 30 s.
 	BackstopSync time.Duration
-	// EntryBuffer is the capacity of the Entries channel. Zero means 8192.
+	// EntryBuffer is the capacity of the Entries channel, and of the queue of pushes
+	// read ahead of it. Zero means 8192.
 	EntryBuffer int
 	// LocalAddr, when set, is the source IP of connections (spread load over 127.0.0.x).
 	LocalAddr string
@@ -161,7 +162,7 @@ func newClient(cfg Config) (*Client, error) {
 		http:    &http.Client{Transport: transport, Timeout: 30 * time.Second},
 		dialer:  &websocket.Dialer{NetDialContext: netDialer.DialContext, HandshakeTimeout: 10 * time.Second},
 		entries: make(chan wire.Entry, cfg.EntryBuffer),
-		inbox:   make(chan pushed, 4096),
+		inbox:   make(chan pushed, cfg.EntryBuffer),
 		kick:    make(chan struct{}, 1),
 		changed: make(chan struct{}),
 		cursor:  cfg.Cursor,

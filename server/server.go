@@ -42,20 +42,9 @@ type Server struct {
 	ln   net.Listener
 }
 
-// New opens the backends and binds the listener; Run serves.
+// New opens the backends and binds the listener; Run serves. cfg comes from
+// config.Load, which fills every default.
 func New(cfg config.Config, log *slog.Logger) (s *Server, err error) {
-	if cfg.Addr == "" {
-		cfg.Addr = "127.0.0.1:8080"
-	}
-	if cfg.DataDir == "" {
-		cfg.DataDir = "./data"
-	}
-	if cfg.Queue.SendPartitions <= 0 {
-		cfg.Queue.SendPartitions = 8
-	}
-	if cfg.Queue.FanoutPartitions <= 0 {
-		cfg.Queue.FanoutPartitions = 8
-	}
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("server: data dir: %w", err)
 	}

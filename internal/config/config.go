@@ -111,7 +111,50 @@ func Load(file string, environ []string) (Config, error) {
 	if err := applyEnv(reflect.ValueOf(&c).Elem(), "FANLINE", env); err != nil {
 		return c, err
 	}
+	c.fill()
 	return c, nil
+}
+
+// fill replaces zero values with the defaults documented on each field, so the
+// configuration printed at start-up is the one in force.
+func (c *Config) fill() {
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	defDur := func(v *Duration, d time.Duration) {
+		if *v == 0 {
+			*v = Duration(d)
+		}
+	}
+	if c.Addr == "" {
+		c.Addr = "127.0.0.1:8080"
+	}
+	if c.DataDir == "" {
+		c.DataDir = "./data"
+	}
+	if c.DevMode == nil {
+		on := true
+		c.DevMode = &on
+	}
+	if c.LogLevel == "" {
+		c.LogLevel = "info"
+	}
+	defDur(&c.Auth.TokenTTL, 24*time.Hour)
+	def(&c.Limits.MaxBodyBytes, 64<<10)
+	if c.Limits.RatePerSecond == 0 {
+		c.Limits.RatePerSecond = 100
+	}
+	if c.Limits.RateBurst == 0 && c.Limits.RatePerSecond > 0 {
+		c.Limits.RateBurst = max(1, int(2*c.Limits.RatePerSecond))
+	}
+	def(&c.Limits.MaxInFlightSends, 10000)
+	defDur(&c.Messages.RecallWindow, 24*time.Hour)
+	defDur(&c.Gateway.HeartbeatTimeout, 60*time.Second)
+	def(&c.Gateway.SendQueue, 1024)
+	def(&c.Queue.SendPartitions, 8)
+	def(&c.Queue.FanoutPartitions, 8)
 }
 
 func applyEnv(v reflect.Value, prefix string, env map[string]string) error {
@@ -169,13 +212,15 @@ func setField(f reflect.Value, s string) error {
 	return nil
 }
 
-// Dev reports whether dev mode is on.
+// Dev reports whether dev mode is on (the default).
 func (c Config) Dev() bool { return c.DevMode == nil || *c.DevMode }
 
 // Masked renders the configuration as YAML with secrets hidden, for the start-up log.
 func (c Config) Masked() string {
 	if c.Auth.JWTSecret != "" {
 		c.Auth.JWTSecret = "***"
+	} else {
+		c.Auth.JWTSecret = "(dev mode: generated, kept in data_dir/jwt.secret)"
 	}
 	b, _ := yaml.Marshal(c)
 	return string(b)

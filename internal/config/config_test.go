@@ -33,7 +33,9 @@ func TestLoadErrors(t *testing.T) {
 	if _, err := Load("", []string{"FANLINE_NODE_ID=x"}); err == nil {
 		t.Error("bad env value accepted")
 	}
-	if c, err := Load("", nil); err != nil || !c.Dev() {
+	c, err := Load("", nil)
+	if err != nil || !c.Dev() || c.Addr != "127.0.0.1:8080" || c.Limits.RateBurst != 200 ||
+		time.Duration(c.Messages.RecallWindow) != 24*time.Hour || c.Queue.FanoutPartitions != 8 {
 		t.Errorf("defaults: %+v %v", c, err)
 	}
 }

@@ -1,0 +1,101 @@
+package e2e
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fanline/fanline/client"
+	"github.com/fanline/fanline/internal/config"
+	"github.com/fanline/fanline/internal/wire"
+)
+
+// TestSDKResumesAfterDisconnect: an app that stops reading gets its connection closed
+// by the server (send queue full); the SDK reconnects, notices the gap, syncs from
+// its cursor and still delivers every entry once, in order. A second client started
+// from the first one's cursor gets exactly what came after it.
+func TestSDKResumesAfterDisconnect(t *testing.T) {
+	ts := startServer(t, func(c *config.Config) { c.Gateway.SendQueue = 2 })
+	ctx := context.Background()
+	tok := token(t, ts.URL, "bob")
+	bob, err := client.Connect(ctx, client.Config{URL: ts.URL, Token: tok, EntryBuffer: 1, MaxBackoff: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bob.Close()
+	ann := connect(t, ts.URL, "ann")
+	const n = 300
+	big := text(strings.Repeat("x", 32<<10)) // 300 x 32 KiB: more than socket buffers hold
+	for i := 0; i < n; i++ {
+		if _, err := ann.Send(ctx, wire.SendRequest{To: "bob", Type: "text", Body: big}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// bob has not read anything yet: his pushes overflowed and the server closed him.
+	waitFor(t, 30*time.Second, "the server to close the slow connection", func() bool {
+		return metric(t, ts.URL, "fanline_slow_connections_closed_total") >= 1
+	})
+	es := collect(t, bob, n, time.Minute)
+	for i, e := range es {
+		if e.Seq != uint64(i+1) {
+			t.Fatalf("entry %d has seq %d", i, e.Seq)
+		}
+	}
+	cursor := bob.Cursor()
+	if cursor == "" {
+		t.Fatal("no cursor after delivery")
+	}
+	bob.Close()
+
+	for i := 0; i < 5; i++ {
+		if _, err := ann.Send(ctx, wire.SendRequest{To: "bob", Type: "text", Body: text("later")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	again, err := client.Connect(ctx, client.Config{URL: ts.URL, Token: tok, Cursor: cursor})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	later := collect(t, again, 5, 30*time.Second)
+	if later[0].Seq != n+1 || later[4].Seq != n+5 || string(later[0].Body) != `{"text":"later"}` {
+		t.Fatalf("resumed at %+v", later[0])
+	}
+	select {
+	case e := <-again.Entries():
+		t.Fatalf("extra entry %+v", e)
+	case <-time.After(200 * time.Millisecond):
+	}
+}
+
+// TestConnectRefusesBadToken: the first connection reports a refused token.
+func TestConnectRefusesBadToken(t *testing.T) {
+	ts := startServer(t, nil)
+	_, err := client.Connect(context.Background(), client.Config{URL: ts.URL, Token: "nope"})
+	if we, ok := err.(*wire.Error); !ok || we.Code != wire.CodeInvalidToken {
+		t.Fatalf("Connect with a bad token: %v", err)
+	}
+}
+
+// metric reads one unlabelled metric from /metrics.
+func metric(t *testing.T, url, name string) float64 {
+	t.Helper()
+	resp, err := http.Get(url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return f
+		}
+	}
+	t.Fatalf("metric %s not exported", name)
+	return 0
+}

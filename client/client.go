@@ -171,9 +171,9 @@ func newClient(cfg Config) (*Client, error) {
 	return c, nil
 }
 
-// Entries delivers the user's timeline in seq order, each entry once. Read it
-// steadily: a client that stops reading is eventually disconnected by the server and
-// catches up by sync when it reads again.
+// Entries delivers the user's timeline in seq order, each entry once. An app that
+// reads slowly loses nothing: pushes that do not fit are dropped and the entries are
+// fetched by sync once it reads again; acks are never held up behind them.
 func (c *Client) Entries() <-chan wire.Entry { return c.entries }
 
 // Cursor is the position after the last delivered entry; keep it to resume later.
@@ -285,10 +285,12 @@ func (c *Client) serve(cn *conn) {
 		}
 		switch {
 		case f.Type == wire.FrameMessage && f.Entry != nil:
+			// Never block here: acks arrive on this loop too. When the app is behind,
+			// the push is dropped (pushes are hints) and the deliverer syncs instead.
 			select {
 			case c.inbox <- pushed{*f.Entry, f.Cursor}:
-			case <-c.ctx.Done():
-				return
+			default:
+				c.requestSync()
 			}
 		case f.ID != "":
 			cn.mu.Lock()
@@ -487,11 +489,40 @@ func (c *Client) deliver() {
 	}
 }
 
+// syncFrame fetches one page after cursor over the WebSocket (a sync frame), waiting
+// for a connection if there is none.
+func (c *Client) syncFrame(ctx context.Context, cursor string) (wire.SyncResult, error) {
+	cn, err := c.waitConn(ctx)
+	if err != nil {
+		return wire.SyncResult{}, err
+	}
+	f, err := c.request(ctx, cn, wire.FrameSync, wire.SyncRequest{Cursor: cursor, Limit: 500})
+	if err != nil {
+		return wire.SyncResult{}, err
+	}
+	if f.Type != wire.FrameAck {
+		return wire.SyncResult{}, &wire.Error{Code: f.Code, Message: f.Message}
+	}
+	var res wire.SyncResult
+	err = json.Unmarshal(f.Result, &res)
+	return res, err
+}
+
 // catchUp syncs from the cursor until nothing is left, retrying failures.
 func (c *Client) catchUp(last *uint64, emit func(wire.Entry, string) bool) bool {
 	backoff := 100 * time.Millisecond
 	for {
-		res, err := c.SyncPage(c.ctx, c.Cursor(), 500)
+		res, err := c.syncFrame(c.ctx, c.Cursor())
+		var we *wire.Error
+		if errors.As(err, &we) && we.Code == wire.CodeInvalidCursor {
+			// A cursor from another server or a corrupted store: start over; entries
+			// already delivered are skipped by seq.
+			c.log.Warn("client: server refused the cursor; syncing from the beginning")
+			c.mu.Lock()
+			c.cursor = ""
+			c.mu.Unlock()
+			continue
+		}
 		if err != nil {
 			if !sleep(c.ctx, jitter(backoff)) {
 				return false

@@ -3,86 +3,16 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"net"
-	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/fanline/fanline/client"
+	"github.com/fanline/fanline/internal/testharness"
 	"github.com/fanline/fanline/internal/wire"
 )
-
-// buildBinary builds cmd/fanline once per test binary run.
-var buildBinary = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "fanline-bin")
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "fanline")
-	out, err := exec.Command("go", "build", "-o", bin, "../cmd/fanline").CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("go build: %v\n%s", err, out)
-	}
-	return bin, nil
-})
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// child is a fanline serve process.
-type child struct {
-	cmd *exec.Cmd
-}
-
-func startChild(t *testing.T, addr, data string, env ...string) *child {
-	t.Helper()
-	bin, err := buildBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "serve", "--addr", addr, "--data", data)
-	cmd.Env = append(os.Environ(), env...)
-	logf, err := os.OpenFile(filepath.Join(data, "..", filepath.Base(data)+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	c := &child{cmd: cmd}
-	t.Cleanup(func() { c.kill() })
-	waitFor(t, 30*time.Second, "server health", func() bool {
-		resp, err := http.Get("http://" + addr + "/healthz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
-	return c
-}
-
-func (c *child) kill() {
-	if c.cmd.ProcessState == nil {
-		c.cmd.Process.Signal(syscall.SIGKILL)
-		c.cmd.Wait()
-	}
-}
 
 // TestCrashLosesNothing kills the server with SIGKILL while 1,000 sends are in flight,
 // restarts it on the same data, and checks that every acknowledged message is in both
@@ -91,11 +21,11 @@ func TestCrashLosesNothing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and kills a server process")
 	}
-	addr := freeAddr(t)
+	addr := testharness.FreeAddr(t)
 	data := filepath.Join(t.TempDir(), "data")
 	env := []string{"FANLINE_LIMITS_RATE_PER_SECOND=-1"}
-	proc := startChild(t, addr, data, env...)
-	url := "http://" + addr
+	proc := testharness.StartServer(t, addr, data, env...)
+	url := proc.URL()
 	ctx := context.Background()
 
 	alice := connect(t, url, "alice")
@@ -131,7 +61,7 @@ func TestCrashLosesNothing(t *testing.T) {
 		}(i)
 	}
 	waitFor(t, time.Minute, "300 acks", func() bool { return acked.Load() >= 300 })
-	proc.kill()
+	proc.Kill()
 	killedAt := acked.Load()
 	mu.Lock()
 	beforeKill := map[string]wire.ID{}
@@ -143,7 +73,7 @@ func TestCrashLosesNothing(t *testing.T) {
 	if killedAt >= total {
 		t.Fatal("every send finished before the kill; nothing was in flight")
 	}
-	startChild(t, addr, data, env...)
+	testharness.StartServer(t, addr, data, env...)
 	wg.Wait()
 	if t.Failed() {
 		return

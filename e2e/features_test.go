@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/fanline/fanline/internal/config"
+	"github.com/fanline/fanline/internal/testharness"
 	"github.com/fanline/fanline/internal/wire"
 	"github.com/gorilla/websocket"
 )
@@ -191,6 +192,9 @@ func TestSlowReaderIsDisconnected(t *testing.T) {
 	if !errors.As(err, &ce) || ce.Code != websocket.CloseTryAgainLater {
 		t.Fatalf("stalled connection ended with %v, want close 1013", err)
 	}
+	if n := metric(t, ts.URL, "fanline_slow_connections_closed_total"); n != 1 {
+		t.Fatalf("slow connections closed: %v, want 1", n)
+	}
 }
 
 // TestGracefulShutdown: SIGTERM lets in-flight work finish and the process exit 0.
@@ -198,19 +202,19 @@ func TestGracefulShutdown(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a server process")
 	}
-	addr := freeAddr(t)
+	addr := testharness.FreeAddr(t)
 	data := filepath.Join(t.TempDir(), "data")
-	proc := startChild(t, addr, data)
-	url := "http://" + addr
+	proc := testharness.StartServer(t, addr, data)
+	url := proc.URL()
 	ann := connect(t, url, "ann")
 	ctx := context.Background()
 	res, err := ann.Send(ctx, wire.SendRequest{To: "bob", Type: "text", Body: text("before shutdown")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	proc.cmd.Process.Signal(syscall.SIGTERM)
+	proc.Cmd.Process.Signal(syscall.SIGTERM)
 	errc := make(chan error, 1)
-	go func() { errc <- proc.cmd.Wait() }()
+	go func() { errc <- proc.Cmd.Wait() }()
 	select {
 	case err := <-errc:
 		var ee *exec.ExitError
@@ -220,7 +224,7 @@ func TestGracefulShutdown(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("server did not exit after SIGTERM")
 	}
-	startChild(t, addr, data)
+	testharness.StartServer(t, addr, data)
 	bob := connect(t, url, "bob")
 	es := collect(t, bob, 1, 30*time.Second)
 	if es[0].MsgID != res.MsgID {

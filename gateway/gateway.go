@@ -52,7 +52,7 @@ type Config struct {
 	HeartbeatTimeout time.Duration
 	// WriteTimeout bounds one frame write. Zero means 10 s.
 	WriteTimeout time.Duration
-	// SendQueue is each connection's outgoing frame queue. Zero means 1024.
+	// SendQueue is each connection's outgoing frame queue. Zero means 256.
 	SendQueue int
 	// Pprof serves Go's profiler under /debug/pprof/.
 	Pprof bool
@@ -97,7 +97,7 @@ func New(cfg Config, svc Service, issuer *auth.Issuer, reg presence.Registry, hu
 		cfg.WriteTimeout = 10 * time.Second
 	}
 	if cfg.SendQueue <= 0 {
-		cfg.SendQueue = 1024
+		cfg.SendQueue = 256
 	}
 	if cfg.Ready == nil {
 		cfg.Ready = func() error { return nil }
@@ -107,7 +107,9 @@ func New(cfg Config, svc Service, issuer *auth.Issuer, reg presence.Registry, hu
 	}
 	g := &Gateway{cfg: cfg, svc: svc, issuer: issuer, presence: reg, hub: hub, m: m, log: cfg.Logger,
 		upgrader: websocket.Upgrader{
-			ReadBufferSize: 4096, WriteBufferSize: 4096,
+			// Reads reuse the HTTP server's buffer; writes borrow a pooled one, so an
+			// idle connection holds no write buffer.
+			WriteBufferSize: 4096, WriteBufferPool: &sync.Pool{},
 			// Tokens, not cookies, authenticate: any origin may connect.
 			CheckOrigin: func(*http.Request) bool { return true },
 		}}

@@ -60,10 +60,14 @@ func (c *conn) reply(f wire.ServerFrame) {
 	}
 }
 
+// close ends the connection with code: the write loop sends the close frame, and the
+// read loop's pending read returns at once (net.Conn deadlines may be set from any
+// goroutine).
 func (c *conn) close(code int) {
 	c.once.Do(func() {
 		c.code = code
 		close(c.done)
+		c.ws.UnderlyingConn().SetReadDeadline(time.Now())
 	})
 }
 
@@ -98,13 +102,19 @@ func closeReason(code int) string {
 }
 
 func (c *conn) readLoop(ctx context.Context) {
-	go func() {
-		// Unblock the read when the connection is closed from elsewhere.
-		<-c.done
-		c.ws.SetReadDeadline(time.Now())
-	}()
 	for {
+		select {
+		case <-c.done:
+			return
+		default:
+		}
 		c.ws.SetReadDeadline(time.Now().Add(c.g.cfg.HeartbeatTimeout))
+		select {
+		case <-c.done:
+			// close ran between the check and the new deadline, which undid its own.
+			return
+		default:
+		}
 		_, data, err := c.ws.ReadMessage()
 		if err != nil {
 			if ne, ok := err.(interface{ Timeout() bool }); ok && ne.Timeout() {

@@ -1,41 +1,126 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"math/rand/v2"
 	"os"
+	"os/exec"
 	"os/signal"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"github.com/fanline/fanline/client"
-	"github.com/fanline/fanline/internal/wire"
 )
 
-// benchSummary is what every scenario reports (printed, and written by --json).
+// A scenario measures one kind of load. run does this process's share of the users
+// (all of them unless --procs splits the work) and starts measuring at o.startAt, so
+// worker processes measure the same window.
+type scenario struct {
+	about string
+	// splits reports whether --procs may divide the scenario over processes.
+	splits bool
+	run    func(ctx context.Context, o benchOptions, sh share) (*result, error)
+	// finish adds figures only the parent can compute (it holds --pid), given the
+	// server's memory before the run and in the middle of it.
+	finish func(o benchOptions, sum *benchSummary, before, mid *procSample)
+}
+
+var scenarios = map[string]scenario{
+	"direct": {
+		about:  "users in pairs send 1:1 messages; latency is send to the peer's receipt",
+		splits: true, run: benchDirect,
+	},
+	"connections": {
+		about:  "hold --users idle connections; server memory per connection",
+		splits: true, run: benchConnections, finish: finishConnections,
+	},
+	"sync": {
+		about: "one device offline while --messages arrive over --conversations chats; time to full sync",
+		run:   benchSync,
+	},
+}
+
+// benchOptions are the flags of every scenario.
+type benchOptions struct {
+	url           string
+	users         int
+	duration      time.Duration
+	warmup        time.Duration
+	rate          float64
+	inflight      int
+	size          int
+	messages      int
+	conversations int
+	localAddrs    []string
+	procs         int
+	prefix        string    // user id prefix, shared by the workers of one run
+	startAt       time.Time // measurement window start (after warmup)
+}
+
+// share is the slice [lo, hi) of the users one process drives.
+type share struct{ lo, hi int }
+
+// result is what one process measured. The parent merges its workers' results.
+type result struct {
+	Connections int                `json:"connections"`
+	Sent        int64              `json:"sent"`
+	Delivered   int64              `json:"delivered"`
+	Errors      int64              `json:"errors"`
+	Latency     []time.Duration    `json:"latency_ns"`
+	Ack         []time.Duration    `json:"ack_ns"`
+	Figures     map[string]float64 `json:"figures,omitempty"`
+	Client      *serverUsage       `json:"client"`
+}
+
+func (r *result) merge(o *result) {
+	r.Connections += o.Connections
+	r.Sent += o.Sent
+	r.Delivered += o.Delivered
+	r.Errors += o.Errors
+	r.Latency = append(r.Latency, o.Latency...)
+	r.Ack = append(r.Ack, o.Ack...)
+	for k, v := range o.Figures {
+		if r.Figures == nil {
+			r.Figures = map[string]float64{}
+		}
+		r.Figures[k] += v
+	}
+	if o.Client != nil {
+		if r.Client == nil {
+			r.Client = &serverUsage{}
+		}
+		r.Client.CPUPercent += o.Client.CPUPercent
+		r.Client.RSSMiB += o.Client.RSSMiB
+		r.Client.PeakRSSMiB += o.Client.PeakRSSMiB
+	}
+}
+
+// benchSummary is what a run reports (printed, and written by --json).
 type benchSummary struct {
-	Scenario    string            `json:"scenario"`
-	Started     time.Time         `json:"started"`
-	Flags       map[string]string `json:"flags"`
-	Connections int               `json:"connections"`
-	Sent        int64             `json:"sent"`
-	Delivered   int64             `json:"delivered"`
-	Errors      int64             `json:"errors"`
-	Seconds     float64           `json:"seconds"`
-	Throughput  float64           `json:"throughput_per_second"`
-	Latency     latencySummary    `json:"latency_ms"`
-	AckLatency  latencySummary    `json:"ack_latency_ms"`
-	Server      *serverUsage      `json:"server,omitempty"`
-	Client      *serverUsage      `json:"client"`
+	Scenario    string             `json:"scenario"`
+	Started     time.Time          `json:"started"`
+	Flags       map[string]string  `json:"flags"`
+	Processes   int                `json:"processes"`
+	Connections int                `json:"connections"`
+	Sent        int64              `json:"sent"`
+	Delivered   int64              `json:"delivered"`
+	Errors      int64              `json:"errors"`
+	Seconds     float64            `json:"seconds"`
+	Throughput  float64            `json:"throughput_per_second"`
+	Latency     latencySummary     `json:"latency_ms"`
+	AckLatency  latencySummary     `json:"ack_latency_ms"`
+	Figures     map[string]float64 `json:"figures,omitempty"`
+	Server      *serverUsage       `json:"server,omitempty"`
+	Client      *serverUsage       `json:"client"`
 }
 
 type latencySummary struct {
@@ -57,7 +142,7 @@ func summarize(d []time.Duration) latencySummary {
 	return latencySummary{Samples: len(d), P50: q(.50), P90: q(.90), P99: q(.99), Max: float64(d[len(d)-1].Microseconds()) / 1000}
 }
 
-// samples collects latencies from many goroutines.
+// samples collects durations from many goroutines.
 type samples struct {
 	mu sync.Mutex
 	d  []time.Duration
@@ -69,75 +154,112 @@ func (s *samples) add(d time.Duration) {
 	s.mu.Unlock()
 }
 
-type scenario struct {
-	about string
-	run   func(ctx context.Context, o benchOptions, sum *benchSummary) error
+func (s *samples) take() []time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.d
 }
 
-var scenarios = map[string]scenario{
-	"direct": {"users in pairs send 1:1 messages; latency is send to the peer's receipt", benchDirect},
-}
-
-// benchOptions are the flags every scenario shares.
-type benchOptions struct {
-	url        string
-	users      int
-	duration   time.Duration
-	warmup     time.Duration
-	rate       float64
-	inflight   int
-	localAddrs []string
-	size       int
+func benchUsage() {
+	fmt.Fprintln(os.Stderr, "usage: fanline bench SCENARIO [flags]   (fanline bench SCENARIO -h for flags)\nscenarios:")
+	names := make([]string, 0, len(scenarios))
+	for name := range scenarios {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		fmt.Fprintf(os.Stderr, "  %-12s %s\n", name, scenarios[name].about)
+	}
 }
 
 func bench(args []string) error {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		fmt.Fprintln(os.Stderr, "usage: fanline bench SCENARIO [flags]\nscenarios:")
-		for name, s := range scenarios {
-			fmt.Fprintf(os.Stderr, "  %-10s %s\n", name, s.about)
-		}
+		benchUsage()
 		return errors.New("bench: name a scenario")
 	}
 	sc, ok := scenarios[args[0]]
 	if !ok {
+		benchUsage()
 		return fmt.Errorf("bench: unknown scenario %q", args[0])
 	}
 	fs := flag.NewFlagSet("bench "+args[0], flag.ContinueOnError)
 	var o benchOptions
 	fs.StringVar(&o.url, "url", "http://127.0.0.1:8080", "server base URL")
-	fs.IntVar(&o.users, "users", 1000, "connected users (even: they chat in pairs)")
+	fs.IntVar(&o.users, "users", 1000, "connected users (direct: even, they chat in pairs; connections: connections held)")
 	fs.DurationVar(&o.duration, "duration", 30*time.Second, "measured time")
 	fs.DurationVar(&o.warmup, "warmup", 3*time.Second, "unmeasured time before it")
-	fs.Float64Var(&o.rate, "rate", 0, "messages per second per user (0: as fast as acks allow)")
-	fs.IntVar(&o.inflight, "inflight", 4, "unacknowledged sends per user")
+	fs.Float64Var(&o.rate, "rate", 0, "direct: messages per second per user (0: as fast as acks allow)")
+	fs.IntVar(&o.inflight, "inflight", 4, "direct: unacknowledged sends per user")
 	fs.IntVar(&o.size, "size", 64, "text bytes per message")
+	fs.IntVar(&o.messages, "messages", 10000, "sync: messages that arrive while the device is offline")
+	fs.IntVar(&o.conversations, "conversations", 100, "sync: conversations they arrive over")
+	fs.IntVar(&o.procs, "procs", 1, "client processes to spread the users over (each may open 20,000 files)")
 	addrs := fs.String("local-addrs", "", "comma-separated source IPs to spread connections over (e.g. 127.0.0.2,127.0.0.3)")
 	jsonFile := fs.String("json", "", "write the JSON summary to this file")
 	pid := fs.Int("pid", 0, "server process id, to report its CPU and memory")
+	// Set by a parent for its worker processes.
+	worker := fs.Int("worker", -1, "internal: run as worker N of --procs and print the raw result")
+	startAt := fs.Int64("start-at", 0, "internal: measurement start, unix ms")
+	fs.StringVar(&o.prefix, "prefix", "", "internal: user id prefix")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
 	if *addrs != "" {
 		o.localAddrs = strings.Split(*addrs, ",")
 	}
-	if o.users < 2 || o.users%2 != 0 || o.inflight < 1 {
-		return errors.New("bench: --users must be even and at least 2, --inflight at least 1")
+	if o.users < 2 || o.users%2 != 0 || o.inflight < 1 || o.procs < 1 || o.messages < 1 || o.conversations < 1 {
+		return errors.New("bench: --users must be even and at least 2; --inflight, --procs, --messages and --conversations at least 1")
 	}
-	sum := &benchSummary{Scenario: args[0], Started: time.Now().UTC(), Flags: map[string]string{}}
-	fs.Visit(func(f *flag.Flag) { sum.Flags[f.Name] = f.Value.String() })
+	if o.procs > 1 && !sc.splits {
+		return fmt.Errorf("bench: %s runs in one process", args[0])
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	var before *procSample
+
+	if *worker >= 0 {
+		o.startAt = time.UnixMilli(*startAt)
+		r, err := runShare(ctx, sc, o, shareOf(o, *worker))
+		if err != nil {
+			return err
+		}
+		return json.NewEncoder(os.Stdout).Encode(r)
+	}
+
+	if o.prefix == "" {
+		o.prefix = fmt.Sprintf("b%d-", time.Now().UnixNano()%1e9)
+	}
+	// Leave time to connect: about 2,000 connections a second per process.
+	o.startAt = time.Now().Add(2*time.Second + time.Duration(o.users/o.procs/2000)*time.Second + o.warmup)
+	sum := &benchSummary{Scenario: args[0], Started: time.Now().UTC(), Flags: map[string]string{}, Processes: o.procs}
+	fs.Visit(func(f *flag.Flag) { sum.Flags[f.Name] = f.Value.String() })
+
+	var before, mid *procSample
 	if *pid != 0 {
 		before = sampleProc(*pid)
+		midAt := o.startAt.Add(o.duration / 2)
+		timer := time.AfterFunc(time.Until(midAt), func() { mid = sampleProc(*pid) })
+		defer timer.Stop()
 	}
-	self := sampleProc(os.Getpid())
-	if err := sc.run(ctx, o, sum); err != nil {
+	var r *result
+	var err error
+	if o.procs == 1 {
+		r, err = runShare(ctx, sc, o, share{0, o.users})
+	} else {
+		r, err = runWorkers(ctx, args[0], args[1:], o)
+	}
+	if err != nil {
 		return err
 	}
-	sum.Client = self.usage(sampleProc(os.Getpid()))
+	sum.Connections, sum.Sent, sum.Delivered, sum.Errors = r.Connections, r.Sent, r.Delivered, r.Errors
+	sum.Seconds = o.duration.Seconds()
+	sum.Latency, sum.AckLatency = summarize(r.Latency), summarize(r.Ack)
+	sum.Throughput = float64(sum.Latency.Samples) / sum.Seconds
+	sum.Figures, sum.Client = r.Figures, r.Client
 	if before != nil {
 		sum.Server = before.usage(sampleProc(*pid))
+		if sc.finish != nil && mid != nil {
+			sc.finish(o, sum, before, mid)
+		}
 	}
 	printSummary(sum)
 	if *jsonFile != "" {
@@ -152,33 +274,100 @@ func bench(args []string) error {
 	return nil
 }
 
+// shareOf is worker i's slice of the users, in whole pairs.
+func shareOf(o benchOptions, i int) share {
+	pairs := o.users / 2
+	return share{2 * (i * pairs / o.procs), 2 * ((i + 1) * pairs / o.procs)}
+}
+
+// runShare measures one share and this process's own CPU and memory.
+func runShare(ctx context.Context, sc scenario, o benchOptions, sh share) (*result, error) {
+	self := sampleProc(os.Getpid())
+	r, err := sc.run(ctx, o, sh)
+	if err != nil {
+		return nil, err
+	}
+	r.Client = self.usage(sampleProc(os.Getpid()))
+	return r, nil
+}
+
+// runWorkers re-executes this binary once per process and merges what they measured.
+func runWorkers(ctx context.Context, name string, args []string, o benchOptions) (*result, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	total := &result{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	errs := make(chan error, o.procs)
+	for i := 0; i < o.procs; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			wargs := append([]string{"bench", name}, args...)
+			wargs = append(wargs, "--worker", strconv.Itoa(i), "--start-at", strconv.FormatInt(o.startAt.UnixMilli(), 10),
+				"--prefix", o.prefix, "--json", "", "--pid", "0")
+			cmd := exec.CommandContext(ctx, exe, wargs...)
+			var out bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &out, os.Stderr
+			if err := cmd.Run(); err != nil {
+				errs <- fmt.Errorf("bench: worker %d: %w", i, err)
+				return
+			}
+			var r result
+			if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+				errs <- fmt.Errorf("bench: worker %d output: %w", i, err)
+				return
+			}
+			mu.Lock()
+			total.merge(&r)
+			mu.Unlock()
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return nil, err
+	}
+	return total, nil
+}
+
 func printSummary(s *benchSummary) {
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(w, "scenario\t%s\n", s.Scenario)
+	fmt.Fprintf(w, "scenario\t%s (%d client process(es))\n", s.Scenario, s.Processes)
 	fmt.Fprintf(w, "connections\t%d\n", s.Connections)
 	fmt.Fprintf(w, "sent / delivered / errors\t%d / %d / %d\n", s.Sent, s.Delivered, s.Errors)
 	fmt.Fprintf(w, "measured\t%.1f s\n", s.Seconds)
-	fmt.Fprintf(w, "throughput\t%.0f msg/s\n", s.Throughput)
-	l := s.Latency
-	fmt.Fprintf(w, "send->receipt ms\tp50 %.2f  p90 %.2f  p99 %.2f  max %.2f  (%d samples)\n", l.P50, l.P90, l.P99, l.Max, l.Samples)
-	a := s.AckLatency
-	fmt.Fprintf(w, "send->ack ms\tp50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n", a.P50, a.P90, a.P99, a.Max)
+	if s.Latency.Samples > 0 {
+		fmt.Fprintf(w, "throughput\t%.0f msg/s\n", s.Throughput)
+		l := s.Latency
+		fmt.Fprintf(w, "send->receipt ms\tp50 %.2f  p90 %.2f  p99 %.2f  max %.2f  (%d samples)\n", l.P50, l.P90, l.P99, l.Max, l.Samples)
+	}
+	if a := s.AckLatency; a.Samples > 0 {
+		fmt.Fprintf(w, "send->ack ms\tp50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n", a.P50, a.P90, a.P99, a.Max)
+	}
+	keys := make([]string, 0, len(s.Figures))
+	for k := range s.Figures {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(w, "%s\t%.2f\n", k, s.Figures[k])
+	}
 	if s.Server != nil {
 		fmt.Fprintf(w, "server\tCPU %.0f%% of one core, RSS %.0f MiB (peak %.0f MiB)\n", s.Server.CPUPercent, s.Server.RSSMiB, s.Server.PeakRSSMiB)
 	}
-	fmt.Fprintf(w, "bench client\tCPU %.0f%% of one core, RSS %.0f MiB\n", s.Client.CPUPercent, s.Client.RSSMiB)
+	if s.Client != nil {
+		fmt.Fprintf(w, "bench clients\tCPU %.0f%% of one core, RSS %.0f MiB\n", s.Client.CPUPercent, s.Client.RSSMiB)
+	}
 	w.Flush()
 }
 
-// benchBody carries the send time, on the one clock of this process.
-type benchBody struct {
-	Text string `json:"text"`
-	TS   int64  `json:"ts"`
-}
-
-func dialUsers(ctx context.Context, o benchOptions, prefix string) ([]*client.Client, error) {
-	cs := make([]*client.Client, o.users)
-	errs := make(chan error, o.users)
+// dialUsers connects users [sh.lo, sh.hi) named o.prefix+index.
+func dialUsers(ctx context.Context, o benchOptions, sh share, buffer int) ([]*client.Client, error) {
+	cs := make([]*client.Client, sh.hi-sh.lo)
+	errs := make(chan error, len(cs))
 	sem := make(chan struct{}, 64)
 	var wg sync.WaitGroup
 	for i := range cs {
@@ -187,15 +376,15 @@ func dialUsers(ctx context.Context, o benchOptions, prefix string) ([]*client.Cl
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			user := fmt.Sprintf("%s%d", prefix, i)
+			user := userName(o, sh.lo+i)
 			tok, err := client.DevToken(ctx, o.url, user, "", "")
 			if err != nil {
 				errs <- fmt.Errorf("token for %s: %w", user, err)
 				return
 			}
-			cfg := client.Config{URL: o.url, Token: tok, EntryBuffer: 1024}
+			cfg := client.Config{URL: o.url, Token: tok, EntryBuffer: buffer}
 			if len(o.localAddrs) > 0 {
-				cfg.LocalAddr = o.localAddrs[i%len(o.localAddrs)]
+				cfg.LocalAddr = o.localAddrs[(sh.lo+i)%len(o.localAddrs)]
 			}
 			if cs[i], err = client.Connect(ctx, cfg); err != nil {
 				errs <- fmt.Errorf("connect %s: %w", user, err)
@@ -205,114 +394,36 @@ func dialUsers(ctx context.Context, o benchOptions, prefix string) ([]*client.Cl
 	wg.Wait()
 	close(errs)
 	if err := <-errs; err != nil {
-		for _, c := range cs {
-			if c != nil {
-				c.Close()
-			}
-		}
+		closeAll(cs)
 		return nil, err
 	}
 	return cs, nil
 }
 
-func benchDirect(ctx context.Context, o benchOptions, sum *benchSummary) error {
-	prefix := fmt.Sprintf("bench%d-", time.Now().UnixNano()%1e6)
-	cs, err := dialUsers(ctx, o, prefix)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		for _, c := range cs {
-			c.Close()
-		}
-	}()
-	sum.Connections = len(cs)
-	text := strings.Repeat("x", o.size)
-	var sent, delivered, errCount atomic.Int64
-	var lat, ack samples
-	start := time.Now()
-	measureFrom := start.Add(o.warmup)
-	stopSending := measureFrom.Add(o.duration)
+func userName(o benchOptions, i int) string { return o.prefix + strconv.Itoa(i) }
 
-	// Receivers: every device drains its entries; peers' messages count as delivered.
-	recvCtx, stopRecv := context.WithCancel(context.Background())
-	var rwg sync.WaitGroup
-	for i, c := range cs {
-		rwg.Add(1)
-		go func(me string, c *client.Client) {
-			defer rwg.Done()
-			for {
-				select {
-				case e := <-c.Entries():
-					if e.Kind != wire.KindMessage || e.From == me {
-						continue
-					}
-					now := time.Now()
-					var b benchBody
-					if json.Unmarshal(e.Body, &b) == nil {
-						if t := time.Unix(0, b.TS); !t.Before(measureFrom) && t.Before(stopSending) {
-							lat.add(now.Sub(t))
-						}
-					}
-					delivered.Add(1)
-				case <-recvCtx.Done():
-					return
-				}
-			}
-		}(fmt.Sprintf("%s%d", prefix, i), c)
-	}
-
-	var swg sync.WaitGroup
-	for i, c := range cs {
-		peer := fmt.Sprintf("%s%d", prefix, i^1)
-		for w := 0; w < o.inflight; w++ {
-			swg.Add(1)
+func closeAll(cs []*client.Client) {
+	var wg sync.WaitGroup
+	for _, c := range cs {
+		if c != nil {
+			wg.Add(1)
 			go func(c *client.Client) {
-				defer swg.Done()
-				var interval time.Duration
-				next := time.Now()
-				if o.rate > 0 {
-					interval = time.Duration(float64(time.Second) * float64(o.inflight) / o.rate)
-					// Spread the workers over the interval: an open-loop load, not
-					// synchronised bursts.
-					next = next.Add(time.Duration(rand.Int64N(int64(interval))))
-				}
-				for ctx.Err() == nil && time.Now().Before(stopSending) {
-					if interval > 0 {
-						if d := time.Until(next); d > 0 {
-							time.Sleep(d)
-						}
-						next = next.Add(interval)
-					}
-					t0 := time.Now()
-					body, _ := json.Marshal(benchBody{Text: text, TS: t0.UnixNano()})
-					sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-					_, err := c.Send(sctx, wire.SendRequest{To: peer, Type: "text", Body: body})
-					cancel()
-					if err != nil {
-						errCount.Add(1)
-						continue
-					}
-					sent.Add(1)
-					if !t0.Before(measureFrom) {
-						ack.add(time.Since(t0))
-					}
-				}
+				defer wg.Done()
+				c.Close()
 			}(c)
 		}
 	}
-	swg.Wait()
-	// Let the last deliveries land.
-	deadline := time.Now().Add(30 * time.Second)
-	for delivered.Load() < sent.Load() && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	stopRecv()
-	rwg.Wait()
+	wg.Wait()
+}
 
-	sum.Sent, sum.Delivered, sum.Errors = sent.Load(), delivered.Load(), errCount.Load()
-	sum.Seconds = o.duration.Seconds()
-	sum.Latency, sum.AckLatency = summarize(lat.d), summarize(ack.d)
-	sum.Throughput = float64(sum.Latency.Samples) / sum.Seconds
-	return ctx.Err()
+// sleepUntil waits for t or ctx.
+func sleepUntil(ctx context.Context, t time.Time) error {
+	timer := time.NewTimer(time.Until(t))
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

@@ -77,7 +77,7 @@ type Config struct {
 		// Default 60s.
 		HeartbeatTimeout Duration `yaml:"heartbeat_timeout"`
 		// SendQueue is each connection's queue of outgoing frames; a connection whose
-		// queue is full is closed. Default 1024.
+		// queue is full is closed. Default 256.
 		SendQueue int `yaml:"send_queue"`
 	} `yaml:"gateway"`
 
@@ -152,7 +152,7 @@ func (c *Config) fill() {
 	def(&c.Limits.MaxInFlightSends, 10000)
 	defDur(&c.Messages.RecallWindow, 24*time.Hour)
 	defDur(&c.Gateway.HeartbeatTimeout, 60*time.Second)
-	def(&c.Gateway.SendQueue, 1024)
+	def(&c.Gateway.SendQueue, 256)
 	def(&c.Queue.SendPartitions, 8)
 	def(&c.Queue.FanoutPartitions, 8)
 }

@@ -228,8 +228,8 @@ func bench(args []string) error {
 	if o.prefix == "" {
 		o.prefix = fmt.Sprintf("b%d-", time.Now().UnixNano()%1e9)
 	}
-	// Leave time to connect: about 2,000 connections a second per process.
-	o.startAt = time.Now().Add(2*time.Second + time.Duration(o.users/o.procs/2000)*time.Second + o.warmup)
+	// Leave time to connect: at least 500 connections a second per process.
+	o.startAt = time.Now().Add(2*time.Second + time.Duration(o.users/o.procs/500)*time.Second + o.warmup)
 	sum := &benchSummary{Scenario: args[0], Started: time.Now().UTC(), Flags: map[string]string{}, Processes: o.procs}
 	fs.Visit(func(f *flag.Flag) { sum.Flags[f.Name] = f.Value.String() })
 

@@ -86,6 +86,9 @@ func NewPebbleQueue(db *pebble.DB, cfg PebbleQueueConfig) (*PebbleQueue, error) 
 		if n <= 0 || len(topic) == 0 || len(topic) > 255 {
 			return nil, fmt.Errorf("queue: bad topic %q with %d partitions", topic, n)
 		}
+		if err := q.checkPartitions(topic, n); err != nil {
+			return nil, err
+		}
 		ps := make([]*pebblePartition, n)
 		for i := range ps {
 			p, err := q.recoverPartition(topic, i)
@@ -99,6 +102,39 @@ func NewPebbleQueue(db *pebble.DB, cfg PebbleQueueConfig) (*PebbleQueue, error) 
 	q.wg.Add(1)
 	go q.writer()
 	return q, nil
+}
+
+func partitionsKey(topic string) kv.Key { return kv.NewKey(kv.PrefixQueue, 'n').Str(topic) }
+
+// checkPartitions records a topic's partition count the first time and refuses to
+// open it with another count while it holds unconsumed records: keys would move to
+// other partitions, so a key's records could be read out of order, and records in a
+// removed partition never. A drained topic may be resized.
+func (q *PebbleQueue) checkPartitions(topic string, n int) error {
+	was, err := kv.GetU64(q.db, partitionsKey(topic))
+	if err != nil {
+		return fmt.Errorf("queue: %w", err)
+	}
+	if was != 0 && was != uint64(n) {
+		for i := 0; i < int(was); i++ {
+			p, err := q.recoverPartition(topic, i)
+			if err != nil {
+				return err
+			}
+			for group, off := range p.committed {
+				if off < p.head {
+					return fmt.Errorf("queue: topic %q has %d partitions on disk and %d configured, and group %q has not consumed partition %d; "+
+						"go back to %d partitions until it is drained", topic, was, n, group, i, was)
+				}
+			}
+		}
+	}
+	if was != uint64(n) {
+		if err := q.db.Set(partitionsKey(topic), kv.U64Value(uint64(n)), pebble.Sync); err != nil {
+			return fmt.Errorf("queue: %w", err)
+		}
+	}
+	return nil
 }
 
 func recordPrefix(topic string, partition int) kv.Key {

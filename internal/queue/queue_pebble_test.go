@@ -1,6 +1,8 @@
 package queue_test
 
 import (
+	"context"
+	"strings"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -42,4 +44,61 @@ func TestPartitionForIsStable(t *testing.T) {
 			t.Errorf("PartitionFor(%q, 4) = %d, want %d", key, got, want)
 		}
 	}
+}
+
+func TestPebbleQueueRefusesRepartitionWithBacklog(t *testing.T) {
+	db, err := kv.Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	open := func(n int) (*queue.PebbleQueue, error) {
+		return queue.NewPebbleQueue(db, queue.PebbleQueueConfig{Topics: map[string]int{"t": n}})
+	}
+	q, err := open(4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	consumed := make(chan struct{}, 10)
+	go func() {
+		defer close(done)
+		q.Consume(ctx, "t", "g", func(context.Context, int, []queue.Record) error {
+			consumed <- struct{}{}
+			return nil
+		})
+	}()
+	q.Produce(context.Background(), "t", queue.Record{Key: []byte("a"), Value: []byte("1")})
+	<-consumed
+	cancel()
+	<-done
+	// The group is known and has consumed everything; one more record stays unread.
+	q.Produce(context.Background(), "t", queue.Record{Key: []byte("a"), Value: []byte("2")})
+	q.Close()
+	if _, err := open(8); err == nil || !strings.Contains(err.Error(), "not consumed") {
+		t.Fatalf("repartition with a backlog: %v", err)
+	}
+	q, err = open(4)
+	if err != nil {
+		t.Fatalf("reopen with the recorded count: %v", err)
+	}
+	// Drain it; then the topic may be resized.
+	ctx, cancel = context.WithCancel(context.Background())
+	done = make(chan struct{})
+	go func() {
+		defer close(done)
+		q.Consume(ctx, "t", "g", func(context.Context, int, []queue.Record) error {
+			consumed <- struct{}{}
+			return nil
+		})
+	}()
+	<-consumed
+	cancel()
+	<-done
+	q.Close()
+	if q, err = open(8); err != nil {
+		t.Fatalf("resize a drained topic: %v", err)
+	}
+	q.Close()
 }

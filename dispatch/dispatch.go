@@ -16,7 +16,6 @@ package dispatch
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -116,34 +115,6 @@ func New(cfg Config, q queue.Queue, streams groupstream.Store, timelines timelin
 	return &Dispatcher{cfg: cfg, q: q, streams: streams, timelines: timelines, dedup: dedup, ids: gen,
 		push: push, m: m, log: cfg.Logger, inFlight: make(chan struct{}, cfg.MaxInFlight),
 		limiters: map[string]*rate.Limiter{}}, nil
-}
-
-// sendJob is a record of the send topic.
-type sendJob struct {
-	MsgID       uint64          `json:"id"`
-	Conv        uint64          `json:"conv"`
-	ConvKind    string          `json:"conv_kind"`
-	Members     []string        `json:"members"`
-	From        string          `json:"from"`
-	ClientMsgID string          `json:"cmid"`
-	Type        string          `json:"type"`
-	Body        json.RawMessage `json:"body"`
-}
-
-// fanoutJob is a record of the fanout topic: one entry for one user's timeline. Message
-// jobs carry the content so the push needs no read.
-type fanoutJob struct {
-	User        string          `json:"user"`
-	Kind        string          `json:"kind"`
-	Conv        uint64          `json:"conv"`
-	ConvKind    string          `json:"conv_kind,omitempty"`
-	Peer        string          `json:"peer,omitempty"`
-	MsgID       uint64          `json:"msg"`
-	From        string          `json:"from"`
-	At          time.Time       `json:"at"`
-	ClientMsgID string          `json:"cmid,omitempty"`
-	Type        string          `json:"type,omitempty"`
-	Body        json.RawMessage `json:"body,omitempty"`
 }
 
 // Run consumes the send and fanout stages and sweeps expired dedup keys until ctx is
@@ -253,8 +224,7 @@ func (d *Dispatcher) Send(ctx context.Context, user, from string, req wire.SendR
 	}
 	job := sendJob{MsgID: id, Conv: conv.ID, ConvKind: conv.Kind, Members: conv.Members, From: user,
 		ClientMsgID: req.ClientMsgID, Type: req.Type, Body: req.Body}
-	v, _ := json.Marshal(job)
-	if err := d.q.Produce(ctx, TopicSend, queue.Record{Key: []byte(user), Value: v}); err != nil {
+	if err := d.q.Produce(ctx, TopicSend, queue.Record{Key: []byte(user), Value: job.marshal()}); err != nil {
 		return wire.SendResult{}, fmt.Errorf("dispatch: queue send: %w", err)
 	}
 	if existed {
@@ -302,7 +272,7 @@ func (d *Dispatcher) handleSend(ctx context.Context, _ int, recs []queue.Record)
 	var out []queue.Record
 	for _, r := range recs {
 		var j sendJob
-		if err := json.Unmarshal(r.Value, &j); err != nil {
+		if err := j.unmarshal(r.Value); err != nil {
 			d.log.Error("dispatch: dropping undecodable send job", "offset", r.Offset, "err", err)
 			continue
 		}
@@ -314,9 +284,9 @@ func (d *Dispatcher) handleSend(ctx context.Context, _ int, recs []queue.Record)
 			if j.ConvKind == groupstream.KindDirect {
 				peer = otherMember(j.Members, member)
 			}
-			v, _ := json.Marshal(fanoutJob{User: member, Kind: timeline.KindMessage, Conv: j.Conv, ConvKind: j.ConvKind,
-				Peer: peer, MsgID: j.MsgID, From: j.From, At: at, ClientMsgID: j.ClientMsgID, Type: j.Type, Body: j.Body})
-			out = append(out, queue.Record{Key: []byte(member), Value: v})
+			fj := fanoutJob{User: member, Kind: timeline.KindMessage, Conv: j.Conv, ConvKind: j.ConvKind,
+				Peer: peer, MsgID: j.MsgID, From: j.From, At: at, ClientMsgID: j.ClientMsgID, Type: j.Type, Body: j.Body}
+			out = append(out, queue.Record{Key: []byte(member), Value: fj.marshal()})
 		}
 	}
 	if err := d.streams.PutMessages(ctx, msgs); err != nil {
@@ -346,7 +316,7 @@ func (d *Dispatcher) handleFanout(ctx context.Context, _ int, recs []queue.Recor
 	jobs := make(map[string]*fanoutJob, len(recs))
 	for _, r := range recs {
 		j := new(fanoutJob)
-		if err := json.Unmarshal(r.Value, j); err != nil {
+		if err := j.unmarshal(r.Value); err != nil {
 			d.log.Error("dispatch: dropping undecodable fanout job", "offset", r.Offset, "err", err)
 			continue
 		}

@@ -2,7 +2,6 @@ package dispatch
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"sort"
 	"time"
@@ -156,8 +155,8 @@ func (d *Dispatcher) fanout(ctx context.Context, c groupstream.Conversation, act
 		if member == actor && !self {
 			continue
 		}
-		v, _ := json.Marshal(fanoutJob{User: member, Kind: kind, Conv: c.ID, MsgID: msgID, From: actor, At: at})
-		recs = append(recs, queue.Record{Key: []byte(member), Value: v})
+		j := fanoutJob{User: member, Kind: kind, Conv: c.ID, MsgID: msgID, From: actor, At: at}
+		recs = append(recs, queue.Record{Key: []byte(member), Value: j.marshal()})
 	}
 	return d.q.Produce(ctx, TopicFanout, recs...)
 }

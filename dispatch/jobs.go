@@ -1,0 +1,186 @@
+package dispatch
+
+import (
+	"encoding/binary"
+	"errors"
+	"time"
+)
+
+// Queue records of the send and fanout stages are a compact binary encoding rather than
+// JSON: they are written and read on every hop of every message, and JSON re-validates
+// the (already validated) body each time.
+//
+// Layout: a version byte, then the fields in declaration order; integers as uvarints,
+// times as varint unix nanoseconds, strings and bodies as uvarint length + bytes,
+// lists as uvarint count + items.
+
+const jobVersion = 1
+
+// sendJob is a record of the send topic.
+type sendJob struct {
+	MsgID       uint64
+	Conv        uint64
+	ConvKind    string
+	Members     []string
+	From        string
+	ClientMsgID string
+	Type        string
+	Body        []byte
+}
+
+// fanoutJob is a record of the fanout topic: one entry for one user's timeline. Message
+// jobs carry the content so the push needs no read.
+type fanoutJob struct {
+	User        string
+	Kind        string
+	Conv        uint64
+	ConvKind    string
+	Peer        string
+	MsgID       uint64
+	From        string
+	At          time.Time
+	ClientMsgID string
+	Type        string
+	Body        []byte
+}
+
+func (j *sendJob) marshal() []byte {
+	b := make([]byte, 0, 64+len(j.Body))
+	b = append(b, jobVersion)
+	b = binary.AppendUvarint(b, j.MsgID)
+	b = binary.AppendUvarint(b, j.Conv)
+	b = appendString(b, j.ConvKind)
+	b = binary.AppendUvarint(b, uint64(len(j.Members)))
+	for _, m := range j.Members {
+		b = appendString(b, m)
+	}
+	b = appendString(b, j.From)
+	b = appendString(b, j.ClientMsgID)
+	b = appendString(b, j.Type)
+	return appendBytes(b, j.Body)
+}
+
+func (j *sendJob) unmarshal(b []byte) error {
+	r := jobReader{b: b}
+	r.version()
+	j.MsgID = r.uvarint()
+	j.Conv = r.uvarint()
+	j.ConvKind = r.string()
+	n := r.uvarint()
+	if n > uint64(len(b)) {
+		return errBadJob
+	}
+	j.Members = make([]string, 0, n)
+	for i := uint64(0); i < n && r.err == nil; i++ {
+		j.Members = append(j.Members, r.string())
+	}
+	j.From = r.string()
+	j.ClientMsgID = r.string()
+	j.Type = r.string()
+	j.Body = r.bytes()
+	return r.done()
+}
+
+func (j *fanoutJob) marshal() []byte {
+	b := make([]byte, 0, 64+len(j.Body))
+	b = append(b, jobVersion)
+	b = appendString(b, j.User)
+	b = appendString(b, j.Kind)
+	b = binary.AppendUvarint(b, j.Conv)
+	b = appendString(b, j.ConvKind)
+	b = appendString(b, j.Peer)
+	b = binary.AppendUvarint(b, j.MsgID)
+	b = appendString(b, j.From)
+	b = binary.AppendVarint(b, j.At.UnixNano())
+	b = appendString(b, j.ClientMsgID)
+	b = appendString(b, j.Type)
+	return appendBytes(b, j.Body)
+}
+
+func (j *fanoutJob) unmarshal(b []byte) error {
+	r := jobReader{b: b}
+	r.version()
+	j.User = r.string()
+	j.Kind = r.string()
+	j.Conv = r.uvarint()
+	j.ConvKind = r.string()
+	j.Peer = r.string()
+	j.MsgID = r.uvarint()
+	j.From = r.string()
+	j.At = time.Unix(0, r.varint()).UTC()
+	j.ClientMsgID = r.string()
+	j.Type = r.string()
+	j.Body = r.bytes()
+	return r.done()
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+func appendBytes(b, v []byte) []byte {
+	b = binary.AppendUvarint(b, uint64(len(v)))
+	return append(b, v...)
+}
+
+var errBadJob = errors.New("dispatch: malformed queue record")
+
+// jobReader decodes fields in order; the first problem sticks in err.
+type jobReader struct {
+	b   []byte
+	err error
+}
+
+func (r *jobReader) fail() { r.err, r.b = errBadJob, nil }
+
+func (r *jobReader) version() {
+	if len(r.b) == 0 || r.b[0] != jobVersion {
+		r.fail()
+		return
+	}
+	r.b = r.b[1:]
+}
+
+func (r *jobReader) uvarint() uint64 {
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.fail()
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *jobReader) varint() int64 {
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.fail()
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *jobReader) bytes() []byte {
+	n := r.uvarint()
+	if r.err != nil || n > uint64(len(r.b)) {
+		r.fail()
+		return nil
+	}
+	v := r.b[:n:n]
+	r.b = r.b[n:]
+	if n == 0 {
+		return nil
+	}
+	return v
+}
+
+func (r *jobReader) string() string { return string(r.bytes()) }
+
+func (r *jobReader) done() error {
+	if r.err == nil && len(r.b) != 0 {
+		r.fail()
+	}
+	return r.err
+}

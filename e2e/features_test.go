@@ -168,7 +168,7 @@ func TestSlowReaderIsDisconnected(t *testing.T) {
 	bob := connect(t, ts.URL, "bob")
 	ann := connect(t, ts.URL, "ann")
 	payload := strings.Repeat("y", 32<<10)
-	const n = 400 // ~13 MB of pushes: more than the socket buffers hold
+	const n = 800 // ~26 MB of pushes: well over what loopback socket buffers hold
 	done := make(chan error, 1)
 	go func() {
 		for i := 0; i < n; i++ {

@@ -138,7 +138,7 @@ func (g *Gateway) routes() *gin.Engine {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
-	r.Use(g.recover)
+	r.Use(g.recover, g.accessLog)
 	r.NoRoute(func(c *gin.Context) { g.fail(c, wire.Errorf(wire.CodeNotFound, "no such endpoint")) })
 	r.NoMethod(func(c *gin.Context) { g.fail(c, wire.Errorf(wire.CodeMethodNotAllowed, "method not allowed")) })
 
@@ -179,6 +179,18 @@ func (g *Gateway) recover(c *gin.Context) {
 		}
 	}()
 	c.Next()
+}
+
+// accessLog logs each request at debug level (WebSocket frames are not requests).
+func (g *Gateway) accessLog(c *gin.Context) {
+	if !g.log.Enabled(c.Request.Context(), slog.LevelDebug) {
+		c.Next()
+		return
+	}
+	start := time.Now()
+	c.Next()
+	g.log.Debug("http", "method", c.Request.Method, "path", c.Request.URL.Path, "status", c.Writer.Status(),
+		"duration", time.Since(start), "remote", c.ClientIP())
 }
 
 // clientError turns any error into what a client may see, logging internal causes.

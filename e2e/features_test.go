@@ -183,17 +183,19 @@ func TestSlowReaderIsDisconnected(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
+	if n := metric(t, ts.URL, "fanline_slow_connections_closed_total"); n != 1 {
+		t.Fatalf("slow connections closed: %v, want 1", n)
+	}
+	// The stalled connection ends: with close 1013 when the socket could still take the
+	// close frame, else dropped (1006) once the stuck write times out.
 	stalled.SetReadDeadline(time.Now().Add(30 * time.Second))
 	var err error
 	for err == nil {
 		_, _, err = stalled.ReadMessage()
 	}
 	var ce *websocket.CloseError
-	if !errors.As(err, &ce) || ce.Code != websocket.CloseTryAgainLater {
-		t.Fatalf("stalled connection ended with %v, want close 1013", err)
-	}
-	if n := metric(t, ts.URL, "fanline_slow_connections_closed_total"); n != 1 {
-		t.Fatalf("slow connections closed: %v, want 1", n)
+	if !errors.As(err, &ce) || (ce.Code != websocket.CloseTryAgainLater && ce.Code != websocket.CloseAbnormalClosure) {
+		t.Fatalf("stalled connection ended with %v, want close 1013 or a dropped connection", err)
 	}
 }
 

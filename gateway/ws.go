@@ -74,6 +74,13 @@ func (c *conn) close(code int) {
 func (c *conn) writeLoop() {
 	defer c.ws.Close()
 	for {
+		// A closed connection writes nothing more than its close frame.
+		select {
+		case <-c.done:
+			c.writeClose()
+			return
+		default:
+		}
 		select {
 		case b := <-c.out:
 			c.ws.SetWriteDeadline(time.Now().Add(c.g.cfg.WriteTimeout))
@@ -82,11 +89,17 @@ func (c *conn) writeLoop() {
 				return
 			}
 		case <-c.done:
-			msg := websocket.FormatCloseMessage(c.code, closeReason(c.code))
-			c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+			c.writeClose()
 			return
 		}
 	}
+}
+
+// writeClose sends the close frame, if the socket takes it within a second: a
+// connection closed for being slow may be too stuck to, and is then just dropped.
+func (c *conn) writeClose() {
+	msg := websocket.FormatCloseMessage(c.code, closeReason(c.code))
+	c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
 }
 
 func closeReason(code int) string {

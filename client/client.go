@@ -39,6 +39,9 @@ type Config struct {
 	Token string
 	// Cursor resumes delivery after a cursor the app kept. Empty: from the beginning.
 	Cursor string
+	// LastSeq is the seq of the last entry the app already has: entries at or below it
+	// are not delivered again (a saved cursor may be a little behind).
+	LastSeq uint64
 	// Heartbeat is the ping interval. Zero means 20 s (the server's timeout is 60 s).
 	Heartbeat time.Duration
 	// AttemptTimeout bounds one send attempt before it is retried. Zero means 10 s.
@@ -176,7 +179,11 @@ func newClient(cfg Config) (*Client, error) {
 // fetched by sync once it reads again; acks are never held up behind them.
 func (c *Client) Entries() <-chan wire.Entry { return c.entries }
 
-// Cursor is the position after the last delivered entry; keep it to resume later.
+// Cursor is a position to resume from later (Config.Cursor). It never passes an entry
+// the SDK has not yet put on the Entries channel, but may lag behind the last few, so
+// keep the seq of the last entry you processed too and pass it as Config.LastSeq.
+// Entries still in the channel are covered by the cursor: save it when you have
+// processed what you read.
 func (c *Client) Cursor() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -446,7 +453,7 @@ func (c *Client) requestSync() {
 // syncs on gaps, reconnects and the backstop timer.
 func (c *Client) deliver() {
 	defer c.wg.Done()
-	var last uint64
+	last := c.cfg.LastSeq
 	t := time.NewTicker(c.cfg.BackstopSync)
 	defer t.Stop()
 	emit := func(e wire.Entry, cursor string) bool {

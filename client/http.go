@@ -146,3 +146,24 @@ func (c *Client) Presence(ctx context.Context, users ...string) (map[string]stri
 	err := c.do(ctx, http.MethodGet, "/v1/presence?users="+url.QueryEscape(strings.Join(users, ",")), nil, &out)
 	return out.Presence, err
 }
+
+// CreateGroup creates a group owned by the user (POST /v1/groups).
+func (c *Client) CreateGroup(ctx context.Context, name string, members ...string) (wire.Group, error) {
+	var out wire.Group
+	err := c.do(ctx, http.MethodPost, "/v1/groups", wire.CreateGroupRequest{Name: name, Members: members}, &out)
+	return out, err
+}
+
+// Group describes a group the user belongs to.
+func (c *Client) Group(ctx context.Context, id wire.ID) (wire.Group, error) {
+	var out wire.Group
+	err := c.do(ctx, http.MethodGet, "/v1/groups/"+id.String(), nil, &out)
+	return out, err
+}
+
+// ChangeMembers adds, removes, promotes or demotes members of a group.
+func (c *Client) ChangeMembers(ctx context.Context, id wire.ID, req wire.MembersRequest) (wire.Group, error) {
+	var out wire.Group
+	err := c.do(ctx, http.MethodPost, "/v1/groups/"+id.String()+"/members", req, &out)
+	return out, err
+}

@@ -55,6 +55,8 @@ type Config struct {
 	// MaxInFlight bounds sends being processed at once; past it a send is refused
 	// with overloaded (503) instead of queueing without bound. Zero means 10,000.
 	MaxInFlight int
+	// MaxGroupMembers bounds a group's members. Zero means 20,000.
+	MaxGroupMembers int
 	// Logger is the structured log. Nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -108,6 +110,9 @@ func New(cfg Config, q queue.Queue, streams groupstream.Store, timelines timelin
 	}
 	if cfg.MaxInFlight <= 0 {
 		cfg.MaxInFlight = 10000
+	}
+	if cfg.MaxGroupMembers <= 0 {
+		cfg.MaxGroupMembers = 20000
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -222,7 +227,7 @@ func (d *Dispatcher) Send(ctx context.Context, user, from string, req wire.SendR
 		// before it got there. Queue it again under the same id; the stages are
 		// idempotent, so whichever copy comes first wins and the other changes nothing.
 	}
-	job := sendJob{MsgID: id, Conv: conv.ID, ConvKind: conv.Kind, Members: conv.Members, From: user,
+	job := sendJob{MsgID: id, Conv: conv.ID, ConvKind: conv.Kind, From: user,
 		ClientMsgID: req.ClientMsgID, Type: req.Type, Body: req.Body}
 	if err := d.q.Produce(ctx, TopicSend, queue.Record{Key: []byte(user), Value: job.marshal()}); err != nil {
 		return wire.SendResult{}, fmt.Errorf("dispatch: queue send: %w", err)
@@ -246,7 +251,8 @@ func (d *Dispatcher) resolve(ctx context.Context, user string, req wire.SendRequ
 	case req.ConversationID != 0:
 		return d.member(ctx, user, uint64(req.ConversationID))
 	default:
-		return groupstream.Conversation{}, wire.Errorf(wire.CodeGroupMissing, "group %d does not exist", req.GroupID)
+		c, _, err := d.groupMember(ctx, user, uint64(req.GroupID))
+		return c, err
 	}
 }
 
@@ -259,10 +265,11 @@ func (d *Dispatcher) member(ctx context.Context, user string, id uint64) (groups
 	if err != nil {
 		return c, err
 	}
-	if !c.HasMember(user) {
+	_, err = d.streams.Member(ctx, id, user)
+	if errors.Is(err, groupstream.ErrNotFound) {
 		return c, wire.Errorf(wire.CodeNotParticipant, "you are not a member of conversation %d", id)
 	}
-	return c, nil
+	return c, err
 }
 
 // handleSend is the send stage: store each message once, then queue one fanout job per
@@ -276,17 +283,23 @@ func (d *Dispatcher) handleSend(ctx context.Context, _ int, recs []queue.Record)
 			d.log.Error("dispatch: dropping undecodable send job", "offset", r.Offset, "err", err)
 			continue
 		}
+		// Recipients are the members when the stage runs: someone who joined after the
+		// ack gets the message, someone who left does not.
+		members, err := d.streams.Members(ctx, j.Conv)
+		if err != nil {
+			return err
+		}
 		at := ids.Time(j.MsgID)
 		msgs = append(msgs, groupstream.Message{ID: j.MsgID, ConversationID: j.Conv, From: j.From,
 			ClientMsgID: j.ClientMsgID, Type: j.Type, Body: j.Body, CreatedAt: at})
-		for _, member := range j.Members {
+		for _, m := range members {
 			peer := ""
 			if j.ConvKind == groupstream.KindDirect {
-				peer = otherMember(j.Members, member)
+				peer = otherMember(members, m.User)
 			}
-			fj := fanoutJob{User: member, Kind: timeline.KindMessage, Conv: j.Conv, ConvKind: j.ConvKind,
+			fj := fanoutJob{User: m.User, Kind: timeline.KindMessage, Conv: j.Conv, ConvKind: j.ConvKind,
 				Peer: peer, MsgID: j.MsgID, From: j.From, At: at, ClientMsgID: j.ClientMsgID, Type: j.Type, Body: j.Body}
-			out = append(out, queue.Record{Key: []byte(member), Value: fj.marshal()})
+			out = append(out, queue.Record{Key: []byte(m.User), Value: fj.marshal()})
 		}
 	}
 	if err := d.streams.PutMessages(ctx, msgs); err != nil {
@@ -299,10 +312,10 @@ func (d *Dispatcher) handleSend(ctx context.Context, _ int, recs []queue.Record)
 	return d.q.Produce(ctx, TopicFanout, out...)
 }
 
-func otherMember(members []string, user string) string {
+func otherMember(members []groupstream.Member, user string) string {
 	for _, m := range members {
-		if m != user {
-			return m
+		if m.User != user {
+			return m.User
 		}
 	}
 	return ""

@@ -14,14 +14,13 @@ import (
 // times as varint unix nanoseconds, strings and bodies as uvarint length + bytes,
 // lists as uvarint count + items.
 
-const jobVersion = 1
+const jobVersion = 2
 
 // sendJob is a record of the send topic.
 type sendJob struct {
 	MsgID       uint64
 	Conv        uint64
 	ConvKind    string
-	Members     []string
 	From        string
 	ClientMsgID string
 	Type        string
@@ -50,10 +49,6 @@ func (j *sendJob) marshal() []byte {
 	b = binary.AppendUvarint(b, j.MsgID)
 	b = binary.AppendUvarint(b, j.Conv)
 	b = appendString(b, j.ConvKind)
-	b = binary.AppendUvarint(b, uint64(len(j.Members)))
-	for _, m := range j.Members {
-		b = appendString(b, m)
-	}
 	b = appendString(b, j.From)
 	b = appendString(b, j.ClientMsgID)
 	b = appendString(b, j.Type)
@@ -66,14 +61,6 @@ func (j *sendJob) unmarshal(b []byte) error {
 	j.MsgID = r.uvarint()
 	j.Conv = r.uvarint()
 	j.ConvKind = r.string()
-	n := r.uvarint()
-	if n > uint64(len(b)) {
-		return errBadJob
-	}
-	j.Members = make([]string, 0, n)
-	for i := uint64(0); i < n && r.err == nil; i++ {
-		j.Members = append(j.Members, r.string())
-	}
 	j.From = r.string()
 	j.ClientMsgID = r.string()
 	j.Type = r.string()

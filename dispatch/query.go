@@ -74,6 +74,9 @@ func (d *Dispatcher) Conversations(ctx context.Context, user string) (wire.Conve
 	for _, st := range states {
 		c := wire.Conversation{ConversationID: wire.ID(st.ConversationID), Kind: st.Kind, Peer: st.Peer,
 			Unread: st.Unread, ReadMsgID: wire.ID(st.ReadMsgID)}
+		if st.Kind == groupstream.KindGroup {
+			c.GroupID = c.ConversationID
+		}
 		if m, ok := msgs[st.LastMsgID]; ok {
 			c.LastMessage = &m
 		}
@@ -114,9 +117,11 @@ func (d *Dispatcher) message(ctx context.Context, user string, msgID uint64) (gr
 	if err != nil {
 		return m, c, err
 	}
-	if !c.HasMember(user) {
+	if _, err := d.streams.Member(ctx, c.ID, user); errors.Is(err, groupstream.ErrNotFound) {
 		// Do not reveal that the message exists.
 		return m, c, wire.Errorf(wire.CodeMessageMissing, "message %d does not exist", msgID)
+	} else if err != nil {
+		return m, c, err
 	}
 	return m, c, nil
 }
@@ -150,13 +155,17 @@ func (d *Dispatcher) MarkRead(ctx context.Context, user string, conv, msgID uint
 // fanout queues one entry of kind about msgID for the members of c (without the actor
 // when self is false).
 func (d *Dispatcher) fanout(ctx context.Context, c groupstream.Conversation, actor, kind string, msgID uint64, at time.Time, self bool) error {
+	members, err := d.streams.Members(ctx, c.ID)
+	if err != nil {
+		return err
+	}
 	var recs []queue.Record
-	for _, member := range c.Members {
-		if member == actor && !self {
+	for _, m := range members {
+		if m.User == actor && !self {
 			continue
 		}
-		j := fanoutJob{User: member, Kind: kind, Conv: c.ID, MsgID: msgID, From: actor, At: at}
-		recs = append(recs, queue.Record{Key: []byte(member), Value: j.marshal()})
+		j := fanoutJob{User: m.User, Kind: kind, Conv: c.ID, MsgID: msgID, From: actor, At: at}
+		recs = append(recs, queue.Record{Key: []byte(m.User), Value: j.marshal()})
 	}
 	return d.q.Produce(ctx, TopicFanout, recs...)
 }
@@ -168,11 +177,20 @@ func (d *Dispatcher) Recall(ctx context.Context, user string, msgID uint64) erro
 	if err != nil {
 		return err
 	}
-	if m.From != user {
-		return wire.Errorf(wire.CodeNotSender, "only the sender can recall a message")
+	// The sender may recall within the window; a group's owner and admins at any time.
+	moderator := false
+	if c.Kind == groupstream.KindGroup {
+		mem, err := d.streams.Member(ctx, c.ID, user)
+		if err != nil {
+			return err
+		}
+		moderator = mem.Role == groupstream.RoleOwner || mem.Role == groupstream.RoleAdmin
+	}
+	if m.From != user && !moderator {
+		return wire.Errorf(wire.CodeNotSender, "only the sender (or a group's owner and admins) can recall a message")
 	}
 	now := time.Now().UTC()
-	if !m.Recalled() && now.Sub(m.CreatedAt) > d.cfg.RecallWindow {
+	if !m.Recalled() && !moderator && now.Sub(m.CreatedAt) > d.cfg.RecallWindow {
 		return wire.Errorf(wire.CodeRecallWindowPassed, "messages can be recalled for %s after sending", d.cfg.RecallWindow)
 	}
 	if m, err = d.streams.Recall(ctx, msgID, now); err != nil {
@@ -187,8 +205,13 @@ func (d *Dispatcher) Receipts(ctx context.Context, user string, msgID uint64) (w
 	if err != nil {
 		return wire.Receipts{}, err
 	}
+	members, err := d.streams.Members(ctx, c.ID)
+	if err != nil {
+		return wire.Receipts{}, err
+	}
 	out := wire.Receipts{Readers: []string{}}
-	for _, member := range c.Members {
+	for _, mem := range members {
+		member := mem.User
 		if member == m.From {
 			continue
 		}

@@ -16,7 +16,7 @@ import (
 // TestSDKSlowAppLosesNothing: an app that does not read its entries still gets its
 // acks (pushes never block the connection), loses nothing, and reads every entry once,
 // in order, when it catches up. A second client started from the first one's cursor
-// gets exactly what came after it.
+// and last seq gets exactly what came after it.
 func TestSDKSlowAppLosesNothing(t *testing.T) {
 	ts := startServer(t, nil)
 	ctx := context.Background()
@@ -58,7 +58,7 @@ func TestSDKSlowAppLosesNothing(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	again, err := client.Connect(ctx, client.Config{URL: ts.URL, Token: tok, Cursor: cursor})
+	again, err := client.Connect(ctx, client.Config{URL: ts.URL, Token: tok, Cursor: cursor, LastSeq: es[len(es)-1].Seq})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,6 +36,9 @@ type Service interface {
 	MarkRead(ctx context.Context, user string, conv, msgID uint64) error
 	Recall(ctx context.Context, user string, msgID uint64) error
 	Receipts(ctx context.Context, user string, msgID uint64) (wire.Receipts, error)
+	CreateGroup(ctx context.Context, user string, req wire.CreateGroupRequest) (wire.Group, error)
+	Group(ctx context.Context, user string, id uint64) (wire.Group, error)
+	ChangeMembers(ctx context.Context, user string, id uint64, req wire.MembersRequest) (wire.Group, error)
 }
 
 // Config configures a Gateway.
@@ -168,6 +171,9 @@ func (g *Gateway) routes() *gin.Engine {
 	a.POST("/messages/:id/recall", g.recall)
 	a.GET("/messages/:id/receipts", g.receipts)
 	a.GET("/presence", g.presenceOf)
+	a.POST("/groups", g.createGroup)
+	a.GET("/groups/:id", g.group)
+	a.POST("/groups/:id/members", g.changeMembers)
 	return r
 }
 
@@ -231,12 +237,12 @@ func (g *Gateway) authenticate(c *gin.Context) {
 
 func user(c *gin.Context) auth.User { return c.MustGet(userKey).(auth.User) }
 
-// readBody reads a JSON body up to the request limit.
-func (g *Gateway) readBody(c *gin.Context) ([]byte, *wire.Error) {
-	b, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, g.maxRequestBytes()))
+// readBody reads a JSON body of at most limit bytes.
+func (g *Gateway) readBody(c *gin.Context, limit int64) ([]byte, *wire.Error) {
+	b, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, limit))
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
-		return nil, wire.Errorf(wire.CodeMessageTooLarge, "request body over %d bytes", g.maxRequestBytes())
+		return nil, wire.Errorf(wire.CodeMessageTooLarge, "request body over %d bytes", limit)
 	}
 	if err != nil {
 		return nil, wire.Errorf(wire.CodeBadJSON, "could not read the body")
@@ -269,7 +275,7 @@ func (g *Gateway) devToken(c *gin.Context) {
 		g.fail(c, wire.Errorf(wire.CodeDevModeOff, "dev tokens are off; issue tokens with your identity provider"))
 		return
 	}
-	b, e := g.readBody(c)
+	b, e := g.readBody(c, g.maxRequestBytes())
 	if e != nil {
 		g.fail(c, e)
 		return
@@ -300,7 +306,7 @@ func (g *Gateway) devToken(c *gin.Context) {
 
 func (g *Gateway) send(c *gin.Context) {
 	start := time.Now()
-	b, e := g.readBody(c)
+	b, e := g.readBody(c, g.maxRequestBytes())
 	if e != nil {
 		g.fail(c, e)
 		return
@@ -375,7 +381,7 @@ func (g *Gateway) markRead(c *gin.Context) {
 		g.fail(c, e)
 		return
 	}
-	b, e := g.readBody(c)
+	b, e := g.readBody(c, g.maxRequestBytes())
 	if e != nil {
 		g.fail(c, e)
 		return
@@ -422,6 +428,66 @@ func (g *Gateway) receipts(c *gin.Context) {
 	}
 	c.JSON(http.StatusOK, res)
 }
+
+func (g *Gateway) createGroup(c *gin.Context) {
+	b, e := g.readBody(c, maxGroupBodyBytes)
+	if e != nil {
+		g.fail(c, e)
+		return
+	}
+	var req wire.CreateGroupRequest
+	if e := wire.DecodeBody(b, &req, []string{"name", "members"}); e != nil {
+		g.fail(c, e)
+		return
+	}
+	res, err := g.svc.CreateGroup(c.Request.Context(), user(c).ID, req)
+	if err != nil {
+		g.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, res)
+}
+
+func (g *Gateway) group(c *gin.Context) {
+	id, e := pathID(c, "group id")
+	if e != nil {
+		g.fail(c, e)
+		return
+	}
+	res, err := g.svc.Group(c.Request.Context(), user(c).ID, id)
+	if err != nil {
+		g.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, res)
+}
+
+func (g *Gateway) changeMembers(c *gin.Context) {
+	id, e := pathID(c, "group id")
+	if e != nil {
+		g.fail(c, e)
+		return
+	}
+	b, e := g.readBody(c, maxGroupBodyBytes)
+	if e != nil {
+		g.fail(c, e)
+		return
+	}
+	var req wire.MembersRequest
+	if e := wire.DecodeBody(b, &req, []string{"add", "remove", "promote", "demote"}); e != nil {
+		g.fail(c, e)
+		return
+	}
+	res, err := g.svc.ChangeMembers(c.Request.Context(), user(c).ID, id, req)
+	if err != nil {
+		g.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, res)
+}
+
+// maxGroupBodyBytes bounds a group request: 20,000 member ids of up to 64 characters.
+const maxGroupBodyBytes = 2 << 20
 
 // maxPresenceUsers bounds one presence query.
 const maxPresenceUsers = 200

@@ -20,17 +20,34 @@ import (
 // Conversation kinds.
 const (
 	KindDirect = "direct"
+	KindGroup  = "group"
 )
 
-// Conversation is one entry of the directory.
+// Roles in a group.
+const (
+	RoleOwner  = "owner"
+	RoleAdmin  = "admin"
+	RoleMember = "member"
+)
+
+// Conversation is one entry of the directory. A group's conversation id is its group
+// id.
 type Conversation struct {
 	ID        uint64    `json:"id"`
 	Kind      string    `json:"kind"`
-	Members   []string  `json:"members"`
 	CreatedAt time.Time `json:"created_at"`
+	// Members are the two users of a direct conversation. Group members live in the
+	// membership table (Store.Member, Store.Members).
+	Members []string `json:"members,omitempty"`
+	// Group fields.
+	Name        string `json:"name,omitempty"`
+	Owner       string `json:"owner,omitempty"`
+	MemberCount int    `json:"member_count,omitempty"`
+	// Version increases with every membership change.
+	Version uint64 `json:"version,omitempty"`
 }
 
-// HasMember reports whether user belongs to the conversation.
+// HasMember reports whether user is one of a direct conversation's two users.
 func (c Conversation) HasMember(user string) bool {
 	for _, m := range c.Members {
 		if m == user {
@@ -38,6 +55,20 @@ func (c Conversation) HasMember(user string) bool {
 		}
 	}
 	return false
+}
+
+// Member is one user's membership in a conversation.
+type Member struct {
+	User     string    `json:"-"`
+	Role     string    `json:"role"`
+	JoinedAt time.Time `json:"joined_at"`
+}
+
+// MemberChange is a change to a group's membership, made by Store.ChangeMembers.
+type MemberChange struct {
+	Add, Remove, Promote, Demote []string
+	// Max bounds the member count after the change.
+	Max int
 }
 
 // Peer returns the other member of a direct conversation.
@@ -83,8 +114,15 @@ func (m Message) Entry() wire.Entry {
 	return e
 }
 
-// ErrNotFound is returned for a missing conversation or message.
-var ErrNotFound = errors.New("groupstream: not found")
+// Errors.
+var (
+	// ErrNotFound is returned for a missing conversation, member or message.
+	ErrNotFound = errors.New("groupstream: not found")
+	// ErrTooManyMembers is returned when a change would pass MemberChange.Max.
+	ErrTooManyMembers = errors.New("groupstream: too many members")
+	// ErrOwner is returned for removing or demoting a group's owner.
+	ErrOwner = errors.New("groupstream: the owner cannot be removed or demoted")
+)
 
 // Store is the conversation directory and message log.
 type Store interface {
@@ -93,6 +131,16 @@ type Store interface {
 	DirectConversation(ctx context.Context, a, b string, newID func() uint64) (Conversation, error)
 	// Conversation returns a conversation by id, or ErrNotFound.
 	Conversation(ctx context.Context, id uint64) (Conversation, error)
+	// CreateGroup stores a new group with id, owned by owner, whose members are owner
+	// and members (duplicates ignored).
+	CreateGroup(ctx context.Context, id uint64, name, owner string, members []string, at time.Time) (Conversation, error)
+	// ChangeMembers applies a membership change atomically and bumps the version.
+	// Adding a member twice or removing a non-member changes nothing.
+	ChangeMembers(ctx context.Context, id uint64, ch MemberChange, at time.Time) (Conversation, error)
+	// Member returns user's membership of a conversation, or ErrNotFound.
+	Member(ctx context.Context, conv uint64, user string) (Member, error)
+	// Members returns every member of a conversation, ordered by user id.
+	Members(ctx context.Context, conv uint64) ([]Member, error)
 	// PutMessages stores messages durably. Storing a message again is a no-op, so a
 	// redelivered send stage changes nothing (a recall is never undone).
 	PutMessages(ctx context.Context, msgs []Message) error

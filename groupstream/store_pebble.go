@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
+	"sort"
 	"sync"
 	"time"
 
@@ -15,18 +16,22 @@ import (
 
 // PebbleStore is the embedded Store.
 //
-// Keys: c p <a> <b> -> conversation id (a < b); c c <id> -> conversation; s m <msg id> ->
+// Keys: c p <a> <b> -> conversation id (a < b); c c <id> -> conversation; c m <id>
+// <user> -> group member; c u <user> <id> -> "" (the user's groups); s m <msg id> ->
 // message; s h <conv> <msg id> -> "" (history index).
 type PebbleStore struct {
 	db *pebble.DB
 
-	// locks serialise read-modify-write of one key (pair allocation, recall), striped
-	// by key hash.
+	// locks serialise read-modify-write of one key (pair allocation, a group's
+	// membership, recall), striped by key hash.
 	locks [64]sync.Mutex
 
-	cacheMu sync.RWMutex // guards convs and pairs
+	// INVARIANT: a cached conversation or member list equals what Pebble holds: groups
+	// change only under their lock, and the cache is updated after the commit.
+	cacheMu sync.RWMutex // guards convs, pairs and members
 	convs   map[uint64]Conversation
-	pairs   map[string]uint64 // pair key -> conversation id
+	pairs   map[string]uint64   // pair key -> conversation id
+	members map[uint64][]Member // group -> members, by user id
 }
 
 var _ Store = (*PebbleStore)(nil)
@@ -37,7 +42,7 @@ const maxCachedConversations = 1 << 18
 
 // NewPebbleStore returns a Store on db.
 func NewPebbleStore(db *pebble.DB) *PebbleStore {
-	return &PebbleStore{db: db, convs: map[uint64]Conversation{}, pairs: map[string]uint64{}}
+	return &PebbleStore{db: db, convs: map[uint64]Conversation{}, pairs: map[string]uint64{}, members: map[uint64][]Member{}}
 }
 
 func (s *PebbleStore) lock(key string) *sync.Mutex {
@@ -54,6 +59,10 @@ func pairKey(a, b string) kv.Key {
 }
 
 func convKey(id uint64) kv.Key      { return kv.NewKey(kv.PrefixConversation, 'c').U64(id) }
+func memberPrefix(id uint64) kv.Key { return kv.NewKey(kv.PrefixConversation, 'm').U64(id) }
+func userGroupKey(user string, id uint64) kv.Key {
+	return kv.NewKey(kv.PrefixConversation, 'u').Str(user).U64(id)
+}
 func msgKey(id uint64) kv.Key       { return kv.NewKey(kv.PrefixStream, 'm').U64(id) }
 func histPrefix(conv uint64) kv.Key { return kv.NewKey(kv.PrefixStream, 'h').U64(conv) }
 
@@ -104,6 +113,7 @@ func (s *PebbleStore) cache(c Conversation) {
 	if len(s.convs) >= maxCachedConversations {
 		clear(s.convs)
 		clear(s.pairs)
+		clear(s.members)
 	}
 	s.convs[c.ID] = c
 	if c.Kind == KindDirect && len(c.Members) == 2 {
@@ -131,6 +141,219 @@ func (s *PebbleStore) Conversation(ctx context.Context, id uint64) (Conversation
 	}
 	s.cache(c)
 	return c, nil
+}
+
+// CreateGroup implements Store.
+func (s *PebbleStore) CreateGroup(ctx context.Context, id uint64, name, owner string, members []string, at time.Time) (Conversation, error) {
+	at = at.UTC()
+	c := Conversation{ID: id, Kind: KindGroup, CreatedAt: at, Name: name, Owner: owner, Version: 1}
+	batch := s.db.NewBatch()
+	defer batch.Close()
+	seen := map[string]bool{}
+	var list []Member
+	for _, u := range append([]string{owner}, members...) {
+		if seen[u] {
+			continue
+		}
+		seen[u] = true
+		m := Member{User: u, Role: RoleMember, JoinedAt: at}
+		if u == owner {
+			m.Role = RoleOwner
+		}
+		putMember(batch, id, m)
+		list = append(list, m)
+	}
+	c.MemberCount = len(list)
+	v, _ := json.Marshal(c)
+	_ = batch.Set(convKey(id), v, nil)
+	if err := batch.Commit(pebble.Sync); err != nil {
+		return Conversation{}, fmt.Errorf("groupstream: create group: %w", err)
+	}
+	sortMembers(list)
+	s.cacheGroup(c, list)
+	return c, nil
+}
+
+func putMember(b *pebble.Batch, id uint64, m Member) {
+	v, _ := json.Marshal(m)
+	_ = b.Set(memberPrefix(id).Str(m.User), v, nil)
+	_ = b.Set(userGroupKey(m.User, id), nil, nil)
+}
+
+func sortMembers(list []Member) {
+	sort.Slice(list, func(i, j int) bool { return list[i].User < list[j].User })
+}
+
+func (s *PebbleStore) cacheGroup(c Conversation, members []Member) {
+	s.cache(c)
+	s.cacheMu.Lock()
+	defer s.cacheMu.Unlock()
+	s.members[c.ID] = members
+}
+
+// ChangeMembers implements Store.
+func (s *PebbleStore) ChangeMembers(ctx context.Context, id uint64, ch MemberChange, at time.Time) (Conversation, error) {
+	mu := s.lock(string(convKey(id)))
+	mu.Lock()
+	defer mu.Unlock()
+	c, err := s.Conversation(ctx, id)
+	if err != nil {
+		return c, err
+	}
+	if c.Kind != KindGroup {
+		return c, ErrNotFound
+	}
+	list, err := s.Members(ctx, id)
+	if err != nil {
+		return c, err
+	}
+	byUser := make(map[string]Member, len(list))
+	for _, m := range list {
+		byUser[m.User] = m
+	}
+	batch := s.db.NewBatch()
+	defer batch.Close()
+	changed := false
+	for _, u := range ch.Remove {
+		if _, ok := byUser[u]; !ok {
+			continue
+		}
+		if u == c.Owner {
+			return c, ErrOwner
+		}
+		delete(byUser, u)
+		_ = batch.Delete(memberPrefix(id).Str(u), nil)
+		_ = batch.Delete(userGroupKey(u, id), nil)
+		changed = true
+	}
+	for _, u := range ch.Add {
+		if _, ok := byUser[u]; ok {
+			continue
+		}
+		m := Member{User: u, Role: RoleMember, JoinedAt: at.UTC()}
+		byUser[u] = m
+		putMember(batch, id, m)
+		changed = true
+	}
+	for _, step := range []struct {
+		users []string
+		role  string
+	}{{ch.Promote, RoleAdmin}, {ch.Demote, RoleMember}} {
+		role := step.role
+		for _, u := range step.users {
+			m, ok := byUser[u]
+			if !ok {
+				return c, fmt.Errorf("%w: %s is not a member", ErrNotFound, u)
+			}
+			if u == c.Owner {
+				return c, ErrOwner
+			}
+			if m.Role != role {
+				m.Role = role
+				byUser[u] = m
+				putMember(batch, id, m)
+				changed = true
+			}
+		}
+	}
+	if !changed {
+		return c, nil
+	}
+	if ch.Max > 0 && len(byUser) > ch.Max {
+		return c, ErrTooManyMembers
+	}
+	c.MemberCount = len(byUser)
+	c.Version++
+	v, _ := json.Marshal(c)
+	_ = batch.Set(convKey(id), v, nil)
+	if err := batch.Commit(pebble.Sync); err != nil {
+		return c, fmt.Errorf("groupstream: change members: %w", err)
+	}
+	list = list[:0]
+	for _, m := range byUser {
+		list = append(list, m)
+	}
+	sortMembers(list)
+	s.cacheGroup(c, list)
+	return c, nil
+}
+
+// Member implements Store.
+func (s *PebbleStore) Member(ctx context.Context, conv uint64, user string) (Member, error) {
+	c, err := s.Conversation(ctx, conv)
+	if err != nil {
+		return Member{}, err
+	}
+	if c.Kind == KindDirect {
+		if !c.HasMember(user) {
+			return Member{}, ErrNotFound
+		}
+		return Member{User: user, Role: RoleMember, JoinedAt: c.CreatedAt}, nil
+	}
+	s.cacheMu.RLock()
+	list, ok := s.members[conv]
+	s.cacheMu.RUnlock()
+	if ok {
+		i := sort.Search(len(list), func(i int) bool { return list[i].User >= user })
+		if i < len(list) && list[i].User == user {
+			return list[i], nil
+		}
+		return Member{}, ErrNotFound
+	}
+	v, ok, err := kv.Get(s.db, memberPrefix(conv).Str(user))
+	if err != nil || !ok {
+		if err == nil {
+			err = ErrNotFound
+		}
+		return Member{}, err
+	}
+	m := Member{User: user}
+	if err := json.Unmarshal(v, &m); err != nil {
+		return Member{}, fmt.Errorf("groupstream: member %s of %d: %w", user, conv, err)
+	}
+	return m, nil
+}
+
+// Members implements Store.
+func (s *PebbleStore) Members(ctx context.Context, conv uint64) ([]Member, error) {
+	c, err := s.Conversation(ctx, conv)
+	if err != nil {
+		return nil, err
+	}
+	if c.Kind == KindDirect {
+		out := make([]Member, len(c.Members))
+		for i, u := range c.Members {
+			out[i] = Member{User: u, Role: RoleMember, JoinedAt: c.CreatedAt}
+		}
+		return out, nil
+	}
+	s.cacheMu.RLock()
+	list, ok := s.members[conv]
+	s.cacheMu.RUnlock()
+	if ok {
+		return list, nil
+	}
+	prefix := memberPrefix(conv)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: kv.PrefixEnd(prefix)})
+	if err != nil {
+		return nil, fmt.Errorf("groupstream: %w", err)
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		k := it.Key()[len(prefix):]
+		m := Member{User: string(k[1 : 1+k[0]])}
+		if err := json.Unmarshal(it.Value(), &m); err != nil {
+			return nil, fmt.Errorf("groupstream: member of %d: %w", conv, err)
+		}
+		list = append(list, m)
+	}
+	if err := it.Error(); err != nil {
+		return nil, err
+	}
+	s.cacheMu.Lock()
+	s.members[conv] = list
+	s.cacheMu.Unlock()
+	return list, nil
 }
 
 // PutMessages implements Store.

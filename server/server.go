@@ -79,12 +79,13 @@ func New(cfg config.Config, log *slog.Logger) (s *Server, err error) {
 	m := metrics.New()
 	hub := gateway.NewHub(m)
 	s.disp, err = dispatch.New(dispatch.Config{
-		MaxBodyBytes:  cfg.Limits.MaxBodyBytes,
-		RecallWindow:  time.Duration(cfg.Messages.RecallWindow),
-		RatePerSecond: cfg.Limits.RatePerSecond,
-		RateBurst:     cfg.Limits.RateBurst,
-		MaxInFlight:   cfg.Limits.MaxInFlightSends,
-		Logger:        log,
+		MaxBodyBytes:    cfg.Limits.MaxBodyBytes,
+		RecallWindow:    time.Duration(cfg.Messages.RecallWindow),
+		RatePerSecond:   cfg.Limits.RatePerSecond,
+		RateBurst:       cfg.Limits.RateBurst,
+		MaxInFlight:     cfg.Limits.MaxInFlightSends,
+		MaxGroupMembers: cfg.Limits.MaxGroupMembers,
+		Logger:          log,
 	}, s.q, groupstream.NewPebbleStore(s.db), timeline.NewPebbleStore(s.db), dispatch.NewPebbleDedup(s.db), gen, hub, m)
 	if err != nil {
 		return nil, err

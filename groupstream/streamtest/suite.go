@@ -4,6 +4,7 @@ package streamtest
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -19,6 +20,62 @@ type Factory func(t *testing.T) groupstream.Store
 func Run(t *testing.T, f Factory) {
 	t.Run("PairAllocatedOnce", func(t *testing.T) { testPair(t, f(t)) })
 	t.Run("MessagesHistoryRecall", func(t *testing.T) { testMessages(t, f(t)) })
+	t.Run("GroupMembership", func(t *testing.T) { testGroups(t, f(t)) })
+}
+
+func users(ms []groupstream.Member) string {
+	var out []string
+	for _, m := range ms {
+		out = append(out, m.User+":"+m.Role)
+	}
+	return strings.Join(out, ",")
+}
+
+func testGroups(t *testing.T, s groupstream.Store) {
+	at := time.Now()
+	g, err := s.CreateGroup(ctx, 500, "shop fans", "owen", []string{"bea", "al", "bea", "owen"}, at)
+	if err != nil || g.Kind != groupstream.KindGroup || g.MemberCount != 3 || g.Version != 1 || g.Owner != "owen" {
+		t.Fatalf("create: %+v %v", g, err)
+	}
+	ms, err := s.Members(ctx, 500)
+	if err != nil || users(ms) != "al:member,bea:member,owen:owner" {
+		t.Fatalf("members %s %v", users(ms), err)
+	}
+	if _, err := s.Member(ctx, 500, "zed"); err != groupstream.ErrNotFound {
+		t.Fatalf("non-member: %v", err)
+	}
+	g, err = s.ChangeMembers(ctx, 500, groupstream.MemberChange{Add: []string{"cy", "al"}, Remove: []string{"bea", "nobody"}, Promote: []string{"al"}}, at)
+	if err != nil || g.MemberCount != 3 || g.Version != 2 {
+		t.Fatalf("change: %+v %v", g, err)
+	}
+	ms, _ = s.Members(ctx, 500)
+	if users(ms) != "al:admin,cy:member,owen:owner" {
+		t.Fatalf("members after change %s", users(ms))
+	}
+	if m, err := s.Member(ctx, 500, "al"); err != nil || m.Role != groupstream.RoleAdmin {
+		t.Fatalf("al: %+v %v", m, err)
+	}
+	// No-op changes keep the version.
+	if g, _ = s.ChangeMembers(ctx, 500, groupstream.MemberChange{Add: []string{"cy"}, Promote: []string{"al"}}, at); g.Version != 2 {
+		t.Fatalf("no-op change bumped the version to %d", g.Version)
+	}
+	if _, err := s.ChangeMembers(ctx, 500, groupstream.MemberChange{Remove: []string{"owen"}}, at); err != groupstream.ErrOwner {
+		t.Fatalf("removing the owner: %v", err)
+	}
+	if _, err := s.ChangeMembers(ctx, 500, groupstream.MemberChange{Add: []string{"d1", "d2"}, Max: 4}, at); err != groupstream.ErrTooManyMembers {
+		t.Fatalf("over the limit: %v", err)
+	}
+	if g, _ := s.Conversation(ctx, 500); g.MemberCount != 3 || g.Version != 2 {
+		t.Fatalf("a refused change left %+v", g)
+	}
+	// Direct conversations answer membership from their pair.
+	d, _ := s.DirectConversation(ctx, "al", "cy", func() uint64 { return 501 })
+	if ms, err := s.Members(ctx, d.ID); err != nil || users(ms) != "al:member,cy:member" {
+		t.Fatalf("direct members %s %v", users(ms), err)
+	}
+	if _, err := s.ChangeMembers(ctx, d.ID, groupstream.MemberChange{Add: []string{"x"}}, at); err != groupstream.ErrNotFound {
+		t.Fatalf("changing a direct conversation: %v", err)
+	}
 }
 
 var ctx = context.Background()

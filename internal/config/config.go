@@ -65,6 +65,8 @@ type Config struct {
 		// MaxInFlightSends bounds sends processed at once; past it sends get 503
 		// overloaded. Default 10000.
 		MaxInFlightSends int `yaml:"max_in_flight_sends"`
+		// MaxGroupMembers bounds a group's members. Default 20000.
+		MaxGroupMembers int `yaml:"max_group_members"`
 	} `yaml:"limits"`
 
 	Messages struct {
@@ -150,6 +152,7 @@ func (c *Config) fill() {
 		c.Limits.RateBurst = max(1, int(2*c.Limits.RatePerSecond))
 	}
 	def(&c.Limits.MaxInFlightSends, 10000)
+	def(&c.Limits.MaxGroupMembers, 20000)
 	defDur(&c.Messages.RecallWindow, 24*time.Hour)
 	defDur(&c.Gateway.HeartbeatTimeout, 60*time.Second)
 	def(&c.Gateway.SendQueue, 256)

@@ -27,6 +27,9 @@ const (
 	CodeSenderMismatch      Code = "sender_mismatch"
 	CodeNotParticipant      Code = "not_participant"
 	CodeNotSender           Code = "not_sender"
+	CodeNotGroupAdmin       Code = "not_group_admin"
+	CodeOwnerImmutable      Code = "owner_immutable"
+	CodeTooManyMembers      Code = "too_many_members"
 	CodeRecallWindowPassed  Code = "recall_window_passed"
 	CodeNotFound            Code = "not_found"
 	CodeConversationMissing Code = "conversation_not_found"
@@ -56,6 +59,9 @@ var statuses = map[Code]int{
 	CodeSenderMismatch:      http.StatusForbidden,
 	CodeNotParticipant:      http.StatusForbidden,
 	CodeNotSender:           http.StatusForbidden,
+	CodeNotGroupAdmin:       http.StatusForbidden,
+	CodeOwnerImmutable:      http.StatusForbidden,
+	CodeTooManyMembers:      http.StatusBadRequest,
 	CodeRecallWindowPassed:  http.StatusForbidden,
 	CodeNotFound:            http.StatusNotFound,
 	CodeConversationMissing: http.StatusNotFound,

@@ -87,6 +87,7 @@ type Conversation struct {
 	ConversationID ID     `json:"conversation_id"`
 	Kind           string `json:"kind"`
 	Peer           string `json:"peer,omitempty"`
+	GroupID        ID     `json:"group_id,omitempty"`
 	LastMessage    *Entry `json:"last_message,omitempty"`
 	Unread         int64  `json:"unread"`
 	ReadMsgID      ID     `json:"read_msg_id,omitempty"`
@@ -102,6 +103,31 @@ type ConversationList struct {
 type HistoryResult struct {
 	Messages []Entry `json:"messages"`
 	HasMore  bool    `json:"has_more"`
+}
+
+// CreateGroupRequest is the body of POST /v1/groups.
+type CreateGroupRequest struct {
+	Name    string   `json:"name"`
+	Members []string `json:"members"`
+}
+
+// MembersRequest is the body of POST /v1/groups/{id}/members.
+type MembersRequest struct {
+	Add     []string `json:"add,omitempty"`
+	Remove  []string `json:"remove,omitempty"`
+	Promote []string `json:"promote,omitempty"`
+	Demote  []string `json:"demote,omitempty"`
+}
+
+// Group describes a group (GET /v1/groups/{id}). Role is the caller's.
+type Group struct {
+	GroupID     ID     `json:"group_id"`
+	Name        string `json:"name"`
+	Owner       string `json:"owner"`
+	MemberCount int    `json:"member_count"`
+	Fanout      string `json:"fanout"`
+	Version     uint64 `json:"version"`
+	Role        string `json:"role"`
 }
 
 // ReadRequest is the body of POST /v1/conversations/{id}/read and the WebSocket read frame.

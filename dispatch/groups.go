@@ -1,0 +1,119 @@
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/fanline/fanline/groupstream"
+	"github.com/fanline/fanline/internal/wire"
+)
+
+// maxGroupName bounds a group's name, in characters.
+const maxGroupName = 100
+
+// groupMember returns group id and the user's membership of it.
+func (d *Dispatcher) groupMember(ctx context.Context, user string, id uint64) (groupstream.Conversation, groupstream.Member, error) {
+	c, err := d.streams.Conversation(ctx, id)
+	if errors.Is(err, groupstream.ErrNotFound) || (err == nil && c.Kind != groupstream.KindGroup) {
+		return c, groupstream.Member{}, wire.Errorf(wire.CodeGroupMissing, "group %d does not exist", id)
+	}
+	if err != nil {
+		return c, groupstream.Member{}, err
+	}
+	m, err := d.streams.Member(ctx, id, user)
+	if errors.Is(err, groupstream.ErrNotFound) {
+		return c, m, wire.Errorf(wire.CodeNotParticipant, "you are not a member of group %d", id)
+	}
+	return c, m, err
+}
+
+func groupInfo(c groupstream.Conversation, role string) wire.Group {
+	return wire.Group{GroupID: wire.ID(c.ID), Name: c.Name, Owner: c.Owner, MemberCount: c.MemberCount,
+		Fanout: "write", Version: c.Version, Role: role}
+}
+
+func checkUsers(field string, users []string) *wire.Error {
+	for _, u := range users {
+		if !wire.ValidUserID(u) {
+			return wire.Errorf(wire.CodeInvalidUserID, "%s: %q is not a valid user id", field, u)
+		}
+	}
+	return nil
+}
+
+// CreateGroup creates a group owned by user with the given members.
+func (d *Dispatcher) CreateGroup(ctx context.Context, user string, req wire.CreateGroupRequest) (wire.Group, error) {
+	name := strings.TrimSpace(req.Name)
+	if name == "" || utf8.RuneCountInString(name) > maxGroupName {
+		return wire.Group{}, wire.Errorf(wire.CodeInvalidField, "name must be 1-%d characters", maxGroupName)
+	}
+	if e := checkUsers("members", req.Members); e != nil {
+		return wire.Group{}, e
+	}
+	distinct := map[string]bool{user: true}
+	for _, u := range req.Members {
+		distinct[u] = true
+	}
+	if len(distinct) > d.cfg.MaxGroupMembers {
+		return wire.Group{}, wire.Errorf(wire.CodeTooManyMembers, "a group has at most %d members", d.cfg.MaxGroupMembers)
+	}
+	c, err := d.streams.CreateGroup(ctx, d.ids.Next(), name, user, req.Members, time.Now())
+	if err != nil {
+		return wire.Group{}, err
+	}
+	return groupInfo(c, groupstream.RoleOwner), nil
+}
+
+// Group describes a group to one of its members.
+func (d *Dispatcher) Group(ctx context.Context, user string, id uint64) (wire.Group, error) {
+	c, m, err := d.groupMember(ctx, user, id)
+	if err != nil {
+		return wire.Group{}, err
+	}
+	return groupInfo(c, m.Role), nil
+}
+
+// ChangeMembers adds and removes members (owner and admins) and promotes or demotes
+// admins (owner only).
+func (d *Dispatcher) ChangeMembers(ctx context.Context, user string, id uint64, req wire.MembersRequest) (wire.Group, error) {
+	_, me, err := d.groupMember(ctx, user, id)
+	if err != nil {
+		return wire.Group{}, err
+	}
+	for field, list := range map[string][]string{"add": req.Add, "remove": req.Remove, "promote": req.Promote, "demote": req.Demote} {
+		if e := checkUsers(field, list); e != nil {
+			return wire.Group{}, e
+		}
+	}
+	if me.Role != groupstream.RoleOwner && me.Role != groupstream.RoleAdmin {
+		return wire.Group{}, wire.Errorf(wire.CodeNotGroupAdmin, "only the group's owner and admins can change its members")
+	}
+	if me.Role != groupstream.RoleOwner && (len(req.Promote) > 0 || len(req.Demote) > 0) {
+		return wire.Group{}, wire.Errorf(wire.CodeNotGroupAdmin, "only the group's owner can promote or demote admins")
+	}
+	if me.Role == groupstream.RoleAdmin {
+		// Admins manage members, not other admins.
+		for _, u := range req.Remove {
+			if m, err := d.streams.Member(ctx, id, u); err == nil && m.Role != groupstream.RoleMember {
+				return wire.Group{}, wire.Errorf(wire.CodeNotGroupAdmin, "only the group's owner can remove %s", u)
+			}
+		}
+	}
+	c, err := d.streams.ChangeMembers(ctx, id, groupstream.MemberChange{
+		Add: req.Add, Remove: req.Remove, Promote: req.Promote, Demote: req.Demote, Max: d.cfg.MaxGroupMembers,
+	}, time.Now())
+	switch {
+	case errors.Is(err, groupstream.ErrTooManyMembers):
+		return wire.Group{}, wire.Errorf(wire.CodeTooManyMembers, "a group has at most %d members", d.cfg.MaxGroupMembers)
+	case errors.Is(err, groupstream.ErrOwner):
+		return wire.Group{}, wire.Errorf(wire.CodeOwnerImmutable, "the owner cannot be removed or demoted")
+	case errors.Is(err, groupstream.ErrNotFound):
+		return wire.Group{}, wire.Errorf(wire.CodeInvalidField, "promote and demote name members only: %v", err)
+	case err != nil:
+		return wire.Group{}, err
+	}
+	return groupInfo(c, me.Role), nil
+}

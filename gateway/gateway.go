@@ -504,8 +504,14 @@ func (g *Gateway) presenceOf(c *gin.Context) {
 			return
 		}
 	}
+	online, err := g.presence.Online(c.Request.Context(), users)
+	if err != nil {
+		g.log.Warn("gateway: presence query failed", "err", err)
+		g.fail(c, wire.Errorf(wire.CodeUnavailable, "presence is unavailable; retry"))
+		return
+	}
 	out := map[string]string{}
-	for u, on := range g.presence.Online(users) {
+	for u, on := range online {
 		out[u] = "offline"
 		if on {
 			out[u] = "online"
@@ -523,18 +529,27 @@ func (g *Gateway) websocket(c *gin.Context) {
 	// hijack, so after Shutdown every WebSocket handler is counted before Close waits.
 	g.wg.Add(1)
 	defer g.wg.Done()
+	// Online before the upgrade answers, so a device that sees its connection open is
+	// already visible. Presence is advisory: a failure is logged, never fatal.
+	uid := user(c).ID
+	if err := g.presence.Connect(g.ctx, uid, g.cfg.Node); err != nil {
+		g.log.Warn("gateway: presence connect failed", "user", uid, "err", err)
+	}
+	defer func() {
+		if err := g.presence.Disconnect(context.WithoutCancel(g.ctx), uid, g.cfg.Node); err != nil {
+			g.log.Warn("gateway: presence disconnect failed", "user", uid, "err", err)
+		}
+	}()
 	ws, err := g.upgrader.Upgrade(c.Writer, c.Request, nil)
 	if err != nil {
 		return // the upgrader already answered
 	}
 	ws.SetReadLimit(4 * g.maxRequestBytes())
-	cn := &conn{g: g, ws: ws, user: user(c).ID, out: make(chan []byte, g.cfg.SendQueue), done: make(chan struct{})}
+	cn := &conn{g: g, ws: ws, user: uid, out: make(chan []byte, g.cfg.SendQueue), done: make(chan struct{})}
 	g.hub.add(cn)
-	g.presence.Connect(cn.user, g.cfg.Node)
 	g.m.Connections.Inc()
 	defer func() {
 		g.hub.remove(cn)
-		g.presence.Disconnect(cn.user, g.cfg.Node)
 		g.m.Connections.Dec()
 	}()
 	var wg sync.WaitGroup

@@ -28,23 +28,26 @@ import (
 	"github.com/fanline/fanline/internal/presence"
 	"github.com/fanline/fanline/internal/queue"
 	"github.com/fanline/fanline/timeline"
+	"github.com/redis/go-redis/v9"
 )
 
 // Server is one fanline node running every role on the embedded backends.
 type Server struct {
-	cfg  config.Config
-	log  *slog.Logger
-	db   *pebble.DB
-	q    *queue.PebbleQueue
-	disp *dispatch.Dispatcher
-	gw   *gateway.Gateway
-	http *http.Server
-	ln   net.Listener
+	cfg           config.Config
+	log           *slog.Logger
+	db            *pebble.DB
+	rdb           *redis.Client           // nil unless a backend is redis
+	redisPresence *presence.RedisRegistry // nil unless presence is redis
+	q             *queue.PebbleQueue
+	disp          *dispatch.Dispatcher
+	gw            *gateway.Gateway
+	http          *http.Server
+	ln            net.Listener
 }
 
 // New opens the backends and binds the listener; Run serves. cfg comes from
 // config.Load, which fills every default.
-func New(cfg config.Config, log *slog.Logger) (s *Server, err error) {
+func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("server: data dir: %w", err)
 	}
@@ -60,7 +63,7 @@ func New(cfg config.Config, log *slog.Logger) (s *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s = &Server{cfg: cfg, log: log}
+	s := &Server{cfg: cfg, log: log}
 	defer func() {
 		if err != nil {
 			s.closeBackends()
@@ -73,6 +76,10 @@ func New(cfg config.Config, log *slog.Logger) (s *Server, err error) {
 		Topics: map[string]int{dispatch.TopicSend: cfg.Queue.SendPartitions, dispatch.TopicFanout: cfg.Queue.FanoutPartitions},
 		Logger: log,
 	})
+	if err != nil {
+		return nil, err
+	}
+	reg, err := s.presence()
 	if err != nil {
 		return nil, err
 	}
@@ -91,6 +98,7 @@ func New(cfg config.Config, log *slog.Logger) (s *Server, err error) {
 		return nil, err
 	}
 	s.gw = gateway.New(gateway.Config{
+		Node:             fmt.Sprintf("node-%d", cfg.NodeID),
 		DevMode:          cfg.Dev(),
 		MaxBodyBytes:     cfg.Limits.MaxBodyBytes,
 		HeartbeatTimeout: time.Duration(cfg.Gateway.HeartbeatTimeout),
@@ -98,12 +106,34 @@ func New(cfg config.Config, log *slog.Logger) (s *Server, err error) {
 		Pprof:            cfg.DebugPprof,
 		Ready:            s.ready,
 		Logger:           log,
-	}, s.disp, issuer, presence.NewMemoryRegistry(), hub, m)
+	}, s.disp, issuer, reg, hub, m)
 	if s.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
 		return nil, fmt.Errorf("server: listen: %w", err)
 	}
 	s.http = &http.Server{Handler: s.gw.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	return s, nil
+}
+
+// presence builds the configured presence registry.
+func (s *Server) presence() (presence.Registry, error) {
+	switch s.cfg.Presence.Backend {
+	case "memory":
+		return presence.NewMemoryRegistry(), nil
+	case "redis":
+		if s.cfg.Redis.Addr == "" {
+			return nil, errors.New("server: presence.backend redis needs redis.addr")
+		}
+		s.rdb = redis.NewClient(&redis.Options{Addr: s.cfg.Redis.Addr, Password: s.cfg.Redis.Password, DB: s.cfg.Redis.DB})
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.rdb.Ping(ctx).Err(); err != nil {
+			return nil, fmt.Errorf("server: redis %s: %w", s.cfg.Redis.Addr, err)
+		}
+		s.redisPresence = presence.NewRedisRegistry(s.rdb, presence.RedisRegistryConfig{TTL: time.Duration(s.cfg.Presence.TTL)})
+		return s.redisPresence, nil
+	default:
+		return nil, fmt.Errorf("server: presence.backend must be memory or redis, not %q", s.cfg.Presence.Backend)
+	}
 }
 
 // jwtSecret returns the configured secret; in dev mode without one, a random secret
@@ -135,10 +165,15 @@ func (s *Server) ready() error {
 	if err == nil {
 		closer.Close()
 	}
-	if err == pebble.ErrNotFound {
-		err = nil
+	if err != nil && err != pebble.ErrNotFound {
+		return err
 	}
-	return err
+	if s.rdb != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		return s.rdb.Ping(ctx).Err()
+	}
+	return nil
 }
 
 // Addr is the address the server listens on.
@@ -156,6 +191,13 @@ func (s *Server) Run(ctx context.Context) error {
 	defer dcancel()
 	dispErr := make(chan error, 1)
 	go func() { dispErr <- s.disp.Run(dctx) }()
+	refreshDone := make(chan struct{})
+	go func() {
+		defer close(refreshDone)
+		if s.redisPresence != nil {
+			s.redisPresence.Run(dctx, func(err error) { s.log.Warn("server: presence refresh failed", "err", err) })
+		}
+	}()
 	httpErr := make(chan error, 1)
 	go func() { httpErr <- s.http.Serve(s.ln) }()
 
@@ -180,12 +222,16 @@ func (s *Server) Run(ctx context.Context) error {
 	if !dispDone {
 		<-dispErr
 	}
+	<-refreshDone
 	s.closeBackends()
 	s.log.Info("fanline stopped")
 	return err
 }
 
 func (s *Server) closeBackends() {
+	if s.rdb != nil {
+		s.rdb.Close()
+	}
 	if s.q != nil {
 		s.q.Close()
 	}

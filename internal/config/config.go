@@ -83,6 +83,24 @@ type Config struct {
 		SendQueue int `yaml:"send_queue"`
 	} `yaml:"gateway"`
 
+	Presence struct {
+		// Backend is memory (one process) or redis (shared by every gateway node).
+		// Default memory.
+		Backend string `yaml:"backend"`
+		// TTL is how long a node's presence entries live without a refresh (redis):
+		// a crashed node's users go offline after at most this long. Default 90s.
+		TTL Duration `yaml:"ttl"`
+	} `yaml:"presence"`
+
+	Redis struct {
+		// Addr is the Redis server, host:port. Required when a backend is redis.
+		Addr string `yaml:"addr"`
+		// Password authenticates to Redis. Default none.
+		Password string `yaml:"password"`
+		// DB is the Redis database number. Default 0.
+		DB int `yaml:"db"`
+	} `yaml:"redis"`
+
 	Queue struct {
 		// SendPartitions and FanoutPartitions size the two stages. Default 8 each.
 		SendPartitions   int `yaml:"send_partitions"`
@@ -156,6 +174,10 @@ func (c *Config) fill() {
 	defDur(&c.Messages.RecallWindow, 24*time.Hour)
 	defDur(&c.Gateway.HeartbeatTimeout, 60*time.Second)
 	def(&c.Gateway.SendQueue, 256)
+	if c.Presence.Backend == "" {
+		c.Presence.Backend = "memory"
+	}
+	defDur(&c.Presence.TTL, 90*time.Second)
 	def(&c.Queue.SendPartitions, 8)
 	def(&c.Queue.FanoutPartitions, 8)
 }
@@ -224,6 +246,9 @@ func (c Config) Masked() string {
 		c.Auth.JWTSecret = "***"
 	} else {
 		c.Auth.JWTSecret = "(dev mode: generated, kept in data_dir/jwt.secret)"
+	}
+	if c.Redis.Password != "" {
+		c.Redis.Password = "***"
 	}
 	b, _ := yaml.Marshal(c)
 	return string(b)

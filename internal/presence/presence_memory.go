@@ -1,6 +1,9 @@
 package presence
 
-import "sync"
+import (
+	"context"
+	"sync"
+)
 
 // MemoryRegistry is the in-process Registry of the one-process deployment.
 type MemoryRegistry struct {
@@ -16,37 +19,48 @@ func NewMemoryRegistry() *MemoryRegistry {
 }
 
 // Connect implements Registry.
-func (r *MemoryRegistry) Connect(user, node string) {
+func (r *MemoryRegistry) Connect(_ context.Context, user, node string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.conns[user] == nil {
-		r.conns[user] = map[string]int{}
-	}
-	r.conns[user][node]++
+	count(r.conns, user, node, +1)
+	return nil
 }
 
 // Disconnect implements Registry.
-func (r *MemoryRegistry) Disconnect(user, node string) {
+func (r *MemoryRegistry) Disconnect(_ context.Context, user, node string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	nodes := r.conns[user]
-	if nodes[node] <= 1 {
+	count(r.conns, user, node, -1)
+	return nil
+}
+
+// count adds delta to conns[user][node], dropping entries that reach zero, and returns
+// the new count.
+func count(conns map[string]map[string]int, user, node string, delta int) int {
+	nodes := conns[user]
+	if nodes == nil {
+		nodes = map[string]int{}
+		conns[user] = nodes
+	}
+	n := max(0, nodes[node]+delta)
+	if n == 0 {
 		delete(nodes, node)
 	} else {
-		nodes[node]--
+		nodes[node] = n
 	}
 	if len(nodes) == 0 {
-		delete(r.conns, user)
+		delete(conns, user)
 	}
+	return n
 }
 
 // Online implements Registry.
-func (r *MemoryRegistry) Online(users []string) map[string]bool {
+func (r *MemoryRegistry) Online(_ context.Context, users []string) (map[string]bool, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	out := make(map[string]bool, len(users))
 	for _, u := range users {
 		out[u] = len(r.conns[u]) > 0
 	}
-	return out
+	return out, nil
 }

@@ -12,20 +12,28 @@ import (
 	"github.com/fanline/fanline/internal/kv"
 )
 
-// PebbleDedup is the embedded Dedup, in the database the embedded queue uses: a
-// reservation written without sync becomes durable with the queue's next synced commit,
-// which comes before the send is acknowledged.
+// PebbleDedup is the embedded Dedup.
 //
 // Keys: d <sender> <client_msg_id> -> msg id (8 bytes) + expiry in unix ms (8 bytes).
 type PebbleDedup struct {
 	db      *pebble.DB
+	write   *pebble.WriteOptions
 	stripes [64]sync.Mutex // serialise check-and-set per key, striped by key hash
 }
 
 var _ Dedup = (*PebbleDedup)(nil)
 
-// NewPebbleDedup returns a Dedup on db.
-func NewPebbleDedup(db *pebble.DB) *PebbleDedup { return &PebbleDedup{db: db} }
+// NewPebbleDedup returns a Dedup on db. sharedWithQueue says the send queue lives in
+// the same database: a reservation is then written without sync, since the queue's
+// synced commit, which comes before the ack, makes it durable too (Pebble's WAL is in
+// commit order). Otherwise every reservation is synced.
+func NewPebbleDedup(db *pebble.DB, sharedWithQueue bool) *PebbleDedup {
+	w := pebble.Sync
+	if sharedWithQueue {
+		w = pebble.NoSync
+	}
+	return &PebbleDedup{db: db, write: w}
+}
 
 // Reserve implements Dedup.
 func (d *PebbleDedup) Reserve(ctx context.Context, sender, clientMsgID string, msgID uint64, ttl time.Duration) (uint64, bool, error) {
@@ -42,7 +50,7 @@ func (d *PebbleDedup) Reserve(ctx context.Context, sender, clientMsgID string, m
 		return binary.BigEndian.Uint64(v[:8]), true, nil
 	}
 	val := binary.BigEndian.AppendUint64(kv.U64Value(msgID), uint64(now.Add(ttl).UnixMilli()))
-	if err := d.db.Set(key, val, pebble.NoSync); err != nil {
+	if err := d.db.Set(key, val, d.write); err != nil {
 		return 0, false, fmt.Errorf("dispatch: dedup: %w", err)
 	}
 	return msgID, false, nil

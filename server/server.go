@@ -38,7 +38,7 @@ type Server struct {
 	db            *pebble.DB
 	rdb           *redis.Client           // nil unless a backend is redis
 	redisPresence *presence.RedisRegistry // nil unless presence is redis
-	q             *queue.PebbleQueue
+	q             queue.Queue
 	disp          *dispatch.Dispatcher
 	gw            *gateway.Gateway
 	http          *http.Server
@@ -72,11 +72,7 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	if s.db, err = kv.Open(filepath.Join(cfg.DataDir, "pebble"), log); err != nil {
 		return nil, err
 	}
-	s.q, err = queue.NewPebbleQueue(s.db, queue.PebbleQueueConfig{
-		Topics: map[string]int{dispatch.TopicSend: cfg.Queue.SendPartitions, dispatch.TopicFanout: cfg.Queue.FanoutPartitions},
-		Logger: log,
-	})
-	if err != nil {
+	if s.q, err = openQueue(cfg, s.db, log); err != nil {
 		return nil, err
 	}
 	reg, err := s.presence()
@@ -93,7 +89,7 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		MaxInFlight:     cfg.Limits.MaxInFlightSends,
 		MaxGroupMembers: cfg.Limits.MaxGroupMembers,
 		Logger:          log,
-	}, s.q, groupstream.NewPebbleStore(s.db), timeline.NewPebbleStore(s.db), dispatch.NewPebbleDedup(s.db), gen, hub, m)
+	}, s.q, groupstream.NewPebbleStore(s.db), timeline.NewPebbleStore(s.db), dispatch.NewPebbleDedup(s.db, cfg.Queue.Backend == "pebble"), gen, hub, m)
 	if err != nil {
 		return nil, err
 	}
@@ -112,6 +108,48 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	}
 	s.http = &http.Server{Handler: s.gw.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	return s, nil
+}
+
+// Topics lists the queue topics and their partition counts for a configuration.
+func Topics(cfg config.Config) map[string]int {
+	return map[string]int{dispatch.TopicSend: cfg.Queue.SendPartitions, dispatch.TopicFanout: cfg.Queue.FanoutPartitions}
+}
+
+// openQueue opens the configured queue backend.
+func openQueue(cfg config.Config, db *pebble.DB, log *slog.Logger) (queue.Queue, error) {
+	// Each case returns an untyped nil on failure: a nil *PebbleQueue in the interface
+	// would not compare equal to nil.
+	switch cfg.Queue.Backend {
+	case "pebble":
+		q, err := queue.NewPebbleQueue(db, queue.PebbleQueueConfig{Topics: Topics(cfg), Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		return q, nil
+	case "kafka":
+		q, err := queue.NewKafkaQueue(queue.KafkaQueueConfig{Brokers: cfg.Kafka.Brokers, Topics: Topics(cfg),
+			ClientID: fmt.Sprintf("fanline-node-%d", cfg.NodeID), Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		return q, nil
+	default:
+		return nil, fmt.Errorf("server: queue.backend must be pebble or kafka, not %q", cfg.Queue.Backend)
+	}
+}
+
+// Migrate creates or upgrades what the configured distributed backends need, and is
+// safe to run again: today the Kafka topics. The embedded backends need nothing.
+func Migrate(cfg config.Config, log *slog.Logger) error {
+	if cfg.Queue.Backend != "kafka" {
+		log.Info("migrate: nothing to do for the embedded queue")
+		return nil
+	}
+	if err := queue.CreateKafkaTopics(cfg.Kafka.Brokers, Topics(cfg), int16(cfg.Kafka.Replication)); err != nil {
+		return err
+	}
+	log.Info("migrate: kafka topics ready", "topics", Topics(cfg))
+	return nil
 }
 
 // presence builds the configured presence registry.

@@ -1,6 +1,8 @@
 // Command fanline runs the fanline IM backend.
 //
 //	fanline serve [--addr HOST:PORT] [--data DIR] [--config FILE]
+//	fanline migrate [--config FILE]
+//	fanline bench SCENARIO [flags]
 package main
 
 import (
@@ -25,6 +27,8 @@ func main() {
 	switch os.Args[1] {
 	case "serve":
 		err = serve(os.Args[2:])
+	case "migrate":
+		err = migrate(os.Args[2:])
 	case "bench":
 		err = bench(os.Args[2:])
 	case "-h", "--help", "help":
@@ -44,34 +48,48 @@ func main() {
 func usage() {
 	fmt.Fprint(os.Stderr, `usage:
   fanline serve [--addr HOST:PORT] [--data DIR] [--config FILE]
+  fanline migrate [--config FILE]  (create Kafka topics; idempotent)
   fanline bench SCENARIO [flags]   (fanline bench -h for scenarios)
 `)
 }
 
-func serve(args []string) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	addr := fs.String("addr", "", "listen address (default 127.0.0.1:8080)")
-	data := fs.String("data", "", "data directory (default ./data)")
+// setup parses the flags shared by serve and migrate, loads the configuration and
+// builds the logger.
+func setup(name string, args []string, serving bool) (config.Config, *slog.Logger, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	file := fs.String("config", "", "YAML config file")
+	var addr, data *string
+	if serving {
+		addr = fs.String("addr", "", "listen address (default 127.0.0.1:8080)")
+		data = fs.String("data", "", "data directory (default ./data)")
+	}
 	if err := fs.Parse(args); err != nil {
-		return err
+		return config.Config{}, nil, err
 	}
 	cfg, err := config.Load(*file, os.Environ())
 	if err != nil {
-		return err
+		return cfg, nil, err
 	}
-	if *addr != "" {
+	if serving && *addr != "" {
 		cfg.Addr = *addr
 	}
-	if *data != "" {
+	if serving && *data != "" {
 		cfg.DataDir = *data
 	}
 	var level slog.Level
-	if err := level.UnmarshalText([]byte(cfg.LogLevel)); cfg.LogLevel != "" && err != nil {
-		return fmt.Errorf("log_level: %w", err)
+	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		return cfg, nil, fmt.Errorf("log_level: %w", err)
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	log.Info("configuration", "config", cfg.Masked())
+	return cfg, log, nil
+}
+
+func serve(args []string) error {
+	cfg, log, err := setup("serve", args, true)
+	if err != nil {
+		return err
+	}
 	s, err := server.New(cfg, log)
 	if err != nil {
 		return err
@@ -79,4 +97,12 @@ func serve(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return s.Run(ctx)
+}
+
+func migrate(args []string) error {
+	cfg, log, err := setup("migrate", args, false)
+	if err != nil {
+		return err
+	}
+	return server.Migrate(cfg, log)
 }

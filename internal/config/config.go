@@ -102,10 +102,21 @@ type Config struct {
 	} `yaml:"redis"`
 
 	Queue struct {
+		// Backend is pebble (embedded, in DataDir) or kafka. Default pebble.
+		Backend string `yaml:"backend"`
 		// SendPartitions and FanoutPartitions size the two stages. Default 8 each.
 		SendPartitions   int `yaml:"send_partitions"`
 		FanoutPartitions int `yaml:"fanout_partitions"`
 	} `yaml:"queue"`
+
+	Kafka struct {
+		// Brokers are the bootstrap brokers (FANLINE_KAFKA_BROKERS: comma-separated).
+		// Required when queue.backend is kafka.
+		Brokers []string `yaml:"brokers"`
+		// Replication is the replication factor `fanline migrate` gives new topics.
+		// Default 3.
+		Replication int `yaml:"replication"`
+	} `yaml:"kafka"`
 }
 
 // Load reads file (if not empty) and applies environment overrides from environ.
@@ -178,6 +189,10 @@ func (c *Config) fill() {
 		c.Presence.Backend = "memory"
 	}
 	defDur(&c.Presence.TTL, 90*time.Second)
+	if c.Queue.Backend == "" {
+		c.Queue.Backend = "pebble"
+	}
+	def(&c.Kafka.Replication, 3)
 	def(&c.Queue.SendPartitions, 8)
 	def(&c.Queue.FanoutPartitions, 8)
 }
@@ -219,6 +234,11 @@ func setField(f reflect.Value, s string) error {
 	switch f.Kind() {
 	case reflect.String:
 		f.SetString(s)
+	case reflect.Slice:
+		if f.Type().Elem().Kind() != reflect.String {
+			return fmt.Errorf("unsupported list type %s", f.Type())
+		}
+		f.Set(reflect.ValueOf(strings.Split(s, ",")))
 	case reflect.Bool:
 		b, err := strconv.ParseBool(s)
 		f.SetBool(b)

@@ -11,11 +11,12 @@ import (
 func TestLoadFileThenEnv(t *testing.T) {
 	f := filepath.Join(t.TempDir(), "fanline.yaml")
 	os.WriteFile(f, []byte("addr: 127.0.0.1:9000\ndev_mode: false\nauth:\n  jwt_secret: s3cret\nlimits:\n  rate_per_second: 5\nmessages:\n  recall_window: 2m\n"), 0o600)
-	c, err := Load(f, []string{"FANLINE_LIMITS_RATE_PER_SECOND=7.5", "FANLINE_GATEWAY_HEARTBEAT_TIMEOUT=5s", "FANLINE_NODE_ID=3", "OTHER=1"})
+	c, err := Load(f, []string{"FANLINE_KAFKA_BROKERS=h1:9092,h2:9092", "FANLINE_LIMITS_RATE_PER_SECOND=7.5", "FANLINE_GATEWAY_HEARTBEAT_TIMEOUT=5s", "FANLINE_NODE_ID=3", "OTHER=1"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.Addr != "127.0.0.1:9000" || c.Dev() || c.Limits.RatePerSecond != 7.5 || c.NodeID != 3 ||
+		len(c.Kafka.Brokers) != 2 || c.Kafka.Brokers[1] != "h2:9092" ||
 		time.Duration(c.Gateway.HeartbeatTimeout) != 5*time.Second || time.Duration(c.Messages.RecallWindow) != 2*time.Minute {
 		t.Fatalf("loaded %+v", c)
 	}

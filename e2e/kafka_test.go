@@ -9,25 +9,29 @@ import (
 
 	"github.com/fanline/fanline/client"
 	"github.com/fanline/fanline/internal/config"
+	"github.com/fanline/fanline/internal/testharness"
 	"github.com/fanline/fanline/internal/wire"
 	"github.com/fanline/fanline/server"
 	"github.com/twmb/franz-go/pkg/kfake"
 )
 
 // TestPipelineOnKafka runs the send and fanout stages on a Kafka-protocol broker
-// (kfake, in-process, spoken to only through sarama): topics come from migrate, and a
-// chat with duplicate resends arrives once each, in order, on both sides.
+// (kfake, in-process, spoken to only through sarama) with dedup keys and presence in
+// a real Redis: topics come from migrate, and a chat with duplicate resends arrives
+// once each, in order, on both sides.
 func TestPipelineOnKafka(t *testing.T) {
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cluster.Close()
+	redisAddr := testharness.StartRedis(t)
 	kafka := func(c *config.Config) {
 		c.Queue.Backend = "kafka"
 		c.Kafka.Brokers = cluster.ListenAddrs()
 		c.Kafka.Replication = 1
 		c.Queue.SendPartitions, c.Queue.FanoutPartitions = 3, 3
+		c.Dedup.Backend, c.Presence.Backend, c.Redis.Addr = "redis", "redis", redisAddr
 	}
 	cfg, _ := config.Load("", nil)
 	kafka(&cfg)

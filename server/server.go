@@ -79,6 +79,10 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
+	dedup, err := s.dedup()
+	if err != nil {
+		return nil, err
+	}
 	m := metrics.New()
 	hub := gateway.NewHub(m)
 	s.disp, err = dispatch.New(dispatch.Config{
@@ -89,7 +93,7 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		MaxInFlight:     cfg.Limits.MaxInFlightSends,
 		MaxGroupMembers: cfg.Limits.MaxGroupMembers,
 		Logger:          log,
-	}, s.q, groupstream.NewPebbleStore(s.db), timeline.NewPebbleStore(s.db), dispatch.NewPebbleDedup(s.db, cfg.Queue.Backend == "pebble"), gen, hub, m)
+	}, s.q, groupstream.NewPebbleStore(s.db), timeline.NewPebbleStore(s.db), dedup, gen, hub, m)
 	if err != nil {
 		return nil, err
 	}
@@ -158,20 +162,50 @@ func (s *Server) presence() (presence.Registry, error) {
 	case "memory":
 		return presence.NewMemoryRegistry(), nil
 	case "redis":
-		if s.cfg.Redis.Addr == "" {
-			return nil, errors.New("server: presence.backend redis needs redis.addr")
+		rdb, err := s.redisClient()
+		if err != nil {
+			return nil, err
 		}
-		s.rdb = redis.NewClient(&redis.Options{Addr: s.cfg.Redis.Addr, Password: s.cfg.Redis.Password, DB: s.cfg.Redis.DB})
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := s.rdb.Ping(ctx).Err(); err != nil {
-			return nil, fmt.Errorf("server: redis %s: %w", s.cfg.Redis.Addr, err)
-		}
-		s.redisPresence = presence.NewRedisRegistry(s.rdb, presence.RedisRegistryConfig{TTL: time.Duration(s.cfg.Presence.TTL)})
+		s.redisPresence = presence.NewRedisRegistry(rdb, presence.RedisRegistryConfig{TTL: time.Duration(s.cfg.Presence.TTL)})
 		return s.redisPresence, nil
 	default:
 		return nil, fmt.Errorf("server: presence.backend must be memory or redis, not %q", s.cfg.Presence.Backend)
 	}
+}
+
+// dedup builds the configured dedup store.
+func (s *Server) dedup() (dispatch.Dedup, error) {
+	switch s.cfg.Dedup.Backend {
+	case "pebble":
+		return dispatch.NewPebbleDedup(s.db, s.cfg.Queue.Backend == "pebble"), nil
+	case "redis":
+		rdb, err := s.redisClient()
+		if err != nil {
+			return nil, err
+		}
+		return dispatch.NewRedisDedup(rdb, ""), nil
+	default:
+		return nil, fmt.Errorf("server: dedup.backend must be pebble or redis, not %q", s.cfg.Dedup.Backend)
+	}
+}
+
+// redisClient connects to Redis once, for every backend configured on it.
+func (s *Server) redisClient() (*redis.Client, error) {
+	if s.rdb != nil {
+		return s.rdb, nil
+	}
+	if s.cfg.Redis.Addr == "" {
+		return nil, errors.New("server: a redis backend needs redis.addr")
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: s.cfg.Redis.Addr, Password: s.cfg.Redis.Password, DB: s.cfg.Redis.DB})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		rdb.Close()
+		return nil, fmt.Errorf("server: redis %s: %w", s.cfg.Redis.Addr, err)
+	}
+	s.rdb = rdb
+	return rdb, nil
 }
 
 // jwtSecret returns the configured secret; in dev mode without one, a random secret

@@ -92,6 +92,12 @@ type Config struct {
 		TTL Duration `yaml:"ttl"`
 	} `yaml:"presence"`
 
+	Dedup struct {
+		// Backend keeps (sender, client_msg_id) reservations in pebble (data_dir) or
+		// redis (shared by pipeline nodes; see docs/operations.md). Default pebble.
+		Backend string `yaml:"backend"`
+	} `yaml:"dedup"`
+
 	Redis struct {
 		// Addr is the Redis server, host:port. Required when a backend is redis.
 		Addr string `yaml:"addr"`
@@ -189,6 +195,9 @@ func (c *Config) fill() {
 		c.Presence.Backend = "memory"
 	}
 	defDur(&c.Presence.TTL, 90*time.Second)
+	if c.Dedup.Backend == "" {
+		c.Dedup.Backend = "pebble"
+	}
 	if c.Queue.Backend == "" {
 		c.Queue.Backend = "pebble"
 	}

@@ -31,11 +31,16 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// Queue topics.
+// Queue topics, and the consumer groups of the stages.
 const (
 	TopicSend   = "send"
 	TopicFanout = "fanout"
+	groupSend   = "dispatch-send"
+	groupFanout = "dispatch-fanout"
 )
+
+// Groups lists the consumer groups that read each topic: every record must reach them.
+var Groups = map[string][]string{TopicSend: {groupSend}, TopicFanout: {groupFanout}}
 
 // Config configures a Dispatcher.
 type Config struct {

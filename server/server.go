@@ -125,14 +125,15 @@ func openQueue(cfg config.Config, db *pebble.DB, log *slog.Logger) (queue.Queue,
 	// would not compare equal to nil.
 	switch cfg.Queue.Backend {
 	case "pebble":
-		q, err := queue.NewPebbleQueue(db, queue.PebbleQueueConfig{Topics: Topics(cfg), Logger: log})
+		q, err := queue.NewPebbleQueue(db, queue.PebbleQueueConfig{Topics: Topics(cfg), Groups: dispatch.Groups,
+			ConsumerConfig: queue.ConsumerConfig{Logger: log}})
 		if err != nil {
 			return nil, err
 		}
 		return q, nil
 	case "kafka":
 		q, err := queue.NewKafkaQueue(queue.KafkaQueueConfig{Brokers: cfg.Kafka.Brokers, Topics: Topics(cfg),
-			ClientID: fmt.Sprintf("fanline-node-%d", cfg.NodeID), Logger: log})
+			ClientID: fmt.Sprintf("fanline-node-%d", cfg.NodeID), ConsumerConfig: queue.ConsumerConfig{Logger: log}})
 		if err != nil {
 			return nil, err
 		}

@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"hash/fnv"
+	"log/slog"
 	"time"
 )
 
@@ -71,3 +72,48 @@ func (b Backoff) Next(d time.Duration) time.Duration {
 
 // DefaultBackoff is used when a config leaves it zero.
 var DefaultBackoff = Backoff{Min: 10 * time.Millisecond, Max: 5 * time.Second}
+
+// ConsumerConfig is what the consumers of every backend share.
+type ConsumerConfig struct {
+	// MaxBatch bounds how many records one handler call gets. Zero means 512.
+	MaxBatch int
+	// Backoff is the retry schedule for failing handlers. Zero means DefaultBackoff.
+	Backoff Backoff
+	// Logger receives handler failures. Nil means slog.Default().
+	Logger *slog.Logger
+}
+
+func (c *ConsumerConfig) fill() {
+	if c.MaxBatch <= 0 {
+		c.MaxBatch = 512
+	}
+	if c.Backoff == (Backoff{}) {
+		c.Backoff = DefaultBackoff
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// handle calls h on a batch until it succeeds, waiting c.Backoff between failures and
+// logging each with attrs. It returns false if ctx ended first.
+func (c *ConsumerConfig) handle(ctx context.Context, h Handler, part int, recs []Record, attrs ...any) bool {
+	var delay time.Duration
+	for {
+		err := h(ctx, part, recs)
+		if err == nil {
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		delay = c.Backoff.Next(delay)
+		c.Logger.Warn("queue: handler failed, retrying", append(attrs, "partition", part,
+			"offset", recs[0].Offset, "retry_in", delay, "err", err)...)
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return false
+		}
+	}
+}

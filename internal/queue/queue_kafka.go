@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sync"
 	"time"
 
@@ -20,12 +19,8 @@ type KafkaQueueConfig struct {
 	Topics map[string]int
 	// ClientID names this process to the brokers. Zero means "fanline".
 	ClientID string
-	// MaxBatch bounds how many records one handler call gets. Zero means 512.
-	MaxBatch int
-	// Backoff is the retry schedule for failing handlers. Zero means DefaultBackoff.
-	Backoff Backoff
-	// Logger receives handler and group failures. Nil means slog.Default().
-	Logger *slog.Logger
+	// ConsumerConfig's Logger also receives consumer-group failures.
+	ConsumerConfig
 }
 
 // KafkaQueue is the distributed Queue on Kafka, through sarama.
@@ -75,15 +70,7 @@ func NewKafkaQueue(cfg KafkaQueueConfig) (*KafkaQueue, error) {
 	if cfg.ClientID == "" {
 		cfg.ClientID = "fanline"
 	}
-	if cfg.MaxBatch <= 0 {
-		cfg.MaxBatch = 512
-	}
-	if cfg.Backoff == (Backoff{}) {
-		cfg.Backoff = DefaultBackoff
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
+	cfg.fill()
 	client, err := sarama.NewClient(cfg.Brokers, cfg.sarama())
 	if err != nil {
 		return nil, fmt.Errorf("queue: kafka: %w", err)
@@ -257,23 +244,8 @@ func (k *kafkaHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 		for i, m := range batch {
 			recs[i] = Record{Key: m.Key, Value: m.Value, Partition: int(m.Partition), Offset: uint64(m.Offset)}
 		}
-		var delay time.Duration
-		for {
-			err := k.h(ctx, int(claim.Partition()), recs)
-			if err == nil {
-				break
-			}
-			if ctx.Err() != nil {
-				return nil
-			}
-			delay = k.q.cfg.Backoff.Next(delay)
-			k.q.cfg.Logger.Warn("queue: handler failed, retrying", "topic", k.topic, "group", k.group,
-				"partition", claim.Partition(), "offset", first.Offset, "retry_in", delay, "err", err)
-			select {
-			case <-time.After(delay):
-			case <-ctx.Done():
-				return nil
-			}
+		if !k.q.cfg.handle(ctx, k.h, int(claim.Partition()), recs, "topic", k.topic, "group", k.group) {
+			return nil
 		}
 		sess.MarkMessage(batch[len(batch)-1], "")
 	}

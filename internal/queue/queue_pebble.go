@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"log/slog"
 	"sync"
 	"time"
 
@@ -16,12 +15,12 @@ import (
 type PebbleQueueConfig struct {
 	// Topics maps each topic to its partition count. Required.
 	Topics map[string]int
-	// MaxBatch bounds how many records one handler call gets. Zero means 512.
-	MaxBatch int
-	// Backoff is the retry schedule for failing handlers. Zero means DefaultBackoff.
-	Backoff Backoff
-	// Logger receives handler failures. Nil means slog.Default().
-	Logger *slog.Logger
+	// Groups lists, per topic, the consumer groups that must read every record: a
+	// record is deleted only once each of them (and every other group that has
+	// committed on that partition) has passed it, even before they first connect.
+	// A group not listed that starts late begins at the oldest retained record.
+	Groups map[string][]string
+	ConsumerConfig
 }
 
 // PebbleQueue is the embedded Queue: a log per partition in the shared Pebble database.
@@ -66,15 +65,7 @@ func NewPebbleQueue(db *pebble.DB, cfg PebbleQueueConfig) (*PebbleQueue, error) 
 	if len(cfg.Topics) == 0 {
 		return nil, fmt.Errorf("queue: no topics configured")
 	}
-	if cfg.MaxBatch <= 0 {
-		cfg.MaxBatch = 512
-	}
-	if cfg.Backoff == (Backoff{}) {
-		cfg.Backoff = DefaultBackoff
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
+	cfg.fill()
 	q := &PebbleQueue{
 		db:    db,
 		cfg:   cfg,
@@ -94,6 +85,11 @@ func NewPebbleQueue(db *pebble.DB, cfg PebbleQueueConfig) (*PebbleQueue, error) 
 			p, err := q.recoverPartition(topic, i)
 			if err != nil {
 				return nil, err
+			}
+			for _, g := range cfg.Groups[topic] {
+				if _, ok := p.committed[g]; !ok {
+					p.committed[g] = p.deleted
+				}
 			}
 			ps[i] = p
 		}
@@ -357,7 +353,6 @@ func (q *PebbleQueue) consumePartition(ctx context.Context, topic, group string,
 	}()
 
 	prefix := recordPrefix(topic, part)
-	var delay time.Duration
 	for ctx.Err() == nil {
 		p.mu.Lock()
 		head := p.head
@@ -370,23 +365,18 @@ func (q *PebbleQueue) consumePartition(ctx context.Context, topic, group string,
 			continue
 		}
 		recs, err := q.read(prefix, part, next, head)
-		if err == nil {
-			err = h(ctx, part, recs)
-		}
 		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			delay = q.cfg.Backoff.Next(delay)
-			q.cfg.Logger.Warn("queue: handler failed, retrying", "topic", topic, "group", group,
-				"partition", part, "offset", next, "retry_in", delay, "err", err)
+			// The log itself is unreadable: a broken invariant or a failing disk.
+			q.cfg.Logger.Error("queue: read failed", "topic", topic, "partition", part, "offset", next, "err", err)
 			select {
-			case <-time.After(delay):
+			case <-time.After(q.cfg.Backoff.Max):
 			case <-ctx.Done():
 			}
 			continue
 		}
-		delay = 0
+		if !q.cfg.handle(ctx, h, part, recs, "topic", topic, "group", group) {
+			return
+		}
 		next = recs[len(recs)-1].Offset + 1
 		q.commitOffset(topic, group, part, next)
 	}

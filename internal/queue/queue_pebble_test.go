@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/fanline/fanline/internal/kv"
@@ -12,7 +13,7 @@ import (
 )
 
 func TestPebbleQueueConformance(t *testing.T) {
-	queuetest.Run(t, func(t *testing.T, topics map[string]int) func() queue.Queue {
+	queuetest.Run(t, func(t *testing.T, topics map[string]int, groups map[string][]string) func() queue.Queue {
 		dir := t.TempDir()
 		var db *pebble.DB
 		t.Cleanup(func() {
@@ -28,7 +29,7 @@ func TestPebbleQueueConformance(t *testing.T) {
 			if db, err = kv.Open(dir, nil); err != nil {
 				t.Fatal(err)
 			}
-			q, err := queue.NewPebbleQueue(db, queue.PebbleQueueConfig{Topics: topics, MaxBatch: 7})
+			q, err := queue.NewPebbleQueue(db, queue.PebbleQueueConfig{Topics: topics, Groups: groups, ConsumerConfig: queue.ConsumerConfig{MaxBatch: 7}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -101,4 +102,56 @@ func TestPebbleQueueRefusesRepartitionWithBacklog(t *testing.T) {
 		t.Fatalf("resize a drained topic: %v", err)
 	}
 	q.Close()
+}
+
+// TestPebbleQueueRetentionWaitsForDeclaredGroups: records consumed by one group stay
+// until every declared group has read them, even one that connects late.
+func TestPebbleQueueRetentionWaitsForDeclaredGroups(t *testing.T) {
+	db, err := kv.Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	q, err := queue.NewPebbleQueue(db, queue.PebbleQueueConfig{Topics: map[string]int{"t": 1},
+		Groups: map[string][]string{"t": {"early", "late"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	drain := func(group string, want int) {
+		t.Helper()
+		ctx, cancel := context.WithCancel(context.Background())
+		got := make(chan int, 100)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			q.Consume(ctx, "t", group, func(_ context.Context, _ int, recs []queue.Record) error {
+				got <- len(recs)
+				return nil
+			})
+		}()
+		n := 0
+		for n < want {
+			select {
+			case k := <-got:
+				n += k
+			case <-time.After(10 * time.Second):
+				t.Fatalf("%s read %d of %d", group, n, want)
+			}
+		}
+		cancel()
+		<-done
+		if n != want {
+			t.Fatalf("%s read %d, want %d", group, n, want)
+		}
+	}
+	for i := 0; i < 5; i++ {
+		q.Produce(context.Background(), "t", queue.Record{Key: []byte("k"), Value: []byte{byte(i)}})
+	}
+	drain("early", 5)
+	drain("late", 5) // still there: "late" was declared
+	// Both have passed them now: they are deleted, so a new undeclared group sees none
+	// of them, only what comes next.
+	q.Produce(context.Background(), "t", queue.Record{Key: []byte("k"), Value: []byte{9}})
+	drain("newcomer", 1)
 }

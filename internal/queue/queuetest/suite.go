@@ -15,9 +15,10 @@ import (
 )
 
 // Factory prepares fresh backing state for one test and returns a function that opens a
-// Queue on it with the given topics (name -> partitions). Opening twice must give two
-// views of the same durable state; the suite closes what it opens.
-type Factory func(t *testing.T, topics map[string]int) (open func() queue.Queue)
+// Queue on it with the given topics (name -> partitions), to be consumed by the given
+// groups (topic -> group names; every record must reach each of them). Opening twice
+// must give two views of the same durable state; the suite closes what it opens.
+type Factory func(t *testing.T, topics map[string]int, groups map[string][]string) (open func() queue.Queue)
 
 // Run runs the whole suite.
 func Run(t *testing.T, f Factory) {
@@ -128,7 +129,7 @@ func checkInOrderOnce(t *testing.T, c *collector, keys, perKey int) {
 }
 
 func testOrderPerKey(t *testing.T, f Factory) {
-	open := f(t, map[string]int{"orders": 4})
+	open := f(t, map[string]int{"orders": 4}, map[string][]string{"orders": {"g"}})
 	q := open()
 	defer q.Close()
 	c := newCollector()
@@ -155,7 +156,7 @@ func testOrderPerKey(t *testing.T, f Factory) {
 }
 
 func testResume(t *testing.T, f Factory) {
-	open := f(t, map[string]int{"resume": 2})
+	open := f(t, map[string]int{"resume": 2}, map[string][]string{"resume": {"g"}})
 	q := open()
 	produceKeys(t, q, "resume", 4, 25)
 	c := newCollector()
@@ -194,7 +195,7 @@ func testResume(t *testing.T, f Factory) {
 }
 
 func testRetry(t *testing.T, f Factory) {
-	open := f(t, map[string]int{"retry": 1})
+	open := f(t, map[string]int{"retry": 1}, map[string][]string{"retry": {"g"}})
 	q := open()
 	defer q.Close()
 	var mu sync.Mutex
@@ -229,7 +230,7 @@ func testRetry(t *testing.T, f Factory) {
 }
 
 func testGroups(t *testing.T, f Factory) {
-	open := f(t, map[string]int{"fan": 3})
+	open := f(t, map[string]int{"fan": 3}, map[string][]string{"fan": {"a", "b"}})
 	q := open()
 	defer q.Close()
 	a, b := newCollector(), newCollector()
@@ -244,7 +245,7 @@ func testGroups(t *testing.T, f Factory) {
 }
 
 func testUnknownTopic(t *testing.T, f Factory) {
-	open := f(t, map[string]int{"known": 1})
+	open := f(t, map[string]int{"known": 1}, nil)
 	q := open()
 	defer q.Close()
 	err := q.Produce(context.Background(), "unknown", queue.Record{Key: []byte("k"), Value: []byte("1")})

@@ -354,7 +354,7 @@ func (d *Dispatcher) handleFanout(ctx context.Context, _ int, recs []queue.Recor
 			d.m.FanoutLag.Observe(now.Sub(e.At).Seconds())
 		}
 		we := entryOf(e)
-		if j != nil && e.Kind == timeline.KindMessage {
+		if j != nil && (e.Kind == timeline.KindMessage || e.Kind == timeline.KindGroupEvent) {
 			we.ClientMsgID, we.Type, we.Body = j.ClientMsgID, j.Type, j.Body
 		}
 		d.push.Push(e.User, we, timeline.Cursor{Seq: e.Seq}.String())

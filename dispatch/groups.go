@@ -2,13 +2,18 @@ package dispatch
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"sort"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/fanline/fanline/groupstream"
+	"github.com/fanline/fanline/internal/ids"
+	"github.com/fanline/fanline/internal/queue"
 	"github.com/fanline/fanline/internal/wire"
+	"github.com/fanline/fanline/timeline"
 )
 
 // maxGroupName bounds a group's name, in characters.
@@ -64,7 +69,48 @@ func (d *Dispatcher) CreateGroup(ctx context.Context, user string, req wire.Crea
 	if err != nil {
 		return wire.Group{}, err
 	}
+	members, err := d.streams.Members(ctx, c.ID)
+	if err != nil {
+		return wire.Group{}, err
+	}
+	ev := wire.GroupEvent{By: user, Version: c.Version, Name: c.Name}
+	for _, m := range members {
+		ev.Added = append(ev.Added, m.User)
+	}
+	if err := d.groupEvent(ctx, c, user, "created", ev, nil); err != nil {
+		return wire.Group{}, err
+	}
 	return groupInfo(c, groupstream.RoleOwner), nil
+}
+
+// groupEvent stores a membership change once in the group's log and puts a
+// group_event entry in the timelines of the members and of those in also (removed).
+func (d *Dispatcher) groupEvent(ctx context.Context, c groupstream.Conversation, actor, typ string, ev wire.GroupEvent, also []string) error {
+	body, err := json.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	id := d.ids.Next()
+	at := ids.Time(id)
+	if err := d.streams.PutMessages(ctx, []groupstream.Message{{ID: id, Kind: wire.KindGroupEvent, ConversationID: c.ID,
+		From: actor, Type: typ, Body: body, CreatedAt: at}}); err != nil {
+		return err
+	}
+	members, err := d.streams.Members(ctx, c.ID)
+	if err != nil {
+		return err
+	}
+	users := also
+	for _, m := range members {
+		users = append(users, m.User)
+	}
+	recs := make([]queue.Record, len(users))
+	for i, u := range users {
+		j := fanoutJob{User: u, Kind: timeline.KindGroupEvent, Conv: c.ID, ConvKind: groupstream.KindGroup,
+			MsgID: id, From: actor, At: at, Type: typ, Body: body}
+		recs[i] = queue.Record{Key: []byte(u), Value: j.marshal()}
+	}
+	return d.q.Produce(ctx, TopicFanout, recs...)
 }
 
 // Group describes a group to one of its members.
@@ -79,7 +125,7 @@ func (d *Dispatcher) Group(ctx context.Context, user string, id uint64) (wire.Gr
 // ChangeMembers adds and removes members (owner and admins) and promotes or demotes
 // admins (owner only).
 func (d *Dispatcher) ChangeMembers(ctx context.Context, user string, id uint64, req wire.MembersRequest) (wire.Group, error) {
-	_, me, err := d.groupMember(ctx, user, id)
+	prev, me, err := d.groupMember(ctx, user, id)
 	if err != nil {
 		return wire.Group{}, err
 	}
@@ -102,6 +148,10 @@ func (d *Dispatcher) ChangeMembers(ctx context.Context, user string, id uint64, 
 			}
 		}
 	}
+	before, err := d.streams.Members(ctx, id)
+	if err != nil {
+		return wire.Group{}, err
+	}
 	c, err := d.streams.ChangeMembers(ctx, id, groupstream.MemberChange{
 		Add: req.Add, Remove: req.Remove, Promote: req.Promote, Demote: req.Demote, Max: d.cfg.MaxGroupMembers,
 	}, time.Now())
@@ -115,5 +165,40 @@ func (d *Dispatcher) ChangeMembers(ctx context.Context, user string, id uint64, 
 	case err != nil:
 		return wire.Group{}, err
 	}
+	if c.Version != prev.Version { // the change took effect
+		if err := d.announce(ctx, c, user, before); err != nil {
+			return wire.Group{}, err
+		}
+	}
 	return groupInfo(c, me.Role), nil
+}
+
+// announce tells members (and the removed) what changed between before and now.
+func (d *Dispatcher) announce(ctx context.Context, c groupstream.Conversation, actor string, before []groupstream.Member) error {
+	after, err := d.streams.Members(ctx, c.ID)
+	if err != nil {
+		return err
+	}
+	old := make(map[string]string, len(before))
+	for _, m := range before {
+		old[m.User] = m.Role
+	}
+	ev := wire.GroupEvent{By: actor, Version: c.Version}
+	for _, m := range after {
+		role, was := old[m.User]
+		switch {
+		case !was:
+			ev.Added = append(ev.Added, m.User)
+		case role != m.Role && m.Role == groupstream.RoleAdmin:
+			ev.Promoted = append(ev.Promoted, m.User)
+		case role != m.Role:
+			ev.Demoted = append(ev.Demoted, m.User)
+		}
+		delete(old, m.User)
+	}
+	for u := range old {
+		ev.Removed = append(ev.Removed, u)
+	}
+	sort.Strings(ev.Removed)
+	return d.groupEvent(ctx, c, actor, "members_changed", ev, ev.Removed)
 }

@@ -33,7 +33,7 @@ func (d *Dispatcher) Sync(ctx context.Context, user, cursor string, limit int) (
 	}
 	var want []uint64
 	for _, e := range es {
-		if e.Kind == timeline.KindMessage {
+		if hasContent(e.Kind) {
 			want = append(want, e.MsgID)
 		}
 	}
@@ -43,7 +43,7 @@ func (d *Dispatcher) Sync(ctx context.Context, user, cursor string, limit int) (
 	}
 	for _, e := range es {
 		we := entryOf(e)
-		if m, ok := msgs[e.MsgID]; ok && e.Kind == timeline.KindMessage {
+		if m, ok := msgs[e.MsgID]; ok && hasContent(e.Kind) {
 			we = m
 			we.Seq = e.Seq
 		}
@@ -53,6 +53,11 @@ func (d *Dispatcher) Sync(ctx context.Context, user, cursor string, limit int) (
 		res.Cursor = timeline.Cursor{Seq: es[len(es)-1].Seq}.String()
 	}
 	return res, nil
+}
+
+// hasContent reports whether entries of a kind are rendered from the message log.
+func hasContent(kind string) bool {
+	return kind == timeline.KindMessage || kind == timeline.KindGroupEvent
 }
 
 // Conversations lists the user's conversations, most recently active first.
@@ -186,6 +191,9 @@ func (d *Dispatcher) Recall(ctx context.Context, user string, msgID uint64) erro
 		}
 		moderator = mem.Role == groupstream.RoleOwner || mem.Role == groupstream.RoleAdmin
 	}
+	if !m.IsMessage() {
+		return wire.Errorf(wire.CodeMessageMissing, "%d is a group event, not a message", msgID)
+	}
 	if m.From != user && !moderator {
 		return wire.Errorf(wire.CodeNotSender, "only the sender (or a group's owner and admins) can recall a message")
 	}
@@ -204,6 +212,9 @@ func (d *Dispatcher) Receipts(ctx context.Context, user string, msgID uint64) (w
 	m, c, err := d.message(ctx, user, msgID)
 	if err != nil {
 		return wire.Receipts{}, err
+	}
+	if !m.IsMessage() {
+		return wire.Receipts{}, wire.Errorf(wire.CodeMessageMissing, "%d is a group event, not a message", msgID)
 	}
 	members, err := d.streams.Members(ctx, c.ID)
 	if err != nil {

@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -146,5 +148,83 @@ func TestSmallGroup(t *testing.T) {
 		if m.MsgID == second.MsgID && (!m.Recalled || m.Body != nil) {
 			t.Fatalf("recalled message in history: %+v", m)
 		}
+	}
+}
+
+// nextEvent returns the next group_event entry a device gets, skipping other kinds.
+func nextEvent(t *testing.T, c *client.Client) (wire.Entry, wire.GroupEvent) {
+	t.Helper()
+	for {
+		select {
+		case e := <-c.Entries():
+			if e.Kind != wire.KindGroupEvent {
+				continue
+			}
+			var ev wire.GroupEvent
+			if err := json.Unmarshal(e.Body, &ev); err != nil {
+				t.Fatalf("group event body %s: %v", e.Body, err)
+			}
+			return e, ev
+		case <-time.After(10 * time.Second):
+			t.Fatal("no group event")
+		}
+	}
+}
+
+// TestGroupEvents: creation and every effective membership change reach the members'
+// (and the removed members') timelines as group_event entries; a new member sees the
+// group in their conversation list at once; events add no unread and cannot be
+// recalled.
+func TestGroupEvents(t *testing.T) {
+	ts := startServer(t, nil)
+	ctx := context.Background()
+	owen, al, cy := connect(t, ts.URL, "owen"), connect(t, ts.URL, "al"), connect(t, ts.URL, "cy")
+	g, err := owen.CreateGroup(ctx, "club", "al")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*client.Client{owen, al} {
+		e, ev := nextEvent(t, c)
+		if e.Type != "created" || e.ConversationID != g.GroupID || ev.By != "owen" || ev.Name != "club" ||
+			strings.Join(ev.Added, ",") != "al,owen" || ev.Version != 1 {
+			t.Fatalf("created event %+v %+v", e, ev)
+		}
+	}
+	if _, err := owen.ChangeMembers(ctx, g.GroupID, wire.MembersRequest{Add: []string{"cy"}, Promote: []string{"al"}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*client.Client{owen, al, cy} {
+		e, ev := nextEvent(t, c)
+		if e.Type != "members_changed" || strings.Join(ev.Added, ",") != "cy" || strings.Join(ev.Promoted, ",") != "al" || ev.Version != 2 {
+			t.Fatalf("change event %+v %+v", e, ev)
+		}
+	}
+	list, err := cy.Conversations(ctx)
+	if err != nil || len(list.Conversations) != 1 || list.Conversations[0].GroupID != g.GroupID ||
+		list.Conversations[0].Unread != 0 || list.TotalUnread != 0 {
+		t.Fatalf("cy's list right after joining: %+v %v", list, err)
+	}
+	// A change that changes nothing announces nothing; a removal reaches the removed.
+	if _, err := owen.ChangeMembers(ctx, g.GroupID, wire.MembersRequest{Add: []string{"cy"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := al.ChangeMembers(ctx, g.GroupID, wire.MembersRequest{Remove: []string{"cy"}}); err != nil {
+		t.Fatal(err)
+	}
+	e, ev := nextEvent(t, cy)
+	if strings.Join(ev.Removed, ",") != "cy" || ev.By != "al" || ev.Version != 3 {
+		t.Fatalf("removal event %+v %+v", e, ev)
+	}
+	// History and sync show the events in place; they are not messages.
+	page, _ := owen.History(ctx, g.GroupID, 0, 10)
+	if len(page.Messages) != 3 || page.Messages[0].Kind != wire.KindGroupEvent || page.Messages[0].Type != "members_changed" {
+		t.Fatalf("history %+v", page.Messages)
+	}
+	wantCode(t, "recall an event", owen.Recall(ctx, page.Messages[0].MsgID), wire.CodeMessageMissing)
+	_, err = owen.Receipts(ctx, page.Messages[0].MsgID)
+	wantCode(t, "receipts of an event", err, wire.CodeMessageMissing)
+	sync, _ := cy.SyncPage(ctx, "", 10)
+	if len(sync.Entries) != 2 || sync.Entries[1].Kind != wire.KindGroupEvent || sync.Entries[1].Body == nil {
+		t.Fatalf("cy's sync %+v", sync.Entries)
 	}
 }

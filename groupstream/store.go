@@ -81,9 +81,11 @@ func (c Conversation) Peer(user string) string {
 	return ""
 }
 
-// Message is a stored message.
+// Message is a stored message, or a group event (Kind wire.KindGroupEvent) kept in the
+// same log so history and sync show it in place.
 type Message struct {
 	ID             uint64          `json:"id"`
+	Kind           string          `json:"kind,omitempty"` // "" is a message
 	ConversationID uint64          `json:"conv"`
 	From           string          `json:"from"`
 	ClientMsgID    string          `json:"cmid"`
@@ -93,13 +95,20 @@ type Message struct {
 	RecalledAt     time.Time       `json:"recalled_at,omitzero"`
 }
 
+// IsMessage reports whether this is a chat message (not a group event).
+func (m Message) IsMessage() bool { return m.Kind == "" || m.Kind == wire.KindMessage }
+
 // Recalled reports whether the message was recalled.
 func (m Message) Recalled() bool { return !m.RecalledAt.IsZero() }
 
 // Entry renders the message for clients; a recalled message has no type or body.
 func (m Message) Entry() wire.Entry {
+	kind := m.Kind
+	if kind == "" {
+		kind = wire.KindMessage
+	}
 	e := wire.Entry{
-		Kind:           wire.KindMessage,
+		Kind:           kind,
 		ConversationID: wire.ID(m.ConversationID),
 		MsgID:          wire.ID(m.ID),
 		ClientMsgID:    m.ClientMsgID,
@@ -139,7 +148,8 @@ type Store interface {
 	ChangeMembers(ctx context.Context, id uint64, ch MemberChange, at time.Time) (Conversation, error)
 	// Member returns user's membership of a conversation, or ErrNotFound.
 	Member(ctx context.Context, conv uint64, user string) (Member, error)
-	// Members returns every member of a conversation, ordered by user id.
+	// Members returns every member of a conversation, ordered by user id. The slice
+	// may be shared: callers must not modify it.
 	Members(ctx context.Context, conv uint64) ([]Member, error)
 	// PutMessages stores messages durably. Storing a message again is a no-op, so a
 	// redelivered send stage changes nothing (a recall is never undone).

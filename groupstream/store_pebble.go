@@ -269,12 +269,13 @@ func (s *PebbleStore) ChangeMembers(ctx context.Context, id uint64, ch MemberCha
 	if err := batch.Commit(pebble.Sync); err != nil {
 		return c, fmt.Errorf("groupstream: change members: %w", err)
 	}
-	list = list[:0]
+	// A new slice: the old one may be held by callers of Members.
+	next := make([]Member, 0, len(byUser))
 	for _, m := range byUser {
-		list = append(list, m)
+		next = append(next, m)
 	}
-	sortMembers(list)
-	s.cacheGroup(c, list)
+	sortMembers(next)
+	s.cacheGroup(c, next)
 	return c, nil
 }
 

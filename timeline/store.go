@@ -18,9 +18,10 @@ import (
 
 // Entry kinds stored in a timeline.
 const (
-	KindMessage = "message"
-	KindRecall  = "recall"
-	KindRead    = "read"
+	KindMessage    = "message"
+	KindRecall     = "recall"
+	KindRead       = "read"
+	KindGroupEvent = "group_event" // a membership change; shows the conversation, adds no unread
 )
 
 // Item asks for one entry in one user's timeline.

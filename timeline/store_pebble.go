@@ -80,7 +80,7 @@ func indexPrefix(user string, conv uint64) kv.Key {
 	return kv.NewKey(kv.PrefixTimeline, 'x').Str(user).U64(conv)
 }
 
-var kindBytes = map[string]byte{KindMessage: 'm', KindRecall: 'x', KindRead: 'r'}
+var kindBytes = map[string]byte{KindMessage: 'm', KindRecall: 'x', KindRead: 'r', KindGroupEvent: 'g'}
 
 func indexKey(it Item) (kv.Key, error) {
 	kb, ok := kindBytes[it.Kind]
@@ -317,7 +317,7 @@ func (s *PebbleStore) Append(ctx context.Context, items []Item) ([]Entry, error)
 			return nil, fmt.Errorf("timeline: %w", err)
 		}
 		out = append(out, e)
-		if it.Kind != KindMessage {
+		if it.Kind != KindMessage && it.Kind != KindGroupEvent {
 			continue
 		}
 		st, _, err := t.state(it.User, it.ConversationID)
@@ -326,6 +326,9 @@ func (s *PebbleStore) Append(ctx context.Context, items []Item) ([]Entry, error)
 		}
 		if st.Kind == "" {
 			st.Kind, st.Peer = it.ConvKind, it.Peer
+		}
+		if it.Kind == KindGroupEvent {
+			continue // the conversation now exists for the user; nothing to read
 		}
 		newest := it.MsgID > st.LastMsgID
 		if newest {

@@ -44,7 +44,11 @@ func testGroups(t *testing.T, s groupstream.Store) {
 	if _, err := s.Member(ctx, 500, "zed"); err != groupstream.ErrNotFound {
 		t.Fatalf("non-member: %v", err)
 	}
+	before := users(ms)
 	g, err = s.ChangeMembers(ctx, 500, groupstream.MemberChange{Add: []string{"cy", "al"}, Remove: []string{"bea", "nobody"}, Promote: []string{"al"}}, at)
+	if users(ms) != before {
+		t.Fatalf("a change rewrote a member list handed out earlier: %s, was %s", users(ms), before)
+	}
 	if err != nil || g.MemberCount != 3 || g.Version != 2 {
 		t.Fatalf("change: %+v %v", g, err)
 	}

@@ -41,7 +41,21 @@ const (
 	KindMessage = "message" // a chat message
 	KindRecall  = "recall"  // msg_id was recalled by from
 	KindRead    = "read"    // from has read conversation_id up to msg_id
+	// KindGroupEvent: a group's membership changed (type created or members_changed,
+	// body a GroupEvent).
+	KindGroupEvent = "group_event"
 )
+
+// GroupEvent is the body of a group_event entry.
+type GroupEvent struct {
+	By       string   `json:"by"`
+	Version  uint64   `json:"version"`
+	Name     string   `json:"name,omitempty"`
+	Added    []string `json:"added,omitempty"`
+	Removed  []string `json:"removed,omitempty"`
+	Promoted []string `json:"promoted,omitempty"`
+	Demoted  []string `json:"demoted,omitempty"`
+}
 
 // Entry is one item of a user's timeline, as returned by sync, history and pushes.
 type Entry struct {

@@ -133,6 +133,18 @@ func testUnread(t *testing.T, s timeline.Store) {
 	if err != nil || st.LastMsgID != 9 || st.Peer != "peer" || st.Kind != "direct" {
 		t.Fatalf("state %+v %v", st, err)
 	}
+	// A group event makes the conversation exist for the user without unread.
+	ev := timeline.Item{User: "a", Kind: timeline.KindGroupEvent, ConversationID: 30, ConvKind: "group", MsgID: 40, From: "o", At: time.Now()}
+	if added, err := s.Append(ctx, []timeline.Item{ev, ev}); err != nil || len(added) != 1 {
+		t.Fatalf("group event: %v %+v", err, added)
+	}
+	st, err = s.ConvState(ctx, "a", 30)
+	if err != nil || st.Kind != "group" || st.Unread != 0 || st.LastMsgID != 0 {
+		t.Fatalf("state after a group event: %+v %v", st, err)
+	}
+	if _, total := unread(t, s, "a"); total != 1 {
+		t.Fatalf("a group event changed total unread to %d", total)
+	}
 }
 
 // testOracle compares unread counts with a brute-force model after random appends,

@@ -77,11 +77,6 @@ func connect(t *testing.T, url, user string) *client.Client {
 	return c
 }
 
-// httpClient is a Client used only for its HTTP calls (no WebSocket).
-func httpClient(t *testing.T, url, user string) *client.Client {
-	return connect(t, url, user)
-}
-
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()

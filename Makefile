@@ -8,9 +8,12 @@ RACE_PKGS = ./internal/... ./timeline/... ./groupstream/... ./dispatch/... ./gat
 build:
 	$(GO) build -o bin/fanline ./cmd/fanline
 
+STATICCHECK = honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
 	$(GO) mod tidy -diff
 
 test: lint

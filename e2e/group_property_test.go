@@ -1,0 +1,120 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"math/rand"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/fanline/fanline/client"
+	"github.com/fanline/fanline/internal/wire"
+)
+
+// TestGroupReadsMatchOracle drives a write-fanout group with random sends and
+// mark-reads, then compares every member's unread count and every message's receipts
+// (count and reader list) with a brute-force model:
+//   - a member has read up to the larger of their last mark-read and their last own
+//     message (sending reads everything before it);
+//   - unread = messages from others after that position;
+//   - a message's readers = recipients whose position is at or after it.
+func TestGroupReadsMatchOracle(t *testing.T) {
+	ts := startServer(t, nil)
+	ctx := context.Background()
+	names := []string{"m0", "m1", "m2", "m3", "m4"}
+	cs := map[string]*client.Client{}
+	for _, n := range names {
+		cs[n] = connect(t, ts.URL, n)
+	}
+	g, err := cs["m0"].CreateGroup(ctx, "oracle", names[1:]...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type msg struct {
+		id   wire.ID
+		from string
+	}
+	var msgs []msg
+	readPos := map[string]wire.ID{}
+	r := rand.New(rand.NewSource(7))
+	for step := 0; step < 120; step++ {
+		who := names[r.Intn(len(names))]
+		if r.Intn(3) > 0 || len(msgs) == 0 {
+			res, err := cs[who].Send(ctx, wire.SendRequest{GroupID: g.GroupID, Type: "text", Body: text(fmt.Sprint(step))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			msgs = append(msgs, msg{res.MsgID, who})
+			continue
+		}
+		// Mark read up to a random message this member already has in its timeline.
+		upto := msgs[r.Intn(len(msgs))].id
+		waitFor(t, 10*time.Second, "the message to reach "+who, func() bool {
+			err := cs[who].MarkRead(ctx, g.GroupID, upto)
+			if we, ok := err.(*wire.Error); ok && we.Code == wire.CodeMessageMissing {
+				return false
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			return true
+		})
+		readPos[who] = max(readPos[who], upto)
+	}
+	// The model.
+	pos := map[string]wire.ID{}
+	for _, n := range names {
+		pos[n] = readPos[n]
+	}
+	for _, m := range msgs {
+		pos[m.from] = max(pos[m.from], m.id)
+	}
+	// Wait until fanout has delivered everything (every member's timeline has them all).
+	for _, n := range names {
+		waitFor(t, 30*time.Second, n+"'s timeline", func() bool {
+			page, err := cs[n].SyncPage(ctx, "", 500)
+			if err != nil {
+				t.Fatal(err)
+			}
+			k := 0
+			for _, e := range page.Entries {
+				if e.Kind == wire.KindMessage {
+					k++
+				}
+			}
+			return k == len(msgs)
+		})
+	}
+	for _, n := range names {
+		var want int64
+		for _, m := range msgs {
+			if m.from != n && m.id > pos[n] {
+				want++
+			}
+		}
+		list, err := cs[n].Conversations(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(list.Conversations) != 1 || list.Conversations[0].Unread != want || list.TotalUnread != want {
+			t.Errorf("%s: unread %+v, oracle %d", n, list.Conversations, want)
+		}
+	}
+	for _, m := range msgs {
+		var readers []string
+		for _, n := range names {
+			if n != m.from && pos[n] >= m.id {
+				readers = append(readers, n)
+			}
+		}
+		rc, err := cs[m.from].Receipts(ctx, m.id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sort.Strings(rc.Readers)
+		if rc.MemberCount != len(names)-1 || rc.ReadCount != len(readers) || fmt.Sprint(rc.Readers) != fmt.Sprint(readers) {
+			t.Fatalf("receipts of %s from %s: %+v, oracle %v", m.id, m.from, rc, readers)
+		}
+	}
+}

@@ -215,6 +215,29 @@ func (t *txn) append(it Item) (Entry, error) {
 	return e, nil
 }
 
+// present reports whether it is already in its user's timeline.
+//
+// A message newer than the conversation's last message cannot be: appending it would
+// have raised LastMsgID to at least its id in the same write. Only older ones (late
+// arrivals and redeliveries) and other kinds need the index probe.
+func (t *txn) present(it Item) (bool, error) {
+	if it.Kind == KindMessage {
+		st, _, err := t.state(it.User, it.ConversationID)
+		if err != nil {
+			return false, err
+		}
+		if it.MsgID > st.LastMsgID {
+			return false, nil
+		}
+	}
+	ik, err := indexKey(it)
+	if err != nil {
+		return false, err
+	}
+	_, exists, err := kv.Get(t.b, ik)
+	return exists, err
+}
+
 // unreadAfter counts messages from others in user's conv with id > msgID.
 func (t *txn) unreadAfter(user string, conv, msgID uint64) (int64, error) {
 	prefix := indexPrefix(user, conv)
@@ -302,14 +325,11 @@ func (s *PebbleStore) Append(ctx context.Context, items []Item) ([]Entry, error)
 	defer t.b.Close()
 	out := make([]Entry, 0, len(items))
 	for _, it := range items {
-		ik, err := indexKey(it)
+		dup, err := t.present(it)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("timeline: %w", err)
 		}
-		if _, exists, err := kv.Get(t.b, ik); err != nil || exists {
-			if err != nil {
-				return nil, fmt.Errorf("timeline: %w", err)
-			}
+		if dup {
 			continue
 		}
 		e, err := t.append(it)

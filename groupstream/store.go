@@ -71,16 +71,6 @@ type MemberChange struct {
 	Max int
 }
 
-// Peer returns the other member of a direct conversation.
-func (c Conversation) Peer(user string) string {
-	for _, m := range c.Members {
-		if m != user {
-			return m
-		}
-	}
-	return ""
-}
-
 // Message is a stored message, or a group event (Kind wire.KindGroupEvent) kept in the
 // same log so history and sync show it in place.
 type Message struct {

@@ -80,6 +80,3 @@ func Parse(s string) (uint64, error) {
 	}
 	return v, nil
 }
-
-// Format writes the decimal form of an id.
-func Format(id uint64) string { return strconv.FormatUint(id, 10) }

@@ -3,9 +3,10 @@
 //
 // A Client keeps one WebSocket open, reconnecting with backoff. Send retries with the
 // same client_msg_id until the server acknowledges, so a message is stored once however
-// often it is retried. Entries delivers the user's timeline in seq order, each entry
-// once: pushes are applied when they continue the sequence; a gap, a reconnect or the
-// periodic backstop pulls from the cursor with sync.
+// often it is retried. Entries delivers the user's timeline in seq order, merged with
+// the streams of the user's large groups in group_seq order, each entry once: pushes
+// are applied when they continue their sequence; a gap, a reconnect or the periodic
+// backstop pulls from the cursor with sync.
 //
 // Every goroutine a Client starts is stopped and waited for by Close.
 package client
@@ -18,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -42,6 +44,9 @@ type Config struct {
 	// LastSeq is the seq of the last entry the app already has: entries at or below it
 	// are not delivered again (a saved cursor may be a little behind).
 	LastSeq uint64
+	// GroupSeqs is, per large (read-fanout) group, the group_seq of the last stream
+	// entry the app already has (Client.GroupSeqs when it stopped); like LastSeq.
+	GroupSeqs map[uint64]uint64
 	// Heartbeat is the ping interval. Zero means 20 s (the server's timeout is 60 s).
 	Heartbeat time.Duration
 	// AttemptTimeout bounds one send attempt before it is retried. Zero means 10 s.
@@ -75,11 +80,12 @@ type Client struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup // every goroutine of the client
 
-	mu      sync.Mutex    // guards cur, changed, frameID, cursor
+	mu      sync.Mutex    // guards cur, changed, frameID, cursor, groups
 	cur     *conn         // the live connection, or nil
 	changed chan struct{} // closed when cur changes
 	frameID uint64
-	cursor  string // last delivered position
+	cursor  string            // last delivered position
+	groups  map[uint64]uint64 // large group -> group_seq delivered up to; written by deliver
 }
 
 type pushed struct {
@@ -169,6 +175,10 @@ func newClient(cfg Config) (*Client, error) {
 		kick:    make(chan struct{}, 1),
 		changed: make(chan struct{}),
 		cursor:  cfg.Cursor,
+		groups:  map[uint64]uint64{},
+	}
+	for g, seq := range cfg.GroupSeqs {
+		c.groups[g] = seq
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	return c, nil
@@ -188,6 +198,15 @@ func (c *Client) Cursor() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.cursor
+}
+
+// GroupSeqs returns, per large (read-fanout) group, the group_seq up to which entries
+// are on the Entries channel: save it with the cursor and pass it as
+// Config.GroupSeqs.
+func (c *Client) GroupSeqs() map[uint64]uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.groups)
 }
 
 // Close disconnects and stops every goroutine of the client.
@@ -451,6 +470,12 @@ func (c *Client) requestSync() {
 
 // deliver owns the delivery position: it applies pushes that continue the sequence and
 // syncs on gaps, reconnects and the backstop timer.
+//
+// The position is the last timeline seq and, per large group, the last group_seq. A
+// timeline entry applies when it is the next seq (and, for a tracked large group, no
+// stream entry of the group is missing before it); a large group's stream entry
+// applies when it is the group's next group_seq. The server's sync pages come in the
+// right order and only skip what was delivered.
 func (c *Client) deliver() {
 	defer c.wg.Done()
 	last := c.cfg.LastSeq
@@ -462,12 +487,21 @@ func (c *Client) deliver() {
 		case <-c.ctx.Done():
 			return false
 		}
-		last = e.Seq
-		if cursor != "" {
-			c.mu.Lock()
-			c.cursor = cursor
-			c.mu.Unlock()
+		if e.Seq > 0 {
+			last = e.Seq
 		}
+		c.mu.Lock()
+		// A pushed cursor has no large-group positions: with large groups, the
+		// cursor of the last sync stays (what it repeats is skipped by position).
+		if cursor != "" && len(c.groups) == 0 {
+			c.cursor = cursor
+		}
+		if g := uint64(e.ConversationID); e.GroupSeq > 0 {
+			if pos, ok := c.groups[g]; ok || e.Seq == 0 {
+				c.groups[g] = max(pos, e.GroupSeq)
+			}
+		}
+		c.mu.Unlock()
 		return true
 	}
 	for {
@@ -476,13 +510,12 @@ func (c *Client) deliver() {
 		case <-c.ctx.Done():
 			return
 		case p := <-c.inbox:
-			switch {
-			case p.entry.Seq <= last:
-			case p.entry.Seq == last+1:
+			switch c.classify(p.entry, last) {
+			case apply:
 				if !emit(p.entry, p.cursor) {
 					return
 				}
-			default:
+			case missing:
 				gap = true
 			}
 		case <-c.kick:
@@ -494,6 +527,38 @@ func (c *Client) deliver() {
 			return
 		}
 	}
+}
+
+// What to do with a pushed entry.
+const (
+	skip    = iota // already delivered
+	apply          // the next one: deliver it
+	missing        // something before it is missing: sync
+)
+
+func (c *Client) classify(e wire.Entry, last uint64) int {
+	c.mu.Lock()
+	pos, tracked := c.groups[uint64(e.ConversationID)]
+	c.mu.Unlock()
+	switch {
+	case e.Seq > 0 && e.Seq <= last:
+		return skip
+	case e.Seq > 0 && e.Seq != last+1:
+		return missing
+	case e.Seq > 0 && tracked && e.GroupSeq > pos+1:
+		return missing // a large group's stream entries come before it
+	case e.Seq > 0:
+		return apply
+	case e.GroupSeq == 0:
+		return apply // a hint outside any sequence (a large group's membership change)
+	case !tracked:
+		return missing
+	case e.GroupSeq <= pos:
+		return skip
+	case e.GroupSeq == pos+1:
+		return apply
+	}
+	return missing
 }
 
 // syncFrame fetches one page after cursor over the WebSocket (a sync frame), waiting
@@ -538,17 +603,32 @@ func (c *Client) catchUp(last *uint64, emit func(wire.Entry, string) bool) bool 
 			continue
 		}
 		for _, e := range res.Entries {
-			if e.Seq > *last && !emit(e, "") {
+			if c.fresh(e, *last) && !emit(e, "") {
 				return false
 			}
 		}
 		c.mu.Lock()
 		c.cursor = res.Cursor
+		for id, seq := range res.GroupSeqs {
+			if g, err := strconv.ParseUint(id, 10, 64); err == nil {
+				c.groups[g] = max(c.groups[g], seq)
+			}
+		}
 		c.mu.Unlock()
 		if !res.HasMore {
 			return true
 		}
 	}
+}
+
+// fresh reports whether an entry of a sync page has not been delivered yet.
+func (c *Client) fresh(e wire.Entry, last uint64) bool {
+	if e.Seq > 0 || e.GroupSeq == 0 {
+		return e.Seq > last
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return e.GroupSeq > c.groups[uint64(e.ConversationID)]
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {

@@ -131,10 +131,26 @@ func (c *Client) Recall(ctx context.Context, msg wire.ID) error {
 	return c.do(ctx, http.MethodPost, "/v1/messages/"+msg.String()+"/recall", nil, nil)
 }
 
-// Receipts tells who has read a message.
+// Receipts tells who has read a message. A large group's message answers with
+// counts only; ReaderPage lists its readers.
 func (c *Client) Receipts(ctx context.Context, msg wire.ID) (wire.Receipts, error) {
 	var out wire.Receipts
 	err := c.do(ctx, http.MethodGet, "/v1/messages/"+msg.String()+"/receipts", nil, &out)
+	return out, err
+}
+
+// ReaderPage returns receipts with up to limit readers after the user id after;
+// Receipts.NextAfter names the next page.
+func (c *Client) ReaderPage(ctx context.Context, msg wire.ID, after string, limit int) (wire.Receipts, error) {
+	q := url.Values{"readers": {"true"}}
+	if after != "" {
+		q.Set("after", after)
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	var out wire.Receipts
+	err := c.do(ctx, http.MethodGet, "/v1/messages/"+msg.String()+"/receipts?"+q.Encode(), nil, &out)
 	return out, err
 }
 

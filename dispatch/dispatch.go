@@ -1,13 +1,23 @@
 // Package dispatch is the send pipeline: it validates and authorises a send, dedups it
 // on (sender, client_msg_id), assigns its msg_id and acknowledges it once the send
-// stage's queue holds it durably. Two stages follow, each idempotent and retried by the
-// queue:
+// stage's queue holds it durably. The stages that follow are idempotent and retried by
+// the queue:
 //
-//   - the send stage (topic "send", keyed by sender) stores the message once and
-//     produces one fanout job per member;
+//   - the send stage stores the message once (a group message gets its stream seq and
+//     fanout mode there) and then, for direct and write-fanout messages, produces one
+//     fanout job per recipient; for a read-fanout message the stream is the only copy
+//     and one push event goes to the gateway;
 //   - the fanout stage (topic "fanout", keyed by recipient, so one writer per user
 //     timeline) appends the entry to the member's timeline and pushes it to the
 //     member's connected devices.
+//
+// The send stage runs on two topics with separate consumers, so a flooded large group
+// cannot delay a 1:1 chat: "send" carries direct messages (keyed by sender) and
+// write-fanout groups (keyed by group, one writer per group stream), "group" carries
+// read-fanout groups (keyed by group). Control entries (read receipts, recalls,
+// membership events) go through their own fanout topic, "control". Under backlog each
+// stage takes its records in batches, so consecutive jobs for one recipient become one
+// timeline write.
 //
 // The Dispatcher also answers the read side of the API (sync, conversations, history,
 // receipts) and the state changes that go with it (mark-read, recall). It is safe for
@@ -19,6 +29,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
@@ -33,14 +44,19 @@ import (
 
 // Queue topics, and the consumer groups of the stages.
 const (
-	TopicSend   = "send"
-	TopicFanout = "fanout"
-	groupSend   = "dispatch-send"
-	groupFanout = "dispatch-fanout"
+	TopicSend    = "send"
+	TopicGroup   = "group"
+	TopicFanout  = "fanout"
+	TopicControl = "control"
+	groupSend    = "dispatch-send"
+	groupGroup   = "dispatch-group"
+	groupFanout  = "dispatch-fanout"
+	groupControl = "dispatch-control"
 )
 
 // Groups lists the consumer groups that read each topic: every record must reach them.
-var Groups = map[string][]string{TopicSend: {groupSend}, TopicFanout: {groupFanout}}
+var Groups = map[string][]string{TopicSend: {groupSend}, TopicGroup: {groupGroup},
+	TopicFanout: {groupFanout}, TopicControl: {groupControl}}
 
 // Config configures a Dispatcher.
 type Config struct {
@@ -66,10 +82,17 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// Pusher delivers an entry to a user's connected devices. Pushes are hints: a lost push
-// is recovered by the device's next sync.
+// Pusher delivers entries to connected devices. Pushes are hints: a lost push is
+// recovered by the device's next sync.
 type Pusher interface {
+	// Push delivers a timeline entry to a user's devices.
 	Push(user string, e wire.Entry, cursor string)
+	// PushGroup delivers a read-fanout entry once per gateway node, which hands it to
+	// the local connections of the group's members.
+	PushGroup(group uint64, e wire.Entry)
+	// GroupMembers tells the gateway nodes of a membership change, for their index of
+	// group -> local member connections.
+	GroupMembers(group uint64, added, removed []string)
 }
 
 // Dispatcher is the send pipeline and the read-side service.
@@ -133,7 +156,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make(chan error, 3)
+	errs := make(chan error, 5)
 	start := func(f func(context.Context) error) {
 		wg.Add(1)
 		go func() {
@@ -144,10 +167,17 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	start(func(ctx context.Context) error { return d.q.Consume(ctx, TopicSend, "dispatch-send", d.handleSend) })
-	start(func(ctx context.Context) error {
-		return d.q.Consume(ctx, TopicFanout, "dispatch-fanout", d.handleFanout)
-	})
+	for _, st := range []struct {
+		topic, group string
+		h            queue.Handler
+	}{
+		{TopicSend, groupSend, d.handleSend},
+		{TopicGroup, groupGroup, d.handleSend},
+		{TopicFanout, groupFanout, d.handleFanout},
+		{TopicControl, groupControl, d.handleFanout},
+	} {
+		start(func(ctx context.Context) error { return d.q.Consume(ctx, st.topic, st.group, st.h) })
+	}
 	start(d.sweepDedup)
 	wg.Wait()
 	close(errs)
@@ -234,7 +264,17 @@ func (d *Dispatcher) Send(ctx context.Context, user, from string, req wire.SendR
 	}
 	job := sendJob{MsgID: id, Conv: conv.ID, ConvKind: conv.Kind, From: user,
 		ClientMsgID: req.ClientMsgID, Type: req.Type, Body: req.Body}
-	if err := d.q.Produce(ctx, TopicSend, queue.Record{Key: []byte(user), Value: job.marshal()}); err != nil {
+	// A sender's direct messages stay in order on the sender's partition; a group's
+	// messages on the group's (one writer per stream). The topic picks the worker
+	// pool; the mode itself is decided when the message is stored.
+	topic, key := TopicSend, []byte(user)
+	if conv.Kind == groupstream.KindGroup {
+		key = []byte(strconv.FormatUint(conv.ID, 10))
+		if conv.FanoutMode() == groupstream.FanoutRead {
+			topic = TopicGroup
+		}
+	}
+	if err := d.q.Produce(ctx, topic, queue.Record{Key: key, Value: job.marshal()}); err != nil {
 		return wire.SendResult{}, fmt.Errorf("dispatch: queue send: %w", err)
 	}
 	if existed {
@@ -277,42 +317,64 @@ func (d *Dispatcher) member(ctx context.Context, user string, id uint64) (groups
 	return c, err
 }
 
-// handleSend is the send stage: store each message once, then queue one fanout job per
-// member. Both steps are idempotent, so a redelivered batch changes nothing.
+// handleSend is the send stage: store each message once, then queue one fanout job
+// per recipient, or push a read-fanout message to the gateways. Both steps are
+// idempotent, so a redelivered batch changes nothing.
 func (d *Dispatcher) handleSend(ctx context.Context, _ int, recs []queue.Record) error {
 	msgs := make([]groupstream.Message, 0, len(recs))
-	var out []queue.Record
 	for _, r := range recs {
 		var j sendJob
 		if err := j.unmarshal(r.Value); err != nil {
 			d.log.Error("dispatch: dropping undecodable send job", "offset", r.Offset, "err", err)
 			continue
 		}
-		// Recipients are the members when the stage runs: someone who joined after the
-		// ack gets the message, someone who left does not.
-		members, err := d.streams.Members(ctx, j.Conv)
-		if err != nil {
-			return err
-		}
-		at := ids.Time(j.MsgID)
 		msgs = append(msgs, groupstream.Message{ID: j.MsgID, ConversationID: j.Conv, From: j.From,
-			ClientMsgID: j.ClientMsgID, Type: j.Type, Body: j.Body, CreatedAt: at})
-		for _, m := range members {
-			peer := ""
-			if j.ConvKind == groupstream.KindDirect {
-				peer = otherMember(members, m.User)
-			}
-			fj := fanoutJob{User: m.User, Kind: timeline.KindMessage, Conv: j.Conv, ConvKind: j.ConvKind,
-				Peer: peer, MsgID: j.MsgID, From: j.From, At: at, ClientMsgID: j.ClientMsgID, Type: j.Type, Body: j.Body}
-			out = append(out, queue.Record{Key: []byte(m.User), Value: fj.marshal()})
-		}
+			ClientMsgID: j.ClientMsgID, Type: j.Type, Body: j.Body, CreatedAt: ids.Time(j.MsgID)})
 	}
-	if err := d.streams.PutMessages(ctx, msgs); err != nil {
+	stored, err := d.streams.PutMessages(ctx, msgs)
+	if err != nil {
 		return err
 	}
 	now := time.Now()
-	for _, m := range msgs {
+	var out []queue.Record
+	for _, m := range stored {
 		d.m.SendStageLag.Observe(now.Sub(m.CreatedAt).Seconds())
+		if m.Fanout == groupstream.FanoutRead {
+			d.push.PushGroup(m.ConversationID, m.Entry())
+			// Sending reads everything before the message, in the sender's timeline
+			// part of the group too; their other devices learn it from the read entry.
+			e, _, err := d.timelines.MarkRead(ctx, m.From, m.ConversationID, m.ID, groupstream.KindGroup, m.CreatedAt)
+			if err != nil {
+				return err
+			}
+			if e != nil {
+				d.push.Push(m.From, entryOf(*e), timeline.Cursor{Seq: e.Seq}.String())
+			}
+			continue
+		}
+		c, err := d.streams.Conversation(ctx, m.ConversationID)
+		if err != nil {
+			return err
+		}
+		// Recipients are the members once the message is stored: someone who joined
+		// before its seq gets it, someone who left does not.
+		members, err := d.streams.Members(ctx, m.ConversationID)
+		if err != nil {
+			return err
+		}
+		for _, mem := range members {
+			if m.Seq != 0 && mem.JoinSeq > m.Seq {
+				continue
+			}
+			peer := ""
+			if c.Kind == groupstream.KindDirect {
+				peer = otherMember(members, mem.User)
+			}
+			fj := fanoutJob{User: mem.User, Kind: timeline.KindMessage, Conv: m.ConversationID, ConvKind: c.Kind,
+				Peer: peer, MsgID: m.ID, From: m.From, At: m.CreatedAt, ClientMsgID: m.ClientMsgID, Type: m.Type,
+				Body: m.Body, GroupSeq: m.Seq}
+			out = append(out, queue.Record{Key: []byte(mem.User), Value: fj.marshal()})
+		}
 	}
 	return d.q.Produce(ctx, TopicFanout, out...)
 }
@@ -339,7 +401,7 @@ func (d *Dispatcher) handleFanout(ctx context.Context, _ int, recs []queue.Recor
 			continue
 		}
 		items = append(items, timeline.Item{User: j.User, Kind: j.Kind, ConversationID: j.Conv, ConvKind: j.ConvKind,
-			Peer: j.Peer, MsgID: j.MsgID, From: j.From, At: j.At})
+			Peer: j.Peer, MsgID: j.MsgID, From: j.From, At: j.At, GroupSeq: j.GroupSeq})
 		jobs[jobKey(j.User, j.Kind, j.MsgID, j.From)] = j
 	}
 	added, err := d.timelines.Append(ctx, items)
@@ -356,6 +418,9 @@ func (d *Dispatcher) handleFanout(ctx context.Context, _ int, recs []queue.Recor
 		we := entryOf(e)
 		if j != nil && (e.Kind == timeline.KindMessage || e.Kind == timeline.KindGroupEvent) {
 			we.ClientMsgID, we.Type, we.Body = j.ClientMsgID, j.Type, j.Body
+			if e.Kind == timeline.KindMessage {
+				we.GroupSeq = j.GroupSeq
+			}
 		}
 		d.push.Push(e.User, we, timeline.Cursor{Seq: e.Seq}.String())
 	}

@@ -37,7 +37,7 @@ func (d *Dispatcher) groupMember(ctx context.Context, user string, id uint64) (g
 
 func groupInfo(c groupstream.Conversation, role string) wire.Group {
 	return wire.Group{GroupID: wire.ID(c.ID), Name: c.Name, Owner: c.Owner, MemberCount: c.MemberCount,
-		Fanout: "write", Version: c.Version, Role: role}
+		Fanout: c.FanoutMode(), Version: c.Version, Role: role}
 }
 
 func checkUsers(field string, users []string) *wire.Error {
@@ -83,26 +83,37 @@ func (d *Dispatcher) CreateGroup(ctx context.Context, user string, req wire.Crea
 	return groupInfo(c, groupstream.RoleOwner), nil
 }
 
-// groupEvent stores a membership change once in the group's log and puts a
-// group_event entry in the timelines of the members and of those in also (removed).
-func (d *Dispatcher) groupEvent(ctx context.Context, c groupstream.Conversation, actor, typ string, ev wire.GroupEvent, also []string) error {
+// groupEvent stores a membership change once in the group's log and tells the
+// gateways. A write-fanout group puts a group_event entry in the timelines of its
+// members and of the removed. A read-fanout group is not fanned out: the entry goes
+// to the timelines of the actor and of changed (the users added or removed), and
+// the other members get it as a push only (a hint to refresh the group by its
+// version).
+func (d *Dispatcher) groupEvent(ctx context.Context, c groupstream.Conversation, actor, typ string, ev wire.GroupEvent, changed []string) error {
 	body, err := json.Marshal(ev)
 	if err != nil {
 		return err
 	}
 	id := d.ids.Next()
 	at := ids.Time(id)
-	if err := d.streams.PutMessages(ctx, []groupstream.Message{{ID: id, Kind: wire.KindGroupEvent, ConversationID: c.ID,
-		From: actor, Type: typ, Body: body, CreatedAt: at}}); err != nil {
+	msg := groupstream.Message{ID: id, Kind: wire.KindGroupEvent, ConversationID: c.ID, From: actor, Type: typ,
+		Body: body, CreatedAt: at}
+	if _, err := d.streams.PutMessages(ctx, []groupstream.Message{msg}); err != nil {
 		return err
 	}
-	members, err := d.streams.Members(ctx, c.ID)
-	if err != nil {
-		return err
-	}
-	users := also
-	for _, m := range members {
-		users = append(users, m.User)
+	d.push.GroupMembers(c.ID, ev.Added, ev.Removed)
+	users := append([]string{actor}, changed...)
+	if c.FanoutMode() == groupstream.FanoutRead {
+		d.push.PushGroup(c.ID, msg.Entry())
+	} else {
+		members, err := d.streams.Members(ctx, c.ID)
+		if err != nil {
+			return err
+		}
+		users = append([]string(nil), ev.Removed...)
+		for _, m := range members {
+			users = append(users, m.User)
+		}
 	}
 	recs := make([]queue.Record, len(users))
 	for i, u := range users {
@@ -110,7 +121,7 @@ func (d *Dispatcher) groupEvent(ctx context.Context, c groupstream.Conversation,
 			MsgID: id, From: actor, At: at, Type: typ, Body: body}
 		recs[i] = queue.Record{Key: []byte(u), Value: j.marshal()}
 	}
-	return d.q.Produce(ctx, TopicFanout, recs...)
+	return d.q.Produce(ctx, TopicControl, recs...)
 }
 
 // Group describes a group to one of its members.
@@ -200,5 +211,5 @@ func (d *Dispatcher) announce(ctx context.Context, c groupstream.Conversation, a
 		ev.Removed = append(ev.Removed, u)
 	}
 	sort.Strings(ev.Removed)
-	return d.groupEvent(ctx, c, actor, "members_changed", ev, ev.Removed)
+	return d.groupEvent(ctx, c, actor, "members_changed", ev, append(ev.Added, ev.Removed...))
 }

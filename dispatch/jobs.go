@@ -12,9 +12,13 @@ import (
 //
 // Layout: a version byte, then the fields in declaration order; integers as uvarints,
 // times as varint unix nanoseconds, strings and bodies as uvarint length + bytes,
-// lists as uvarint count + items.
+// lists as uvarint count + items. Version 3 added fanoutJob.GroupSeq at the end;
+// version 2 records (written before it) still decode, with GroupSeq 0.
 
-const jobVersion = 2
+const (
+	jobVersion   = 3
+	jobVersionV2 = 2
+)
 
 // sendJob is a record of the send topic.
 type sendJob struct {
@@ -41,6 +45,7 @@ type fanoutJob struct {
 	ClientMsgID string
 	Type        string
 	Body        []byte
+	GroupSeq    uint64
 }
 
 func (j *sendJob) marshal() []byte {
@@ -81,7 +86,8 @@ func (j *fanoutJob) marshal() []byte {
 	b = binary.AppendVarint(b, j.At.UnixNano())
 	b = appendString(b, j.ClientMsgID)
 	b = appendString(b, j.Type)
-	return appendBytes(b, j.Body)
+	b = appendBytes(b, j.Body)
+	return binary.AppendUvarint(b, j.GroupSeq)
 }
 
 func (j *fanoutJob) unmarshal(b []byte) error {
@@ -98,6 +104,9 @@ func (j *fanoutJob) unmarshal(b []byte) error {
 	j.ClientMsgID = r.string()
 	j.Type = r.string()
 	j.Body = r.bytes()
+	if r.v == jobVersion {
+		j.GroupSeq = r.uvarint()
+	}
 	return r.done()
 }
 
@@ -116,17 +125,18 @@ var errBadJob = errors.New("dispatch: malformed queue record")
 // jobReader decodes fields in order; the first problem sticks in err.
 type jobReader struct {
 	b   []byte
+	v   byte // the record's version
 	err error
 }
 
 func (r *jobReader) fail() { r.err, r.b = errBadJob, nil }
 
 func (r *jobReader) version() {
-	if len(r.b) == 0 || r.b[0] != jobVersion {
+	if len(r.b) == 0 || (r.b[0] != jobVersion && r.b[0] != jobVersionV2) {
 		r.fail()
 		return
 	}
-	r.b = r.b[1:]
+	r.v, r.b = r.b[0], r.b[1:]
 }
 
 func (r *jobReader) uvarint() uint64 {

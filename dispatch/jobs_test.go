@@ -14,10 +14,18 @@ func TestJobsRoundTrip(t *testing.T) {
 		t.Fatalf("send job: %+v %v", s2, err)
 	}
 	f := fanoutJob{User: "b", Kind: "message", Conv: 7, ConvKind: "direct", Peer: "a", MsgID: 9, From: "a",
-		At: time.Unix(1700000000, 123456789).UTC(), ClientMsgID: "c-1", Type: "text", Body: []byte(`{}`)}
+		At: time.Unix(1700000000, 123456789).UTC(), ClientMsgID: "c-1", Type: "text", Body: []byte(`{}`), GroupSeq: 300}
 	var f2 fanoutJob
 	if err := f2.unmarshal(f.marshal()); err != nil || !reflect.DeepEqual(f, f2) {
 		t.Fatalf("fanout job: %+v %v", f2, err)
+	}
+	// A version 2 record (no group seq) still decodes.
+	v2 := f.marshal()
+	v2 = v2[:len(v2)-2] // 300 is a two-byte uvarint
+	v2[0] = jobVersionV2
+	var f3 fanoutJob
+	if err := f3.unmarshal(v2); err != nil || f3.GroupSeq != 0 || f3.MsgID != 9 || string(f3.Body) != `{}` {
+		t.Fatalf("version 2 fanout job: %+v %v", f3, err)
 	}
 	// A read job has no content: empty strings and a nil body survive.
 	r := fanoutJob{User: "a", Kind: "read", Conv: 7, MsgID: 9, From: "b", At: time.Unix(5, 0).UTC()}

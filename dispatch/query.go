@@ -12,49 +12,6 @@ import (
 	"github.com/fanline/fanline/timeline"
 )
 
-// Sync returns the user's timeline entries after cursor, message content filled in.
-func (d *Dispatcher) Sync(ctx context.Context, user, cursor string, limit int) (wire.SyncResult, error) {
-	start := time.Now()
-	defer func() { d.m.SyncLatency.Observe(time.Since(start).Seconds()) }()
-	c, err := timeline.ParseCursor(cursor)
-	if err != nil {
-		return wire.SyncResult{}, wire.Errorf(wire.CodeInvalidCursor, "cursor was not made by this server")
-	}
-	if limit <= 0 || limit > d.cfg.SyncMaxLimit {
-		limit = d.cfg.SyncMaxLimit
-	}
-	es, err := d.timelines.Read(ctx, user, c.Seq, limit+1)
-	if err != nil {
-		return wire.SyncResult{}, err
-	}
-	res := wire.SyncResult{Entries: []wire.Entry{}, Cursor: c.String()}
-	if len(es) > limit {
-		es, res.HasMore = es[:limit], true
-	}
-	var want []uint64
-	for _, e := range es {
-		if hasContent(e.Kind) {
-			want = append(want, e.MsgID)
-		}
-	}
-	msgs, err := d.streams.LookupMessages(ctx, want)
-	if err != nil {
-		return wire.SyncResult{}, err
-	}
-	for _, e := range es {
-		we := entryOf(e)
-		if m, ok := msgs[e.MsgID]; ok && hasContent(e.Kind) {
-			we = m
-			we.Seq = e.Seq
-		}
-		res.Entries = append(res.Entries, we)
-	}
-	if len(es) > 0 {
-		res.Cursor = timeline.Cursor{Seq: es[len(es)-1].Seq}.String()
-	}
-	return res, nil
-}
-
 // hasContent reports whether entries of a kind are rendered from the message log.
 func hasContent(kind string) bool {
 	return kind == timeline.KindMessage || kind == timeline.KindGroupEvent
@@ -64,6 +21,9 @@ func hasContent(kind string) bool {
 func (d *Dispatcher) Conversations(ctx context.Context, user string) (wire.ConversationList, error) {
 	states, total, err := d.timelines.Conversations(ctx, user)
 	if err != nil {
+		return wire.ConversationList{}, err
+	}
+	if states, total, err = d.withReadGroups(ctx, user, states, total); err != nil {
 		return wire.ConversationList{}, err
 	}
 	sort.Slice(states, func(i, j int) bool { return states[i].LastMsgID > states[j].LastMsgID })
@@ -88,6 +48,46 @@ func (d *Dispatcher) Conversations(ctx context.Context, user string) (wire.Conve
 		out.Conversations = append(out.Conversations, c)
 	}
 	return out, nil
+}
+
+// withReadGroups adds what the user's read-fanout groups hold beyond the timeline:
+// their derived unread (stream head minus the member's read position), their newest
+// message, and a row for a group the timeline has no entry of.
+func (d *Dispatcher) withReadGroups(ctx context.Context, user string, states []timeline.ConvState, total int64) ([]timeline.ConvState, int64, error) {
+	groups, err := d.streams.UserGroups(ctx, user)
+	if err != nil {
+		return nil, 0, err
+	}
+	at := make(map[uint64]int, len(states))
+	for i, st := range states {
+		at[st.ConversationID] = i
+	}
+	for _, id := range groups {
+		c, err := d.streams.Conversation(ctx, id)
+		if err != nil {
+			return nil, 0, err
+		}
+		if c.ReadHead == 0 && c.FanoutMode() != groupstream.FanoutRead {
+			continue
+		}
+		unread, err := d.streams.Unread(ctx, id, user)
+		if errors.Is(err, groupstream.ErrNotFound) {
+			continue // removed meanwhile
+		}
+		if err != nil {
+			return nil, 0, err
+		}
+		i, ok := at[id]
+		if !ok {
+			i = len(states)
+			states = append(states, timeline.ConvState{ConversationID: id, Kind: groupstream.KindGroup})
+		}
+		st := &states[i]
+		st.Unread += unread
+		total += unread
+		st.LastMsgID = max(st.LastMsgID, c.LastMsgID)
+	}
+	return states, total, nil
 }
 
 // History returns messages of a conversation older than before, newest first.
@@ -146,7 +146,25 @@ func (d *Dispatcher) MarkRead(ctx context.Context, user string, conv, msgID uint
 		return wire.Errorf(wire.CodeMessageMissing, "message %d is not in conversation %d", msgID, conv)
 	}
 	now := time.Now().UTC()
-	e, _, err := d.timelines.MarkRead(ctx, user, conv, msgID, now)
+	// A read-fanout message is in no timeline: the user's state in the group is
+	// created if need be, and the group's read position is what counts.
+	kind := ""
+	if m.Fanout == groupstream.FanoutRead {
+		kind = groupstream.KindGroup
+		mem, err := d.streams.Member(ctx, conv, user)
+		if err != nil {
+			return err
+		}
+		if m.Seq < mem.JoinSeq {
+			return wire.Errorf(wire.CodeMessageMissing, "message %d was sent before you joined", msgID)
+		}
+	}
+	if m.Seq != 0 {
+		if err := d.streams.SetReadSeq(ctx, conv, user, m.Seq); err != nil {
+			return err
+		}
+	}
+	e, _, err := d.timelines.MarkRead(ctx, user, conv, msgID, kind, now)
 	if errors.Is(err, timeline.ErrNotFound) {
 		return wire.Errorf(wire.CodeMessageMissing, "message %d has not reached your timeline yet", msgID)
 	}
@@ -154,6 +172,9 @@ func (d *Dispatcher) MarkRead(ctx context.Context, user string, conv, msgID uint
 		return err
 	}
 	d.push.Push(user, entryOf(*e), timeline.Cursor{Seq: e.Seq}.String())
+	if c.FanoutMode() == groupstream.FanoutRead {
+		return nil // large groups answer receipts from read positions, on demand
+	}
 	return d.fanout(ctx, c, user, timeline.KindRead, msgID, now, false)
 }
 
@@ -172,7 +193,7 @@ func (d *Dispatcher) fanout(ctx context.Context, c groupstream.Conversation, act
 		j := fanoutJob{User: m.User, Kind: kind, Conv: c.ID, MsgID: msgID, From: actor, At: at}
 		recs = append(recs, queue.Record{Key: []byte(m.User), Value: j.marshal()})
 	}
-	return d.q.Produce(ctx, TopicFanout, recs...)
+	return d.q.Produce(ctx, TopicControl, recs...)
 }
 
 // Recall marks the user's own message recalled, within the recall window, and tells
@@ -201,20 +222,28 @@ func (d *Dispatcher) Recall(ctx context.Context, user string, msgID uint64) erro
 	if !m.Recalled() && !moderator && now.Sub(m.CreatedAt) > d.cfg.RecallWindow {
 		return wire.Errorf(wire.CodeRecallWindowPassed, "messages can be recalled for %s after sending", d.cfg.RecallWindow)
 	}
-	if m, err = d.streams.Recall(ctx, msgID, now); err != nil {
+	if m, err = d.streams.Recall(ctx, msgID, user, now); err != nil {
 		return err
 	}
-	return d.fanout(ctx, c, user, timeline.KindRecall, msgID, m.RecalledAt, true)
+	if m.RecallSeq != 0 { // recalled in read-fanout: the group's stream has it
+		d.push.PushGroup(c.ID, wire.Entry{Kind: wire.KindRecall, ConversationID: wire.ID(c.ID), MsgID: wire.ID(msgID),
+			From: m.RecalledBy, CreatedAt: m.RecalledAt, GroupSeq: m.RecallSeq})
+		return nil
+	}
+	return d.fanout(ctx, c, m.RecalledBy, timeline.KindRecall, msgID, m.RecalledAt, true)
 }
 
 // Receipts tells who of a message's recipients has read it.
-func (d *Dispatcher) Receipts(ctx context.Context, user string, msgID uint64) (wire.Receipts, error) {
+func (d *Dispatcher) Receipts(ctx context.Context, user string, msgID uint64, q wire.ReceiptsQuery) (wire.Receipts, error) {
 	m, c, err := d.message(ctx, user, msgID)
 	if err != nil {
 		return wire.Receipts{}, err
 	}
 	if !m.IsMessage() {
 		return wire.Receipts{}, wire.Errorf(wire.CodeMessageMissing, "%d is a group event, not a message", msgID)
+	}
+	if m.Fanout == groupstream.FanoutRead {
+		return d.streamReceipts(ctx, m, c, q)
 	}
 	members, err := d.streams.Members(ctx, c.ID)
 	if err != nil {
@@ -240,4 +269,49 @@ func (d *Dispatcher) Receipts(ctx context.Context, user string, msgID uint64) (w
 		}
 	}
 	return out, nil
+}
+
+// maxReadersPage bounds one page of a read-fanout message's readers.
+const maxReadersPage = 1000
+
+// streamReceipts answers "read by N of M" for a read-fanout message from the members'
+// read positions, and a page of readers when asked.
+func (d *Dispatcher) streamReceipts(ctx context.Context, m groupstream.Message, c groupstream.Conversation, q wire.ReceiptsQuery) (wire.Receipts, error) {
+	n, err := d.streams.ReadCount(ctx, c.ID, m.Seq)
+	if err != nil {
+		return wire.Receipts{}, err
+	}
+	out := wire.Receipts{ReadCount: n, MemberCount: c.MemberCount}
+	// The sender read their own message when sending it.
+	if _, err := d.streams.Member(ctx, c.ID, m.From); err == nil {
+		out.ReadCount, out.MemberCount = max(0, n-1), c.MemberCount-1
+	}
+	if !q.Readers {
+		return out, nil
+	}
+	limit := q.Limit
+	if limit <= 0 || limit > maxReadersPage {
+		limit = 100
+	}
+	// One extra for the sender, who is skipped, and one to tell whether more remain.
+	page, err := d.streams.Readers(ctx, c.ID, m.Seq, q.After, limit+2)
+	if err != nil {
+		return wire.Receipts{}, err
+	}
+	out.Readers = []string{}
+	for _, u := range page {
+		if u != m.From {
+			out.Readers = append(out.Readers, u)
+		}
+	}
+	if len(out.Readers) > limit {
+		out.Readers = out.Readers[:limit]
+		out.NextAfter = out.Readers[limit-1]
+	}
+	return out, nil
+}
+
+// UserGroups lists the groups user belongs to.
+func (d *Dispatcher) UserGroups(ctx context.Context, user string) ([]uint64, error) {
+	return d.streams.UserGroups(ctx, user)
 }

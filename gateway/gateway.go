@@ -35,7 +35,9 @@ type Service interface {
 	History(ctx context.Context, user string, conv, before uint64, limit int) (wire.HistoryResult, error)
 	MarkRead(ctx context.Context, user string, conv, msgID uint64) error
 	Recall(ctx context.Context, user string, msgID uint64) error
-	Receipts(ctx context.Context, user string, msgID uint64) (wire.Receipts, error)
+	Receipts(ctx context.Context, user string, msgID uint64, q wire.ReceiptsQuery) (wire.Receipts, error)
+	// UserGroups lists the groups a user belongs to, for the node's group index.
+	UserGroups(ctx context.Context, user string) ([]uint64, error)
 	CreateGroup(ctx context.Context, user string, req wire.CreateGroupRequest) (wire.Group, error)
 	Group(ctx context.Context, user string, id uint64) (wire.Group, error)
 	ChangeMembers(ctx context.Context, user string, id uint64, req wire.MembersRequest) (wire.Group, error)
@@ -421,7 +423,20 @@ func (g *Gateway) receipts(c *gin.Context) {
 		g.fail(c, e)
 		return
 	}
-	res, err := g.svc.Receipts(c.Request.Context(), user(c).ID, id)
+	q := wire.ReceiptsQuery{After: c.Query("after")}
+	switch c.Query("readers") {
+	case "", "false", "0":
+	case "true", "1":
+		q.Readers = true
+	default:
+		g.fail(c, wire.Errorf(wire.CodeInvalidField, "readers must be true or false"))
+		return
+	}
+	if q.Limit, e = queryInt(c, "limit", 1000); e != nil {
+		g.fail(c, e)
+		return
+	}
+	res, err := g.svc.Receipts(c.Request.Context(), user(c).ID, id, q)
 	if err != nil {
 		g.fail(c, err)
 		return
@@ -540,13 +555,19 @@ func (g *Gateway) websocket(c *gin.Context) {
 			g.log.Warn("gateway: presence disconnect failed", "user", uid, "err", err)
 		}
 	}()
+	// The user's groups, for pushes of large groups to this node.
+	groups, err := g.svc.UserGroups(c.Request.Context(), uid)
+	if err != nil {
+		g.fail(c, err)
+		return
+	}
 	ws, err := g.upgrader.Upgrade(c.Writer, c.Request, nil)
 	if err != nil {
 		return // the upgrader already answered
 	}
 	ws.SetReadLimit(4 * g.maxRequestBytes())
 	cn := &conn{g: g, ws: ws, user: uid, out: make(chan []byte, g.cfg.SendQueue), done: make(chan struct{})}
-	g.hub.add(cn)
+	g.hub.add(cn, groups)
 	g.m.Connections.Inc()
 	defer func() {
 		g.hub.remove(cn)

@@ -8,26 +8,36 @@ import (
 	"github.com/fanline/fanline/internal/wire"
 )
 
-// Hub is this node's index of user -> open connections. It delivers pushes; a
-// connection whose send queue is full is closed rather than allowed to stall the
-// fanout worker that pushes to it (its device resyncs from its cursor on reconnect).
+// Hub is this node's index of user -> open connections, and of group -> the users
+// with connections here, so a large group's message is one event per node and no
+// member is looked up on the send path. It delivers pushes; a connection whose send
+// queue is full is closed rather than allowed to stall the worker that pushes to it
+// (its device resyncs from its cursor on reconnect).
 type Hub struct {
 	m *metrics.Metrics
 
-	mu    sync.RWMutex // guards users
-	users map[string]map[*conn]struct{}
+	mu         sync.RWMutex // guards users, groups and userGroups
+	users      map[string]map[*conn]struct{}
+	groups     map[uint64]map[string]struct{} // group -> members connected here
+	userGroups map[string][]uint64            // connected user -> their groups
 }
 
 // NewHub returns an empty hub.
 func NewHub(m *metrics.Metrics) *Hub {
-	return &Hub{m: m, users: map[string]map[*conn]struct{}{}}
+	return &Hub{m: m, users: map[string]map[*conn]struct{}{}, groups: map[uint64]map[string]struct{}{},
+		userGroups: map[string][]uint64{}}
 }
 
-func (h *Hub) add(c *conn) {
+// add registers c; groups are its user's groups, indexed when the user's first
+// connection here arrives.
+func (h *Hub) add(c *conn, groups []uint64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.users[c.user] == nil {
 		h.users[c.user] = map[*conn]struct{}{}
+		for _, g := range groups {
+			h.join(g, c.user)
+		}
 	}
 	h.users[c.user][c] = struct{}{}
 }
@@ -38,29 +48,99 @@ func (h *Hub) remove(c *conn) {
 	delete(h.users[c.user], c)
 	if len(h.users[c.user]) == 0 {
 		delete(h.users, c.user)
+		for _, g := range h.userGroups[c.user] {
+			delete(h.groups[g], c.user)
+			if len(h.groups[g]) == 0 {
+				delete(h.groups, g)
+			}
+		}
+		delete(h.userGroups, c.user)
+	}
+}
+
+// join indexes user as a member of group g; the caller holds h.mu.
+func (h *Hub) join(g uint64, user string) {
+	if h.groups[g] == nil {
+		h.groups[g] = map[string]struct{}{}
+	}
+	if _, ok := h.groups[g][user]; !ok {
+		h.groups[g][user] = struct{}{}
+		h.userGroups[user] = append(h.userGroups[user], g)
+	}
+}
+
+// leave drops user from group g's index; the caller holds h.mu.
+func (h *Hub) leave(g uint64, user string) {
+	if _, ok := h.groups[g][user]; !ok {
+		return
+	}
+	delete(h.groups[g], user)
+	if len(h.groups[g]) == 0 {
+		delete(h.groups, g)
+	}
+	gs := h.userGroups[user]
+	for i, id := range gs {
+		if id == g {
+			h.userGroups[user] = append(gs[:i:i], gs[i+1:]...)
+			break
+		}
+	}
+}
+
+// GroupMembers implements dispatch.Pusher: it updates the index for the users
+// connected here.
+func (h *Hub) GroupMembers(group uint64, added, removed []string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, u := range added {
+		if h.users[u] != nil {
+			h.join(group, u)
+		}
+	}
+	for _, u := range removed {
+		h.leave(group, u)
 	}
 }
 
 // Push implements dispatch.Pusher: it never blocks.
 func (h *Hub) Push(user string, e wire.Entry, cursor string) {
-	h.mu.RLock()
-	conns := h.users[user]
-	if len(conns) == 0 {
-		h.mu.RUnlock()
-		return
-	}
 	b, err := json.Marshal(wire.ServerFrame{Type: wire.FrameMessage, Entry: &e, Cursor: cursor})
 	if err != nil {
-		h.mu.RUnlock()
+		return
+	}
+	h.mu.RLock()
+	slow := offerAll(h.users[user], b, nil)
+	h.mu.RUnlock()
+	h.dropSlow(slow)
+}
+
+// PushGroup implements dispatch.Pusher: one encoding, offered to every connection
+// here of the group's members. It never blocks.
+func (h *Hub) PushGroup(group uint64, e wire.Entry) {
+	b, err := json.Marshal(wire.ServerFrame{Type: wire.FrameMessage, Entry: &e})
+	if err != nil {
 		return
 	}
 	var slow []*conn
+	h.mu.RLock()
+	for u := range h.groups[group] {
+		slow = offerAll(h.users[u], b, slow)
+	}
+	h.mu.RUnlock()
+	h.dropSlow(slow)
+}
+
+// offerAll queues frame b on conns and appends the ones that are full to slow.
+func offerAll(conns map[*conn]struct{}, b []byte, slow []*conn) []*conn {
 	for c := range conns {
 		if !c.offer(b) {
 			slow = append(slow, c)
 		}
 	}
-	h.mu.RUnlock()
+	return slow
+}
+
+func (h *Hub) dropSlow(slow []*conn) {
 	for _, c := range slow {
 		h.m.PushesDropped.Inc()
 		c.close(closeSlow)

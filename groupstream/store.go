@@ -2,6 +2,15 @@
 // directory (a pair of users maps to one conversation id, allocated once), every message
 // body exactly once, a per-conversation history index, and recall.
 //
+// Every group message gets a stream seq, continuous per group (1, 2, 3, ...), and a
+// fanout mode chosen when it is stored: write (the pipeline copies it into every
+// member's timeline) or read (the group's stream is the only copy and members' syncs
+// read it). A group switches to read when it has more than Config.WriteMaxMembers
+// members and back below Config.WriteBackMembers; the switch takes effect at the seq
+// of the first message stored after it (Conversation.FanoutSince), so every message
+// has exactly one mode. The stream also keeps members' read positions, from which it
+// derives a member's unread count and a message's "read by N of M".
+//
 // User timelines (package timeline) hold references to these messages, so a recall is a
 // single write here and no API can return the recalled body afterwards.
 //
@@ -22,6 +31,44 @@ const (
 	KindDirect = "direct"
 	KindGroup  = "group"
 )
+
+// Fanout modes of a group message.
+const (
+	FanoutWrite = "write"
+	FanoutRead  = "read"
+)
+
+// Config configures a Store.
+type Config struct {
+	// WriteMaxMembers is the largest group that uses write-fanout. Zero means 500.
+	WriteMaxMembers int
+	// WriteBackMembers: a read-fanout group with fewer members than this returns to
+	// write-fanout. Zero means 80% of WriteMaxMembers; it is at most WriteMaxMembers.
+	WriteBackMembers int
+}
+
+func (c *Config) fill() {
+	if c.WriteMaxMembers <= 0 {
+		c.WriteMaxMembers = 500
+	}
+	if c.WriteBackMembers <= 0 {
+		c.WriteBackMembers = c.WriteMaxMembers * 4 / 5
+	}
+	c.WriteBackMembers = min(c.WriteBackMembers, c.WriteMaxMembers)
+}
+
+// mode returns the fanout mode of a group in mode cur with n members.
+func (c Config) mode(cur string, n int) string {
+	switch {
+	case n > c.WriteMaxMembers:
+		return FanoutRead
+	case n < c.WriteBackMembers:
+		return FanoutWrite
+	case cur == "":
+		return FanoutWrite
+	}
+	return cur
+}
 
 // Roles in a group.
 const (
@@ -45,6 +92,25 @@ type Conversation struct {
 	MemberCount int    `json:"member_count,omitempty"`
 	// Version increases with every membership change.
 	Version uint64 `json:"version,omitempty"`
+	// Fanout is the group's mode for the next message, since stream seq FanoutSince.
+	Fanout      string `json:"fanout,omitempty"`
+	FanoutSince uint64 `json:"fanout_since,omitempty"`
+	// Head is the seq of the stream's last entry; ReadHead that of its last
+	// read-fanout entry (0: the group has never used read-fanout); Rank counts its
+	// read-fanout messages (recall entries excluded).
+	Head     uint64 `json:"head,omitempty"`
+	ReadHead uint64 `json:"read_head,omitempty"`
+	Rank     uint64 `json:"rank,omitempty"`
+	// LastMsgID is the group's newest message.
+	LastMsgID uint64 `json:"last_msg,omitempty"`
+}
+
+// FanoutMode is the group's current fanout mode.
+func (c Conversation) FanoutMode() string {
+	if c.Fanout == "" {
+		return FanoutWrite
+	}
+	return c.Fanout
 }
 
 // HasMember reports whether user is one of a direct conversation's two users.
@@ -62,6 +128,8 @@ type Member struct {
 	User     string    `json:"-"`
 	Role     string    `json:"role"`
 	JoinedAt time.Time `json:"joined_at"`
+	// JoinSeq is the first stream seq the member receives (0 reads as 1).
+	JoinSeq uint64 `json:"join_seq,omitempty"`
 }
 
 // MemberChange is a change to a group's membership, made by Store.ChangeMembers.
@@ -83,6 +151,23 @@ type Message struct {
 	Body           json.RawMessage `json:"body,omitempty"`
 	CreatedAt      time.Time       `json:"at"`
 	RecalledAt     time.Time       `json:"recalled_at,omitzero"`
+	RecalledBy     string          `json:"recalled_by,omitempty"`
+	// Seq is the group stream seq (0 outside groups and for group events) and
+	// Fanout the mode it was stored in.
+	Seq    uint64 `json:"seq,omitempty"`
+	Fanout string `json:"fanout,omitempty"`
+	// RecallSeq is the seq of the stream's recall entry when the message was
+	// recalled in read-fanout (0 when the recall went to members' timelines).
+	RecallSeq uint64 `json:"recall_seq,omitempty"`
+}
+
+// StreamEntry is one entry of a group's read-fanout stream.
+type StreamEntry struct {
+	Seq   uint64
+	Kind  string // wire.KindMessage or wire.KindRecall
+	MsgID uint64
+	From  string
+	At    time.Time
 }
 
 // IsMessage reports whether this is a chat message (not a group event).
@@ -104,6 +189,7 @@ func (m Message) Entry() wire.Entry {
 		ClientMsgID:    m.ClientMsgID,
 		From:           m.From,
 		CreatedAt:      m.CreatedAt,
+		GroupSeq:       m.Seq,
 	}
 	if m.Recalled() {
 		e.Recalled = true
@@ -141,9 +227,12 @@ type Store interface {
 	// Members returns every member of a conversation, ordered by user id. The slice
 	// may be shared: callers must not modify it.
 	Members(ctx context.Context, conv uint64) ([]Member, error)
-	// PutMessages stores messages durably. Storing a message again is a no-op, so a
-	// redelivered send stage changes nothing (a recall is never undone).
-	PutMessages(ctx context.Context, msgs []Message) error
+	// PutMessages stores messages durably, giving each group message the next stream
+	// seq and its fanout mode, and returns them as stored. Storing a message again
+	// changes nothing and returns the stored one, so a redelivered stage sees the
+	// seq and mode of the first delivery (and a recall is never undone). A
+	// group message also moves its sender's read position to it.
+	PutMessages(ctx context.Context, msgs []Message) ([]Message, error)
 	// Message returns a message by id, or ErrNotFound.
 	Message(ctx context.Context, id uint64) (Message, error)
 	// LookupMessages returns the client view of each message found among ids.
@@ -152,6 +241,27 @@ type Store interface {
 	// newest first, and whether older ones remain.
 	History(ctx context.Context, conv, before uint64, limit int) ([]Message, bool, error)
 	// Recall marks a message recalled at the given time, durably; recalling twice
-	// keeps the first time. It returns the message as stored.
-	Recall(ctx context.Context, id uint64, at time.Time) (Message, error)
+	// keeps the first time. In a group currently in read-fanout it also appends a
+	// recall entry to the stream (Message.RecallSeq). It returns the message as
+	// stored.
+	Recall(ctx context.Context, id uint64, by string, at time.Time) (Message, error)
+
+	// UserGroups returns the ids of the groups user belongs to.
+	UserGroups(ctx context.Context, user string) ([]uint64, error)
+	// Stream returns up to limit read-fanout entries of group conv with seq > after,
+	// in seq order.
+	Stream(ctx context.Context, conv, after uint64, limit int) ([]StreamEntry, error)
+	// SetReadSeq moves user's read position in group conv up to seq (never back).
+	SetReadSeq(ctx context.Context, conv uint64, user string, seq uint64) error
+	// ReadSeq returns user's read position in group conv.
+	ReadSeq(ctx context.Context, conv uint64, user string) (uint64, error)
+	// Unread counts the read-fanout messages of group conv after user's read
+	// position (and from their join point).
+	Unread(ctx context.Context, conv uint64, user string) (int64, error)
+	// ReadCount counts the members of group conv whose read position is at seq or
+	// past it, in O(log M).
+	ReadCount(ctx context.Context, conv, seq uint64) (int, error)
+	// Readers returns up to limit members (by user id, after the user id after)
+	// whose read position is at seq or past it.
+	Readers(ctx context.Context, conv, seq uint64, after string, limit int) ([]string, error)
 }

@@ -18,12 +18,15 @@ import (
 //
 // Keys: c p <a> <b> -> conversation id (a < b); c c <id> -> conversation; c m <id>
 // <user> -> group member; c u <user> <id> -> "" (the user's groups); s m <msg id> ->
-// message; s h <conv> <msg id> -> "" (history index).
+// message; s h <conv> <msg id> -> "" (history index); s q <conv> <seq> -> read-fanout
+// stream entry; s r <conv> <user> -> read position.
 type PebbleStore struct {
-	db *pebble.DB
+	db  *pebble.DB
+	cfg Config
 
 	// locks serialise read-modify-write of one key (pair allocation, a group's
-	// membership, recall), striped by key hash.
+	// record, membership, stream and read positions, a message's recall), striped by
+	// key hash. Lock order: ascending stripe index (lockConvs).
 	locks [64]sync.Mutex
 
 	// INVARIANT: a cached conversation or member list equals what Pebble holds: groups
@@ -32,6 +35,9 @@ type PebbleStore struct {
 	convs   map[uint64]Conversation
 	pairs   map[string]uint64   // pair key -> conversation id
 	members map[uint64][]Member // group -> members, by user id
+
+	readsMu sync.Mutex // guards reads (the map; each index has its own lock)
+	reads   map[uint64]*readIndex
 }
 
 var _ Store = (*PebbleStore)(nil)
@@ -41,14 +47,40 @@ var _ Store = (*PebbleStore)(nil)
 const maxCachedConversations = 1 << 18
 
 // NewPebbleStore returns a Store on db.
-func NewPebbleStore(db *pebble.DB) *PebbleStore {
-	return &PebbleStore{db: db, convs: map[uint64]Conversation{}, pairs: map[string]uint64{}, members: map[uint64][]Member{}}
+func NewPebbleStore(db *pebble.DB, cfg Config) *PebbleStore {
+	cfg.fill()
+	return &PebbleStore{db: db, cfg: cfg, convs: map[uint64]Conversation{}, pairs: map[string]uint64{},
+		members: map[uint64][]Member{}, reads: map[uint64]*readIndex{}}
 }
 
-func (s *PebbleStore) lock(key string) *sync.Mutex {
+func (s *PebbleStore) stripe(key string) int {
 	h := fnv.New32a()
 	h.Write([]byte(key))
-	return &s.locks[h.Sum32()%uint32(len(s.locks))]
+	return int(h.Sum32() % uint32(len(s.locks)))
+}
+
+func (s *PebbleStore) lock(key string) *sync.Mutex { return &s.locks[s.stripe(key)] }
+
+// lockConvs locks the stripes of conversations ids in ascending order and returns
+// the unlock.
+func (s *PebbleStore) lockConvs(ids []uint64) func() {
+	seen := map[int]bool{}
+	var order []int
+	for _, id := range ids {
+		if i := s.stripe(string(convKey(id))); !seen[i] {
+			seen[i] = true
+			order = append(order, i)
+		}
+	}
+	sort.Ints(order)
+	for _, i := range order {
+		s.locks[i].Lock()
+	}
+	return func() {
+		for _, i := range order {
+			s.locks[i].Unlock()
+		}
+	}
 }
 
 func pairKey(a, b string) kv.Key {
@@ -156,7 +188,7 @@ func (s *PebbleStore) CreateGroup(ctx context.Context, id uint64, name, owner st
 			continue
 		}
 		seen[u] = true
-		m := Member{User: u, Role: RoleMember, JoinedAt: at}
+		m := Member{User: u, Role: RoleMember, JoinedAt: at, JoinSeq: 1}
 		if u == owner {
 			m.Role = RoleOwner
 		}
@@ -164,6 +196,8 @@ func (s *PebbleStore) CreateGroup(ctx context.Context, id uint64, name, owner st
 		list = append(list, m)
 	}
 	c.MemberCount = len(list)
+	c.Fanout = s.cfg.mode("", c.MemberCount)
+	c.FanoutSince = 1
 	v, _ := json.Marshal(c)
 	_ = batch.Set(convKey(id), v, nil)
 	if err := batch.Commit(pebble.Sync); err != nil {
@@ -224,13 +258,15 @@ func (s *PebbleStore) ChangeMembers(ctx context.Context, id uint64, ch MemberCha
 		delete(byUser, u)
 		_ = batch.Delete(memberPrefix(id).Str(u), nil)
 		_ = batch.Delete(userGroupKey(u, id), nil)
+		_ = batch.Delete(readKey(id, u), nil)
 		changed = true
 	}
 	for _, u := range ch.Add {
 		if _, ok := byUser[u]; ok {
 			continue
 		}
-		m := Member{User: u, Role: RoleMember, JoinedAt: at.UTC()}
+		// A member receives the messages stored after they join.
+		m := Member{User: u, Role: RoleMember, JoinedAt: at.UTC(), JoinSeq: c.Head + 1}
 		byUser[u] = m
 		putMember(batch, id, m)
 		changed = true
@@ -264,11 +300,15 @@ func (s *PebbleStore) ChangeMembers(ctx context.Context, id uint64, ch MemberCha
 	}
 	c.MemberCount = len(byUser)
 	c.Version++
+	if mode := s.cfg.mode(c.Fanout, c.MemberCount); mode != c.FanoutMode() {
+		c.Fanout, c.FanoutSince = mode, c.Head+1
+	}
 	v, _ := json.Marshal(c)
 	_ = batch.Set(convKey(id), v, nil)
 	if err := batch.Commit(pebble.Sync); err != nil {
 		return c, fmt.Errorf("groupstream: change members: %w", err)
 	}
+	s.forgetReads(id, ch.Remove)
 	// A new slice: the old one may be held by callers of Members.
 	next := make([]Member, 0, len(byUser))
 	for _, m := range byUser {
@@ -334,21 +374,15 @@ func (s *PebbleStore) Members(ctx context.Context, conv uint64) ([]Member, error
 	if ok {
 		return list, nil
 	}
-	prefix := memberPrefix(conv)
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: kv.PrefixEnd(prefix)})
-	if err != nil {
-		return nil, fmt.Errorf("groupstream: %w", err)
-	}
-	defer it.Close()
-	for it.First(); it.Valid(); it.Next() {
-		k := it.Key()[len(prefix):]
+	err = s.scan(memberPrefix(conv), func(k, v []byte) error {
 		m := Member{User: string(k[1 : 1+k[0]])}
-		if err := json.Unmarshal(it.Value(), &m); err != nil {
-			return nil, fmt.Errorf("groupstream: member of %d: %w", conv, err)
+		if err := json.Unmarshal(v, &m); err != nil {
+			return fmt.Errorf("groupstream: member of %d: %w", conv, err)
 		}
 		list = append(list, m)
-	}
-	if err := it.Error(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
 	s.cacheMu.Lock()
@@ -358,31 +392,108 @@ func (s *PebbleStore) Members(ctx context.Context, conv uint64) ([]Member, error
 }
 
 // PutMessages implements Store.
-func (s *PebbleStore) PutMessages(ctx context.Context, msgs []Message) error {
+func (s *PebbleStore) PutMessages(ctx context.Context, msgs []Message) ([]Message, error) {
+	convs := make([]uint64, 0, 1)
+	for _, m := range msgs {
+		if m.IsMessage() {
+			convs = append(convs, m.ConversationID)
+		}
+	}
+	defer s.lockConvs(convs)()
 	batch := s.db.NewBatch()
 	defer batch.Close()
-	for _, m := range msgs {
-		_, exists, err := kv.Get(s.db, msgKey(m.ID))
-		if err != nil {
-			return fmt.Errorf("groupstream: %w", err)
-		}
-		if exists {
+	out := make([]Message, len(msgs))
+	groups := map[uint64]*Conversation{}
+	type readMove struct {
+		conv uint64
+		user string
+		seq  uint64
+	}
+	var moves []readMove
+	for i, m := range msgs {
+		stored, err := s.message(s.db, m.ID)
+		if err == nil {
+			out[i] = stored
 			continue
+		}
+		if err != ErrNotFound {
+			return nil, err
+		}
+		if m.IsMessage() {
+			g, err := s.group(ctx, groups, m.ConversationID)
+			if err != nil {
+				return nil, err
+			}
+			if g != nil {
+				s.sequence(batch, g, &m)
+				moves = append(moves, readMove{g.ID, m.From, m.Seq})
+			}
 		}
 		v, err := json.Marshal(m)
 		if err != nil {
-			return fmt.Errorf("groupstream: encode message %d: %w", m.ID, err)
+			return nil, fmt.Errorf("groupstream: encode message %d: %w", m.ID, err)
 		}
 		_ = batch.Set(msgKey(m.ID), v, nil)
 		_ = batch.Set(histPrefix(m.ConversationID).U64(m.ID), nil, nil)
+		out[i] = m
 	}
 	if batch.Empty() {
-		return nil
+		return out, nil
+	}
+	for _, g := range groups {
+		v, _ := json.Marshal(g)
+		_ = batch.Set(convKey(g.ID), v, nil)
+	}
+	for _, mv := range moves {
+		_ = batch.Set(readKey(mv.conv, mv.user), kv.U64Value(mv.seq), nil)
 	}
 	if err := batch.Commit(pebble.Sync); err != nil {
-		return fmt.Errorf("groupstream: put messages: %w", err)
+		return nil, fmt.Errorf("groupstream: put messages: %w", err)
 	}
-	return nil
+	for _, g := range groups {
+		s.cache(*g)
+	}
+	for _, mv := range moves {
+		s.movedRead(mv.conv, mv.user, mv.seq)
+	}
+	return out, nil
+}
+
+// group returns the group conv as modified so far in one write (nil if conv is not a
+// group); the caller holds its lock.
+func (s *PebbleStore) group(ctx context.Context, groups map[uint64]*Conversation, conv uint64) (*Conversation, error) {
+	if g, ok := groups[conv]; ok {
+		return g, nil
+	}
+	c, err := s.Conversation(ctx, conv)
+	if err == ErrNotFound || (err == nil && c.Kind != KindGroup) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	groups[conv] = &c
+	return &c, nil
+}
+
+// sequence gives m the group's next stream seq and its fanout mode, switching the
+// group's mode at this seq when its size calls for it, and indexes a read-fanout
+// message in the stream. The caller holds the group's lock.
+func (s *PebbleStore) sequence(b *pebble.Batch, g *Conversation, m *Message) {
+	g.Head++
+	m.Seq = g.Head
+	if mode := s.cfg.mode(g.Fanout, g.MemberCount); mode != g.FanoutMode() {
+		g.Fanout, g.FanoutSince = mode, m.Seq
+	}
+	m.Fanout = g.FanoutMode()
+	if m.ID > g.LastMsgID {
+		g.LastMsgID = m.ID
+	}
+	if m.Fanout == FanoutRead {
+		g.Rank++
+		g.ReadHead = m.Seq
+		putStreamEntry(b, g.ID, StreamEntry{Seq: m.Seq, Kind: wire.KindMessage, MsgID: m.ID, From: m.From, At: m.CreatedAt}, g.Rank)
+	}
 }
 
 // Message implements Store.
@@ -456,20 +567,56 @@ func (s *PebbleStore) History(ctx context.Context, conv, before uint64, limit in
 }
 
 // Recall implements Store.
-func (s *PebbleStore) Recall(ctx context.Context, id uint64, at time.Time) (Message, error) {
-	mu := s.lock(string(msgKey(id)))
-	mu.Lock()
-	defer mu.Unlock()
+func (s *PebbleStore) Recall(ctx context.Context, id uint64, by string, at time.Time) (Message, error) {
 	m, err := s.message(s.db, id)
 	if err != nil || m.Recalled() {
 		return m, err
 	}
-	m.RecalledAt = at.UTC()
+	// The group's lock covers its stream; recalls of one message also serialise on it.
+	defer s.lockConvs([]uint64{m.ConversationID})()
+	if m, err = s.message(s.db, id); err != nil || m.Recalled() {
+		return m, err
+	}
+	m.RecalledAt, m.RecalledBy = at.UTC(), by
+	batch := s.db.NewBatch()
+	defer batch.Close()
+	groups := map[uint64]*Conversation{}
+	g, err := s.group(ctx, groups, m.ConversationID)
+	if err != nil {
+		return Message{}, err
+	}
+	if g != nil && g.FanoutMode() == FanoutRead {
+		g.Head++
+		g.ReadHead = g.Head
+		m.RecallSeq = g.Head
+		putStreamEntry(batch, g.ID, StreamEntry{Seq: g.Head, Kind: wire.KindRecall, MsgID: m.ID, From: by, At: m.RecalledAt}, g.Rank)
+		v, _ := json.Marshal(g)
+		_ = batch.Set(convKey(g.ID), v, nil)
+	}
 	v, _ := json.Marshal(m)
-	if err := s.db.Set(msgKey(id), v, pebble.Sync); err != nil {
+	_ = batch.Set(msgKey(id), v, nil)
+	if err := batch.Commit(pebble.Sync); err != nil {
 		return Message{}, fmt.Errorf("groupstream: recall %d: %w", id, err)
 	}
+	if m.RecallSeq != 0 {
+		s.cache(*g)
+	}
 	return m, nil
+}
+
+// scan calls f with the rest of each key under prefix and its value, in key order.
+func (s *PebbleStore) scan(prefix kv.Key, f func(rest, value []byte) error) error {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: kv.PrefixEnd(prefix)})
+	if err != nil {
+		return fmt.Errorf("groupstream: %w", err)
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		if err := f(it.Key()[len(prefix):], it.Value()); err != nil {
+			return err
+		}
+	}
+	return it.Error()
 }
 
 func kvU64(b []byte) uint64 {

@@ -11,13 +11,13 @@ import (
 )
 
 func TestPebbleStoreConformance(t *testing.T) {
-	streamtest.Run(t, func(t *testing.T) groupstream.Store {
+	streamtest.Run(t, func(t *testing.T, cfg groupstream.Config) groupstream.Store {
 		db, err := kv.Open(t.TempDir(), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { db.Close() })
-		return groupstream.NewPebbleStore(db)
+		return groupstream.NewPebbleStore(db, cfg)
 	})
 }
 
@@ -28,10 +28,10 @@ func TestPebbleStoreGroupsFromDisk(t *testing.T) {
 	}
 	defer db.Close()
 	ctx := context.Background()
-	if _, err := groupstream.NewPebbleStore(db).CreateGroup(ctx, 9, "g", "o", []string{"a", "b"}, time.Now()); err != nil {
+	if _, err := groupstream.NewPebbleStore(db, groupstream.Config{}).CreateGroup(ctx, 9, "g", "o", []string{"a", "b"}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	cold := groupstream.NewPebbleStore(db)
+	cold := groupstream.NewPebbleStore(db, groupstream.Config{})
 	if m, err := cold.Member(ctx, 9, "o"); err != nil || m.Role != groupstream.RoleOwner {
 		t.Fatalf("owner from disk: %+v %v", m, err)
 	}

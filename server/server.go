@@ -93,7 +93,10 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		MaxInFlight:     cfg.Limits.MaxInFlightSends,
 		MaxGroupMembers: cfg.Limits.MaxGroupMembers,
 		Logger:          log,
-	}, s.q, groupstream.NewPebbleStore(s.db), timeline.NewPebbleStore(s.db), dedup, gen, hub, m)
+	}, s.q, groupstream.NewPebbleStore(s.db, groupstream.Config{
+		WriteMaxMembers:  cfg.Fanout.WriteMaxMembers,
+		WriteBackMembers: cfg.Fanout.WriteBackMembers,
+	}), timeline.NewPebbleStore(s.db), dedup, gen, hub, m)
 	if err != nil {
 		return nil, err
 	}
@@ -116,7 +119,8 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 
 // Topics lists the queue topics and their partition counts for a configuration.
 func Topics(cfg config.Config) map[string]int {
-	return map[string]int{dispatch.TopicSend: cfg.Queue.SendPartitions, dispatch.TopicFanout: cfg.Queue.FanoutPartitions}
+	return map[string]int{dispatch.TopicSend: cfg.Queue.SendPartitions, dispatch.TopicGroup: cfg.Queue.GroupPartitions,
+		dispatch.TopicFanout: cfg.Queue.FanoutPartitions, dispatch.TopicControl: cfg.Queue.ControlPartitions}
 }
 
 // openQueue opens the configured queue backend.

@@ -36,6 +36,8 @@ type Item struct {
 	MsgID uint64
 	From  string
 	At    time.Time
+	// GroupSeq is a group message's stream seq (0 otherwise).
+	GroupSeq uint64
 }
 
 // Entry is a stored timeline entry.
@@ -58,6 +60,10 @@ type ConvState struct {
 	ReadMsgID      uint64    `json:"read"`
 	LastMsgID      uint64    `json:"last"`
 	LastAt         time.Time `json:"last_at"`
+	// GroupSeq is the highest stream seq of the group's messages in this timeline,
+	// appended at timeline seq GroupSeqAt.
+	GroupSeq   uint64 `json:"gseq,omitempty"`
+	GroupSeqAt uint64 `json:"gseq_at,omitempty"`
 }
 
 // ErrNotFound is returned for a conversation the user has no state in.
@@ -79,6 +85,8 @@ type Store interface {
 	ConvState(ctx context.Context, user string, conv uint64) (ConvState, error)
 	// MarkRead moves user's read position in conv up to msgID, recomputes unread and
 	// appends a read entry for the user's other devices. Marking at or below the
-	// current position changes nothing and returns a nil entry.
-	MarkRead(ctx context.Context, user string, conv, msgID uint64, at time.Time) (*Entry, ConvState, error)
+	// current position changes nothing and returns a nil entry. A user with no state
+	// in conv gets ErrNotFound, unless convKind is set: then the state is created
+	// (a read-fanout group the user has only read from its stream).
+	MarkRead(ctx context.Context, user string, conv, msgID uint64, convKind string, at time.Time) (*Entry, ConvState, error)
 }

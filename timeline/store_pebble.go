@@ -347,6 +347,9 @@ func (s *PebbleStore) Append(ctx context.Context, items []Item) ([]Entry, error)
 		if st.Kind == "" {
 			st.Kind, st.Peer = it.ConvKind, it.Peer
 		}
+		if it.GroupSeq > st.GroupSeq {
+			st.GroupSeq, st.GroupSeqAt = it.GroupSeq, e.Seq
+		}
 		if it.Kind == KindGroupEvent {
 			continue // the conversation now exists for the user; nothing to read
 		}
@@ -382,7 +385,7 @@ func (s *PebbleStore) Append(ctx context.Context, items []Item) ([]Entry, error)
 }
 
 // MarkRead implements Store.
-func (s *PebbleStore) MarkRead(ctx context.Context, user string, conv, msgID uint64, at time.Time) (*Entry, ConvState, error) {
+func (s *PebbleStore) MarkRead(ctx context.Context, user string, conv, msgID uint64, convKind string, at time.Time) (*Entry, ConvState, error) {
 	defer s.lockUsers([]string{user})()
 	t := s.newTxn()
 	defer t.b.Close()
@@ -390,8 +393,11 @@ func (s *PebbleStore) MarkRead(ctx context.Context, user string, conv, msgID uin
 	if err != nil {
 		return nil, ConvState{}, fmt.Errorf("timeline: %w", err)
 	}
-	if created {
+	if created && convKind == "" {
 		return nil, ConvState{}, ErrNotFound
+	}
+	if created {
+		st.Kind = convKind
 	}
 	if msgID <= st.ReadMsgID {
 		return nil, *st, nil

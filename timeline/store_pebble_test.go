@@ -1,6 +1,7 @@
 package timeline_test
 
 import (
+	"reflect"
 	"testing"
 
 	"github.com/fanline/fanline/internal/kv"
@@ -33,5 +34,16 @@ func TestCursorRoundTrip(t *testing.T) {
 	}
 	if c, err := timeline.ParseCursor(""); err != nil || c.Seq != 0 {
 		t.Errorf("empty cursor: %+v %v", c, err)
+	}
+	want := timeline.Cursor{Seq: 42, Groups: map[uint64]uint64{7: 0, 1 << 60: 300, 9: 1}}
+	s := want.String()
+	c, err := timeline.ParseCursor(s)
+	if err != nil || !reflect.DeepEqual(c, want) {
+		t.Errorf("cursor with groups: %+v %v", c, err)
+	}
+	for cut := 1; cut < len(s); cut++ {
+		if _, err := timeline.ParseCursor(s[:cut]); err == nil {
+			t.Errorf("truncated cursor %q accepted", s[:cut])
+		}
 	}
 }

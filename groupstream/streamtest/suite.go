@@ -13,14 +13,19 @@ import (
 	"github.com/fanline/fanline/groupstream"
 )
 
-// Factory returns a fresh, empty store for one test.
-type Factory func(t *testing.T) groupstream.Store
+// Factory returns a fresh, empty store with cfg for one test.
+type Factory func(t *testing.T, cfg groupstream.Config) groupstream.Store
 
 // Run runs the whole suite.
 func Run(t *testing.T, f Factory) {
-	t.Run("PairAllocatedOnce", func(t *testing.T) { testPair(t, f(t)) })
-	t.Run("MessagesHistoryRecall", func(t *testing.T) { testMessages(t, f(t)) })
-	t.Run("GroupMembership", func(t *testing.T) { testGroups(t, f(t)) })
+	def := func(t *testing.T) groupstream.Store { return f(t, groupstream.Config{}) }
+	t.Run("PairAllocatedOnce", func(t *testing.T) { testPair(t, def(t)) })
+	t.Run("MessagesHistoryRecall", func(t *testing.T) { testMessages(t, def(t)) })
+	t.Run("GroupMembership", func(t *testing.T) { testGroups(t, def(t)) })
+	t.Run("StreamAndFanoutSwitch", func(t *testing.T) {
+		testStream(t, f(t, groupstream.Config{WriteMaxMembers: 3, WriteBackMembers: 2}))
+	})
+	t.Run("ReadCountsMatchOracle", func(t *testing.T) { testReadCounts(t, def(t)) })
 }
 
 func users(ms []groupstream.Member) string {
@@ -129,7 +134,7 @@ func testMessages(t *testing.T, s groupstream.Store) {
 	for id := uint64(1); id <= 25; id++ {
 		msgs = append(msgs, groupstream.Message{ID: id, ConversationID: 9, From: "a", Type: "text", Body: body, CreatedAt: time.Now()})
 	}
-	if err := s.PutMessages(ctx, msgs); err != nil {
+	if _, err := s.PutMessages(ctx, msgs); err != nil {
 		t.Fatal(err)
 	}
 	page, more, err := s.History(ctx, 9, 0, 10)
@@ -140,12 +145,12 @@ func testMessages(t *testing.T, s groupstream.Store) {
 	if more || len(page) != 5 || page[0].ID != 5 || page[4].ID != 1 {
 		t.Fatalf("last page: more=%v %+v", more, page)
 	}
-	if _, err := s.Recall(ctx, 3, time.Now()); err != nil {
+	if _, err := s.Recall(ctx, 3, "a", time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	// Storing the message again (a redelivered send) does not undo the recall.
-	if err := s.PutMessages(ctx, msgs[2:3]); err != nil {
-		t.Fatal(err)
+	if again, err := s.PutMessages(ctx, msgs[2:3]); err != nil || !again[0].Recalled() {
+		t.Fatalf("stored again: %+v %v", again, err)
 	}
 	m, err := s.Message(ctx, 3)
 	if err != nil || !m.Recalled() {

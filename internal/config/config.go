@@ -74,6 +74,15 @@ type Config struct {
 		RecallWindow Duration `yaml:"recall_window"`
 	} `yaml:"messages"`
 
+	Fanout struct {
+		// WriteMaxMembers: groups up to this size are written into every member's
+		// timeline; larger groups are read from one stream. Default 500.
+		WriteMaxMembers int `yaml:"write_max_members"`
+		// WriteBackMembers: a read-fanout group returns to write-fanout when it has
+		// fewer members than this. Default 400; at most write_max_members.
+		WriteBackMembers int `yaml:"write_back_members"`
+	} `yaml:"fanout"`
+
 	Gateway struct {
 		// HeartbeatTimeout closes a WebSocket that sent no frame for this long.
 		// Default 60s.
@@ -110,9 +119,13 @@ type Config struct {
 	Queue struct {
 		// Backend is pebble (embedded, in DataDir) or kafka. Default pebble.
 		Backend string `yaml:"backend"`
-		// SendPartitions and FanoutPartitions size the two stages. Default 8 each.
-		SendPartitions   int `yaml:"send_partitions"`
-		FanoutPartitions int `yaml:"fanout_partitions"`
+		// SendPartitions, GroupPartitions (large groups' send stage),
+		// FanoutPartitions and ControlPartitions (receipts, recalls, membership
+		// events) size the stages' topics. Default 8 each.
+		SendPartitions    int `yaml:"send_partitions"`
+		GroupPartitions   int `yaml:"group_partitions"`
+		FanoutPartitions  int `yaml:"fanout_partitions"`
+		ControlPartitions int `yaml:"control_partitions"`
 	} `yaml:"queue"`
 
 	Kafka struct {
@@ -203,7 +216,11 @@ func (c *Config) fill() {
 	}
 	def(&c.Kafka.Replication, 3)
 	def(&c.Queue.SendPartitions, 8)
+	def(&c.Queue.GroupPartitions, 8)
 	def(&c.Queue.FanoutPartitions, 8)
+	def(&c.Queue.ControlPartitions, 8)
+	def(&c.Fanout.WriteMaxMembers, 500)
+	def(&c.Fanout.WriteBackMembers, min(400, c.Fanout.WriteMaxMembers))
 }
 
 func applyEnv(v reflect.Value, prefix string, env map[string]string) error {

@@ -68,7 +68,11 @@ type Entry struct {
 	Body           json.RawMessage `json:"body,omitempty"`
 	Recalled       bool            `json:"recalled,omitempty"`
 	CreatedAt      time.Time       `json:"created_at"`
-	Seq            uint64          `json:"seq,omitempty"`
+	// Seq is the entry's place in the user's timeline. A read-fanout group entry
+	// has none: it comes from the group's stream.
+	Seq uint64 `json:"seq,omitempty"`
+	// GroupSeq is a group message's (or stream recall's) place in the group's stream.
+	GroupSeq uint64 `json:"group_seq,omitempty"`
 }
 
 // SendRequest is the body of POST /v1/messages and of the WebSocket send frame.
@@ -94,6 +98,9 @@ type SyncResult struct {
 	Entries []Entry `json:"entries"`
 	Cursor  string  `json:"cursor"`
 	HasMore bool    `json:"has_more"`
+	// GroupSeqs holds, per read-fanout group of the user (id as a string), the
+	// group_seq up to which the device has every entry once it holds this page.
+	GroupSeqs map[string]uint64 `json:"group_seqs,omitempty"`
 }
 
 // Conversation is one row of GET /v1/conversations.
@@ -151,11 +158,22 @@ type ReadRequest struct {
 }
 
 // Receipts answers GET /v1/messages/{msg_id}/receipts. MemberCount counts the
-// recipients of the message (the members other than its sender).
+// recipients of the message (the members other than its sender). Readers lists who
+// read it: always for direct and write-fanout messages; for read-fanout messages one
+// page at a time when asked (ReceiptsQuery.Readers), NextAfter naming the next page.
 type Receipts struct {
 	ReadCount   int      `json:"read_count"`
 	MemberCount int      `json:"member_count"`
 	Readers     []string `json:"readers,omitempty"`
+	NextAfter   string   `json:"next_after,omitempty"`
+}
+
+// ReceiptsQuery asks for a page of a read-fanout message's readers: the query
+// parameters readers=true, after=<user id> and limit=<n>.
+type ReceiptsQuery struct {
+	Readers bool
+	After   string
+	Limit   int
 }
 
 // Roles a token can carry.

@@ -77,8 +77,23 @@ func testSeq(t *testing.T, s timeline.Store) {
 	if _, err := s.ConvState(ctx, "a", 99); err != timeline.ErrNotFound {
 		t.Fatalf("ConvState of unknown conversation: %v", err)
 	}
-	if _, _, err := s.MarkRead(ctx, "a", 99, 1, time.Now()); err != timeline.ErrNotFound {
+	if _, _, err := s.MarkRead(ctx, "a", 99, 1, "", time.Now()); err != timeline.ErrNotFound {
 		t.Fatalf("MarkRead of unknown conversation: %v", err)
+	}
+	// A read-fanout group the user never had an entry of: the state is created.
+	e, st, err := s.MarkRead(ctx, "a", 98, 5, "group", time.Now())
+	if err != nil || e == nil || st.Kind != "group" || st.ReadMsgID != 5 || st.Unread != 0 {
+		t.Fatalf("MarkRead creating a group state: %+v %+v %v", e, st, err)
+	}
+	// Group messages record the highest stream seq and where it landed.
+	if _, err := s.Append(ctx, []timeline.Item{
+		{User: "g", Kind: timeline.KindMessage, ConversationID: 50, ConvKind: "group", MsgID: 1, From: "x", At: time.Now(), GroupSeq: 7},
+		{User: "g", Kind: timeline.KindMessage, ConversationID: 50, ConvKind: "group", MsgID: 2, From: "x", At: time.Now(), GroupSeq: 8},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := s.ConvState(ctx, "g", 50); err != nil || st.GroupSeq != 8 || st.GroupSeqAt != 2 {
+		t.Fatalf("group seq in state: %+v %v", st, err)
 	}
 }
 
@@ -112,14 +127,14 @@ func testUnread(t *testing.T, s timeline.Store) {
 	if m, total := unread(t, s, "a"); m[7] != 5 || m[8] != 1 || total != 6 {
 		t.Fatalf("unread %v total %d", m, total)
 	}
-	e, st, err := s.MarkRead(ctx, "a", 7, 3, time.Now())
+	e, st, err := s.MarkRead(ctx, "a", 7, 3, "", time.Now())
 	if err != nil || e == nil || st.Unread != 2 || st.ReadMsgID != 3 {
 		t.Fatalf("MarkRead to 3: %v %+v %+v", err, e, st)
 	}
 	if e.Kind != timeline.KindRead || e.Seq != 7 {
 		t.Fatalf("read entry %+v", e)
 	}
-	if e, _, _ := s.MarkRead(ctx, "a", 7, 2, time.Now()); e != nil {
+	if e, _, _ := s.MarkRead(ctx, "a", 7, 2, "", time.Now()); e != nil {
 		t.Fatalf("MarkRead backwards appended %+v", e)
 	}
 	// Own message reads everything before it.
@@ -182,7 +197,7 @@ func testOracle(t *testing.T, s timeline.Store) {
 			}
 		case len(msgs[k]) > 0:
 			upto := msgs[k][r.Intn(len(msgs[k]))].MsgID
-			if _, _, err := s.MarkRead(ctx, user, conv, upto, time.Now()); err != nil {
+			if _, _, err := s.MarkRead(ctx, user, conv, upto, "", time.Now()); err != nil {
 				t.Fatal(err)
 			}
 			if upto > read[k] {

@@ -1,0 +1,206 @@
+package streamtest
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/fanline/fanline/groupstream"
+	"github.com/fanline/fanline/internal/wire"
+)
+
+// put stores one message from user in group g and returns it as stored.
+func put(t *testing.T, s groupstream.Store, g, id uint64, from string) groupstream.Message {
+	t.Helper()
+	out, err := s.PutMessages(ctx, []groupstream.Message{{ID: id, ConversationID: g, From: from, Type: "text",
+		Body: []byte(`{"text":"x"}`), CreatedAt: time.Now()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out[0]
+}
+
+func streamSeqs(t *testing.T, s groupstream.Store, g, after uint64) string {
+	t.Helper()
+	es, err := s.Stream(ctx, g, after, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := ""
+	for _, e := range es {
+		out += fmt.Sprintf("%d:%s:%d:%s ", e.Seq, e.Kind, e.MsgID, e.From)
+	}
+	return out
+}
+
+func unreadOf(t *testing.T, s groupstream.Store, g uint64, user string) int64 {
+	t.Helper()
+	n, err := s.Unread(ctx, g, user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// testStream walks a group (write at most 3 members, back below 2) through both
+// switches and checks seqs, modes, the stream, read positions and derived unread.
+func testStream(t *testing.T, s groupstream.Store) {
+	at := time.Now()
+	const g = 700
+	if c, _ := s.CreateGroup(ctx, g, "g", "o", []string{"a", "b"}, at); c.FanoutMode() != groupstream.FanoutWrite {
+		t.Fatalf("3 members: %s", c.FanoutMode())
+	}
+	if m := put(t, s, g, 1, "a"); m.Seq != 1 || m.Fanout != groupstream.FanoutWrite {
+		t.Fatalf("first message %+v", m)
+	}
+	c, err := s.ChangeMembers(ctx, g, groupstream.MemberChange{Add: []string{"c"}}, at)
+	if err != nil || c.FanoutMode() != groupstream.FanoutRead || c.FanoutSince != 2 {
+		t.Fatalf("4 members: %+v %v", c, err)
+	}
+	if m, _ := s.Member(ctx, g, "c"); m.JoinSeq != 2 {
+		t.Fatalf("c joins at %d, want 2", m.JoinSeq)
+	}
+	if m := put(t, s, g, 2, "b"); m.Seq != 2 || m.Fanout != groupstream.FanoutRead {
+		t.Fatalf("second message %+v", m)
+	}
+	put(t, s, g, 3, "c")
+	if got := streamSeqs(t, s, g, 0); got != "2:message:2:b 3:message:3:c " {
+		t.Fatalf("stream: %s", got)
+	}
+	if got := streamSeqs(t, s, g, 2); got != "3:message:3:c " {
+		t.Fatalf("stream after 2: %s", got)
+	}
+	// Sending reads up to the message; unread counts read-fanout messages only.
+	for user, want := range map[string]int64{"a": 2, "b": 1, "c": 0, "o": 2} {
+		if n := unreadOf(t, s, g, user); n != want {
+			t.Errorf("unread of %s = %d, want %d", user, n, want)
+		}
+	}
+	if n, _ := s.ReadCount(ctx, g, 2); n != 2 {
+		t.Errorf("read count of seq 2 = %d, want 2 (b, c)", n)
+	}
+	if err := s.SetReadSeq(ctx, g, "a", 3); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetReadSeq(ctx, g, "a", 1); err != nil { // never backwards
+		t.Fatal(err)
+	}
+	if r, _ := s.ReadSeq(ctx, g, "a"); r != 3 {
+		t.Fatalf("a's read seq %d", r)
+	}
+	if n, _ := s.ReadCount(ctx, g, 3); n != 2 {
+		t.Errorf("read count of seq 3 = %d, want 2 (a, c)", n)
+	}
+	if rs, _ := s.Readers(ctx, g, 2, "", 10); !slices.Equal(rs, []string{"a", "b", "c"}) {
+		t.Errorf("readers of seq 2: %v", rs)
+	}
+	if rs, _ := s.Readers(ctx, g, 2, "a", 1); !slices.Equal(rs, []string{"b"}) {
+		t.Errorf("second page of readers: %v", rs)
+	}
+	if err := s.SetReadSeq(ctx, g, "zed", 3); err != groupstream.ErrNotFound {
+		t.Errorf("a non-member's read position: %v", err)
+	}
+	// A recall in read-fanout is a stream entry; it adds no unread.
+	if m, err := s.Recall(ctx, 2, "o", at); err != nil || m.RecallSeq != 4 {
+		t.Fatalf("recall: %+v %v", m, err)
+	}
+	if got := streamSeqs(t, s, g, 3); got != "4:recall:2:o " {
+		t.Fatalf("stream after recall: %s", got)
+	}
+	if n := unreadOf(t, s, g, "o"); n != 2 {
+		t.Errorf("o's unread after the recall entry = %d, want 2", n)
+	}
+	// Redelivery returns the first seq and mode and moves nothing.
+	if m := put(t, s, g, 2, "b"); m.Seq != 2 || m.Fanout != groupstream.FanoutRead {
+		t.Fatalf("redelivered message %+v", m)
+	}
+	// Down to 2 members (not below 2): still read. Down to 1: write again at seq 5.
+	c, _ = s.ChangeMembers(ctx, g, groupstream.MemberChange{Remove: []string{"a", "c"}}, at)
+	if c.FanoutMode() != groupstream.FanoutRead {
+		t.Fatalf("2 members, hysteresis: %s", c.FanoutMode())
+	}
+	if n, _ := s.ReadCount(ctx, g, 3); n != 0 {
+		t.Errorf("removed members still counted: %d", n)
+	}
+	c, _ = s.ChangeMembers(ctx, g, groupstream.MemberChange{Remove: []string{"b"}}, at)
+	if c.FanoutMode() != groupstream.FanoutWrite || c.FanoutSince != 5 {
+		t.Fatalf("1 member: %+v", c)
+	}
+	if m := put(t, s, g, 5, "o"); m.Seq != 5 || m.Fanout != groupstream.FanoutWrite {
+		t.Fatalf("message after switching back %+v", m)
+	}
+	if got := streamSeqs(t, s, g, 4); got != "" {
+		t.Fatalf("write-fanout message in the stream: %s", got)
+	}
+	if gs, _ := s.UserGroups(ctx, "b"); len(gs) != 0 {
+		t.Errorf("b's groups after removal: %v", gs)
+	}
+	if gs, _ := s.UserGroups(ctx, "o"); !slices.Equal(gs, []uint64{g}) {
+		t.Errorf("o's groups: %v", gs)
+	}
+	if e := (groupstream.Message{ID: 5, Seq: 5}).Entry(); e.GroupSeq != 5 || e.Kind != wire.KindMessage {
+		t.Errorf("entry of a group message: %+v", e)
+	}
+}
+
+// testReadCounts moves random read positions in a read-fanout group and compares
+// ReadCount, Readers and Unread with a brute-force model.
+func testReadCounts(t *testing.T, s groupstream.Store) {
+	const g, n = 800, 40
+	var members []string
+	for i := range n {
+		members = append(members, fmt.Sprintf("u%02d", i))
+	}
+	if _, err := s.CreateGroup(ctx, g, "big", members[0], members[1:], time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	// 600 members > 500: read-fanout. Pad with members who never read.
+	var pad []string
+	for i := range 600 {
+		pad = append(pad, fmt.Sprintf("p%03d", i))
+	}
+	if _, err := s.ChangeMembers(ctx, g, groupstream.MemberChange{Add: pad}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	read := map[string]uint64{}
+	var head uint64
+	for step := range 400 {
+		u := members[rng.IntN(n)]
+		if rng.IntN(3) == 0 {
+			m := put(t, s, g, uint64(1000+step), u)
+			head = m.Seq
+			read[u] = m.Seq
+			continue
+		}
+		if head == 0 {
+			continue
+		}
+		seq := 1 + rng.Uint64N(head)
+		if err := s.SetReadSeq(ctx, g, u, seq); err != nil {
+			t.Fatal(err)
+		}
+		read[u] = max(read[u], seq)
+	}
+	for seq := uint64(1); seq <= head; seq++ {
+		var want []string
+		for _, u := range members {
+			if read[u] >= seq {
+				want = append(want, u)
+			}
+		}
+		if got, _ := s.ReadCount(ctx, g, seq); got != len(want) {
+			t.Fatalf("read count of %d = %d, want %d", seq, got, len(want))
+		}
+		if got, _ := s.Readers(ctx, g, seq, "", 1000); !slices.Equal(got, want) {
+			t.Fatalf("readers of %d = %v, want %v", seq, got, want)
+		}
+	}
+	for _, u := range members {
+		if got, want := unreadOf(t, s, g, u), int64(head-read[u]); got != want {
+			t.Fatalf("unread of %s = %d, want %d", u, got, want)
+		}
+	}
+}

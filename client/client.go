@@ -473,9 +473,9 @@ func (c *Client) requestSync() {
 //
 // The position is the last timeline seq and, per large group, the last group_seq. A
 // timeline entry applies when it is the next seq (and, for a tracked large group, no
-// stream entry of the group is missing before it); a large group's stream entry
-// applies when it is the group's next group_seq. The server's sync pages come in the
-// right order and only skip what was delivered.
+// entry of the group is missing before it); a large group's stream entry applies
+// when it is the group's next group_seq. The server's sync pages come in the right
+// order and only skip what was delivered.
 func (c *Client) deliver() {
 	defer c.wg.Done()
 	last := c.cfg.LastSeq
@@ -497,6 +497,8 @@ func (c *Client) deliver() {
 			c.cursor = cursor
 		}
 		if g := uint64(e.ConversationID); e.GroupSeq > 0 {
+			// A position is known from a sync's group_seqs or a stream entry, and
+			// then moved by every entry of the group.
 			if pos, ok := c.groups[g]; ok || e.Seq == 0 {
 				c.groups[g] = max(pos, e.GroupSeq)
 			}
@@ -546,7 +548,7 @@ func (c *Client) classify(e wire.Entry, last uint64) int {
 	case e.Seq > 0 && e.Seq != last+1:
 		return missing
 	case e.Seq > 0 && tracked && e.GroupSeq > pos+1:
-		return missing // a large group's stream entries come before it
+		return missing // the group's entries before it come first
 	case e.Seq > 0:
 		return apply
 	case e.GroupSeq == 0:

@@ -90,7 +90,8 @@ func (d *Dispatcher) CreateGroup(ctx context.Context, user string, req wire.Crea
 // the other members get it as a push only (a hint to refresh the group by its
 // version).
 func (d *Dispatcher) groupEvent(ctx context.Context, c groupstream.Conversation, actor, typ string, ev wire.GroupEvent, changed []string) error {
-	body, err := json.Marshal(ev)
+	// Every recipient's job carries the body: keep it small however many changed.
+	body, err := json.Marshal(ev.Summary())
 	if err != nil {
 		return err
 	}

@@ -46,15 +46,32 @@ const (
 	KindGroupEvent = "group_event"
 )
 
-// GroupEvent is the body of a group_event entry.
+// GroupEvent is the body of a group_event entry. Each list names at most
+// MaxEventNames users; the counts say how many there were.
 type GroupEvent struct {
-	By       string   `json:"by"`
-	Version  uint64   `json:"version"`
-	Name     string   `json:"name,omitempty"`
-	Added    []string `json:"added,omitempty"`
-	Removed  []string `json:"removed,omitempty"`
-	Promoted []string `json:"promoted,omitempty"`
-	Demoted  []string `json:"demoted,omitempty"`
+	By           string   `json:"by"`
+	Version      uint64   `json:"version"`
+	Name         string   `json:"name,omitempty"`
+	Added        []string `json:"added,omitempty"`
+	Removed      []string `json:"removed,omitempty"`
+	Promoted     []string `json:"promoted,omitempty"`
+	Demoted      []string `json:"demoted,omitempty"`
+	AddedCount   int      `json:"added_count,omitempty"`
+	RemovedCount int      `json:"removed_count,omitempty"`
+}
+
+// MaxEventNames bounds each user list of a GroupEvent.
+const MaxEventNames = 100
+
+// Summary returns the event with each list cut to MaxEventNames and the counts set.
+func (ev GroupEvent) Summary() GroupEvent {
+	ev.AddedCount, ev.RemovedCount = len(ev.Added), len(ev.Removed)
+	for _, l := range []*[]string{&ev.Added, &ev.Removed, &ev.Promoted, &ev.Demoted} {
+		if len(*l) > MaxEventNames {
+			*l = (*l)[:MaxEventNames:MaxEventNames]
+		}
+	}
+	return ev
 }
 
 // Entry is one item of a user's timeline, as returned by sync, history and pushes.

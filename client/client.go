@@ -491,9 +491,8 @@ func (c *Client) deliver() {
 			last = e.Seq
 		}
 		c.mu.Lock()
-		// A pushed cursor has no large-group positions: with large groups, the
-		// cursor of the last sync stays (what it repeats is skipped by position).
-		if cursor != "" && len(c.groups) == 0 {
+		// A pushed cursor has no large-group positions: syncs send them.
+		if cursor != "" {
 			c.cursor = cursor
 		}
 		if g := uint64(e.ConversationID); e.GroupSeq > 0 {
@@ -570,7 +569,16 @@ func (c *Client) syncFrame(ctx context.Context, cursor string) (wire.SyncResult,
 	if err != nil {
 		return wire.SyncResult{}, err
 	}
-	f, err := c.request(ctx, cn, wire.FrameSync, wire.SyncRequest{Cursor: cursor, Limit: 500})
+	req := wire.SyncRequest{Cursor: cursor, Limit: 500}
+	c.mu.Lock()
+	if len(c.groups) > 0 {
+		req.GroupSeqs = make(map[string]uint64, len(c.groups))
+		for g, seq := range c.groups {
+			req.GroupSeqs[strconv.FormatUint(g, 10)] = seq
+		}
+	}
+	c.mu.Unlock()
+	f, err := c.request(ctx, cn, wire.FrameSync, req)
 	if err != nil {
 		return wire.SyncResult{}, err
 	}

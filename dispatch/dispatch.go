@@ -340,6 +340,7 @@ func (d *Dispatcher) handleSend(ctx context.Context, _ int, recs []queue.Record)
 	for _, m := range stored {
 		d.m.SendStageLag.Observe(now.Sub(m.CreatedAt).Seconds())
 		if m.Fanout == groupstream.FanoutRead {
+			d.m.StreamAppends.Inc()
 			d.push.PushGroup(m.ConversationID, m.Entry())
 			// Sending reads everything before the message, in the sender's timeline
 			// part of the group too; their other devices learn it from the read entry.

@@ -27,13 +27,28 @@ import (
 //     device has not had yet waits for that message to reach the timeline (it was
 //     queued before and will). holdBackLimit bounds the wait, so a lost fanout job
 //     delays a group, never stops it.
-func (d *Dispatcher) Sync(ctx context.Context, user, cursor string, limit int) (wire.SyncResult, error) {
+func (d *Dispatcher) Sync(ctx context.Context, user string, req wire.SyncRequest) (wire.SyncResult, error) {
 	start := time.Now()
 	defer func() { d.m.SyncLatency.Observe(time.Since(start).Seconds()) }()
-	c, err := timeline.ParseCursor(cursor)
+	c, err := timeline.ParseCursor(req.Cursor)
 	if err != nil {
 		return wire.SyncResult{}, wire.Errorf(wire.CodeInvalidCursor, "cursor was not made by this server")
 	}
+	// The device's own positions (from entries it applied since the cursor) win.
+	if len(req.GroupSeqs) > maxGroupSeqs {
+		return wire.SyncResult{}, wire.Errorf(wire.CodeInvalidField, "group_seqs has more than %d groups", maxGroupSeqs)
+	}
+	for id, seq := range req.GroupSeqs {
+		g, err := strconv.ParseUint(id, 10, 64)
+		if err != nil || g == 0 {
+			return wire.SyncResult{}, wire.Errorf(wire.CodeInvalidField, "group_seqs: %q is not a group id", id)
+		}
+		if c.Groups == nil {
+			c.Groups = map[uint64]uint64{}
+		}
+		c.Groups[g] = max(c.Groups[g], seq)
+	}
+	limit := req.Limit
 	if limit <= 0 || limit > d.cfg.SyncMaxLimit {
 		limit = d.cfg.SyncMaxLimit
 	}
@@ -77,6 +92,9 @@ func (d *Dispatcher) Sync(ctx context.Context, user, cursor string, limit int) (
 	res.Cursor = next.String()
 	return res, nil
 }
+
+// maxGroupSeqs bounds the positions a sync request may carry.
+const maxGroupSeqs = 10000
 
 // holdBackLimit is how long a stream entry waits for the write-fanout message before
 // it to reach the user's timeline.
@@ -124,7 +142,7 @@ func (d *Dispatcher) readGroups(ctx context.Context, user string, c timeline.Cur
 				pos = st.GroupSeq
 			}
 		}
-		g.pos = max(pos, g.join-1)
+		g.pos = min(max(pos, g.join-1), conv.Head) // a claim past the head is nonsense
 		out[id] = g
 	}
 	return out, nil

@@ -30,7 +30,7 @@ import (
 // Service is what the gateway needs from the pipeline.
 type Service interface {
 	Send(ctx context.Context, user, from string, req wire.SendRequest) (wire.SendResult, error)
-	Sync(ctx context.Context, user, cursor string, limit int) (wire.SyncResult, error)
+	Sync(ctx context.Context, user string, req wire.SyncRequest) (wire.SyncResult, error)
 	Conversations(ctx context.Context, user string) (wire.ConversationList, error)
 	History(ctx context.Context, user string, conv, before uint64, limit int) (wire.HistoryResult, error)
 	MarkRead(ctx context.Context, user string, conv, msgID uint64) error
@@ -333,7 +333,20 @@ func (g *Gateway) sync(c *gin.Context) {
 		g.fail(c, e)
 		return
 	}
-	res, err := g.svc.Sync(c.Request.Context(), user(c).ID, c.Query("cursor"), limit)
+	req := wire.SyncRequest{Cursor: c.Query("cursor"), Limit: limit}
+	if v := c.Query("group_seqs"); v != "" {
+		req.GroupSeqs = map[string]uint64{}
+		for _, pair := range strings.Split(v, ",") {
+			id, seq, ok := strings.Cut(pair, ":")
+			n, err := strconv.ParseUint(seq, 10, 64)
+			if !ok || err != nil {
+				g.fail(c, wire.Errorf(wire.CodeInvalidField, "group_seqs must be group_id:group_seq pairs separated by commas"))
+				return
+			}
+			req.GroupSeqs[id] = n
+		}
+	}
+	res, err := g.svc.Sync(c.Request.Context(), user(c).ID, req)
 	if err != nil {
 		g.fail(c, err)
 		return

@@ -28,6 +28,7 @@ import (
 	"github.com/fanline/fanline/internal/presence"
 	"github.com/fanline/fanline/internal/queue"
 	"github.com/fanline/fanline/timeline"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -84,6 +85,10 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		return nil, err
 	}
 	m := metrics.New()
+	db := s.db
+	m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "fanline_storage_wal_bytes_total", Help: "Bytes written to the embedded store's write-ahead log.",
+	}, func() float64 { return float64(db.Metrics().WAL.BytesIn) }))
 	hub := gateway.NewHub(m)
 	s.disp, err = dispatch.New(dispatch.Config{
 		MaxBodyBytes:    cfg.Limits.MaxBodyBytes,

@@ -32,6 +32,10 @@ type scenario struct {
 	// finish adds figures only the parent can compute (it holds --pid), given the
 	// server's memory before the run and in the middle of it.
 	finish func(o benchOptions, sum *benchSummary, before, mid *procSample)
+	// prepare runs in the parent before any process connects (what it sets in o
+	// reaches the workers through their flags); the function it returns runs in the
+	// parent on the merged result.
+	prepare func(ctx context.Context, o *benchOptions) (func(r *result) error, error)
 }
 
 var scenarios = map[string]scenario{
@@ -44,8 +48,12 @@ var scenarios = map[string]scenario{
 		splits: true, run: benchConnections, finish: finishConnections,
 	},
 	"sync": {
-		about: "one device offline while --messages arrive over --conversations chats; time to full sync",
+		about: "one device offline while --messages arrive over --conversations chats and --groups large groups; time to full sync",
 		run:   benchSync,
+	},
+	"group": {
+		about:  "one group of --members, --users of them online, --senders sending; ack to the last online member",
+		splits: true, run: benchGroup, prepare: prepareGroup,
 	},
 }
 
@@ -60,10 +68,14 @@ type benchOptions struct {
 	size          int
 	messages      int
 	conversations int
+	groups        int
 	localAddrs    []string
 	procs         int
+	members       int
+	senders       int
 	prefix        string    // user id prefix, shared by the workers of one run
 	startAt       time.Time // measurement window start (after warmup)
+	group         uint64    // the group of the group scenario
 }
 
 // share is the slice [lo, hi) of the users one process drives.
@@ -79,9 +91,32 @@ type result struct {
 	Ack         []time.Duration    `json:"ack_ns"`
 	Figures     map[string]float64 `json:"figures,omitempty"`
 	Client      *serverUsage       `json:"client"`
+	// Per message (group scenario): when the sender got the ack, when the last
+	// member of this process got it (unix ns), and how many members got it.
+	Acks     map[string]int64 `json:"acks,omitempty"`
+	Last     map[string]int64 `json:"last,omitempty"`
+	Receipts map[string]int   `json:"receipts,omitempty"`
 }
 
 func (r *result) merge(o *result) {
+	for k, v := range o.Acks {
+		if r.Acks == nil {
+			r.Acks = map[string]int64{}
+		}
+		r.Acks[k] = v
+	}
+	for k, v := range o.Last {
+		if r.Last == nil {
+			r.Last = map[string]int64{}
+		}
+		r.Last[k] = max(r.Last[k], v)
+	}
+	for k, v := range o.Receipts {
+		if r.Receipts == nil {
+			r.Receipts = map[string]int{}
+		}
+		r.Receipts[k] += v
+	}
 	r.Connections += o.Connections
 	r.Sent += o.Sent
 	r.Delivered += o.Delivered
@@ -185,14 +220,17 @@ func bench(args []string) error {
 	fs := flag.NewFlagSet("bench "+args[0], flag.ContinueOnError)
 	var o benchOptions
 	fs.StringVar(&o.url, "url", "http://127.0.0.1:8080", "server base URL")
-	fs.IntVar(&o.users, "users", 1000, "connected users (direct: even, they chat in pairs; connections: connections held)")
+	fs.IntVar(&o.users, "users", 1000, "connected users (direct: even, they chat in pairs; connections: connections held; group: members online)")
 	fs.DurationVar(&o.duration, "duration", 30*time.Second, "measured time")
 	fs.DurationVar(&o.warmup, "warmup", 3*time.Second, "unmeasured time before it")
-	fs.Float64Var(&o.rate, "rate", 0, "direct: messages per second per user (0: as fast as acks allow)")
+	fs.Float64Var(&o.rate, "rate", 0, "direct: messages per second per user (0: as fast as acks allow); group: messages per second in all (0: 10)")
 	fs.IntVar(&o.inflight, "inflight", 4, "direct: unacknowledged sends per user")
 	fs.IntVar(&o.size, "size", 64, "text bytes per message")
-	fs.IntVar(&o.messages, "messages", 10000, "sync: messages that arrive while the device is offline")
-	fs.IntVar(&o.conversations, "conversations", 100, "sync: conversations they arrive over")
+	fs.IntVar(&o.messages, "messages", 10000, "sync: messages that arrive while the device is offline; group: messages sent")
+	fs.IntVar(&o.members, "members", 10000, "group: members (the first --users of them online); sync: members of each large group")
+	fs.IntVar(&o.senders, "senders", 1, "group: members who send")
+	fs.IntVar(&o.conversations, "conversations", 100, "sync: direct chats they arrive over")
+	fs.IntVar(&o.groups, "groups", 0, "sync: large groups (of --members) they also arrive over")
 	fs.IntVar(&o.procs, "procs", 1, "client processes to spread the users over (each may open 20,000 files)")
 	addrs := fs.String("local-addrs", "", "comma-separated source IPs to spread connections over (e.g. 127.0.0.2,127.0.0.3)")
 	jsonFile := fs.String("json", "", "write the JSON summary to this file")
@@ -201,6 +239,7 @@ func bench(args []string) error {
 	worker := fs.Int("worker", -1, "internal: run as worker N of --procs and print the raw result")
 	startAt := fs.Int64("start-at", 0, "internal: measurement start, unix ms")
 	fs.StringVar(&o.prefix, "prefix", "", "internal: user id prefix")
+	fs.Uint64Var(&o.group, "group", 0, "internal: the group of the group scenario")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -228,6 +267,13 @@ func bench(args []string) error {
 	if o.prefix == "" {
 		o.prefix = fmt.Sprintf("b%d-", time.Now().UnixNano()%1e9)
 	}
+	complete := func(*result) error { return nil }
+	if sc.prepare != nil {
+		var err error
+		if complete, err = sc.prepare(ctx, &o); err != nil {
+			return err
+		}
+	}
 	// Leave time to connect: at least 500 connections a second per process.
 	o.startAt = time.Now().Add(2*time.Second + time.Duration(o.users/o.procs/500)*time.Second + o.warmup)
 	sum := &benchSummary{Scenario: args[0], Started: time.Now().UTC(), Flags: map[string]string{}, Processes: o.procs}
@@ -248,6 +294,9 @@ func bench(args []string) error {
 		r, err = runWorkers(ctx, args[0], args[1:], o)
 	}
 	if err != nil {
+		return err
+	}
+	if err := complete(r); err != nil {
 		return err
 	}
 	sum.Connections, sum.Sent, sum.Delivered, sum.Errors = r.Connections, r.Sent, r.Delivered, r.Errors
@@ -307,7 +356,7 @@ func runWorkers(ctx context.Context, name string, args []string, o benchOptions)
 			defer wg.Done()
 			wargs := append([]string{"bench", name}, args...)
 			wargs = append(wargs, "--worker", strconv.Itoa(i), "--start-at", strconv.FormatInt(o.startAt.UnixMilli(), 10),
-				"--prefix", o.prefix, "--json", "", "--pid", "0")
+				"--prefix", o.prefix, "--group", strconv.FormatUint(o.group, 10), "--json", "", "--pid", "0")
 			cmd := exec.CommandContext(ctx, exe, wargs...)
 			var out bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &out, os.Stderr

@@ -12,8 +12,10 @@ import (
 )
 
 // benchSync: while the reader is offline, o.conversations peers send it o.messages
-// messages in total; then the reader connects with an empty cursor (a fresh install)
-// and the time until its SDK has handed over every message is the sync time.
+// messages in total, spread over the direct chats and o.groups large groups (of
+// o.members members, the reader among them; the first peer sends there); then the
+// reader connects with an empty cursor (a fresh install) and the time until its SDK
+// has handed over every message is the sync time.
 func benchSync(ctx context.Context, o benchOptions, _ share) (*result, error) {
 	peers, err := dialUsers(ctx, o, share{1, 1 + o.conversations}, 16)
 	if err != nil {
@@ -25,27 +27,47 @@ func benchSync(ctx context.Context, o benchOptions, _ share) (*result, error) {
 	if err != nil {
 		return nil, err
 	}
+	type target struct {
+		from *client.Client
+		req  wire.SendRequest
+	}
+	var targets []target
+	for _, p := range peers {
+		targets = append(targets, target{p, wire.SendRequest{To: reader}})
+	}
+	for l := 0; l < o.groups; l++ {
+		members := []string{reader}
+		for i := 2; i < o.members; i++ {
+			members = append(members, fmt.Sprintf("%sg%d-%d", o.prefix, l, i))
+		}
+		g, err := peers[0].CreateGroup(ctx, fmt.Sprintf("sync bench %d", l), members...)
+		if err != nil {
+			return nil, fmt.Errorf("bench: sync: create group: %w", err)
+		}
+		targets = append(targets, target{peers[0], wire.SendRequest{GroupID: g.GroupID}})
+	}
 	var sent, errCount atomic.Int64
 	var wg sync.WaitGroup
-	per := o.messages / o.conversations
-	extra := o.messages % o.conversations
-	for i, p := range peers {
+	per := o.messages / len(targets)
+	extra := o.messages % len(targets)
+	for i, tg := range targets {
 		n := per
 		if i < extra {
 			n++
 		}
 		wg.Add(1)
-		go func(p *client.Client, n int) {
+		go func(tg target, n int) {
 			defer wg.Done()
 			for k := 0; k < n && ctx.Err() == nil; k++ {
-				body := []byte(fmt.Sprintf(`{"text":"offline %d"}`, k))
-				if _, err := p.Send(ctx, wire.SendRequest{To: reader, Type: "text", Body: body}); err != nil {
+				req := tg.req
+				req.Type, req.Body = "text", []byte(fmt.Sprintf(`{"text":"offline %d"}`, k))
+				if _, err := tg.from.Send(ctx, req); err != nil {
 					errCount.Add(1)
 					continue
 				}
 				sent.Add(1)
 			}
-		}(p, n)
+		}(tg, n)
 	}
 	wg.Wait()
 	if err := sleepUntil(ctx, o.startAt); err != nil {
@@ -81,5 +103,6 @@ func benchSync(ctx context.Context, o benchOptions, _ share) (*result, error) {
 			"sync_seconds":        took.Seconds(),
 			"sync_entries_per_s":  float64(delivered) / took.Seconds(),
 			"conversations_found": float64(len(convs)),
+			"large_groups":        float64(o.groups),
 		}}, nil
 }

@@ -30,7 +30,9 @@ func TestBenchSmoke(t *testing.T) {
 		{"direct", []string{"--users", "20", "--rate", "20", "--inflight", "2", "--procs", "2"}, nil, true},
 		{"direct", []string{"--users", "10", "--inflight", "2"}, nil, true},
 		{"connections", []string{"--users", "200"}, []string{"server_kib_per_connection", "connect_seconds"}, false},
-		{"sync", []string{"--messages", "300", "--conversations", "7"}, []string{"sync_seconds", "conversations_found"}, true},
+		{"sync", []string{"--messages", "300", "--conversations", "5", "--groups", "2", "--members", "600"}, []string{"sync_seconds", "conversations_found"}, true},
+		{"group", []string{"--members", "600", "--users", "20", "--senders", "2", "--messages", "10", "--rate", "20", "--procs", "2"},
+			[]string{"timeline_entries_per_msg", "stream_appends_per_msg", "storage_wal_kib_per_msg"}, true},
 	} {
 		out := filepath.Join(dir, tc.name+".json")
 		args := append([]string{"bench", tc.name, "--url", srv.URL(), "--duration", "2s", "--warmup", "500ms",
@@ -51,7 +53,7 @@ func TestBenchSmoke(t *testing.T) {
 			sum.Server == nil || sum.Client == nil {
 			t.Fatalf("%s %v: summary %s", tc.name, tc.args, b)
 		}
-		if tc.name == "direct" && (sum.Latency.Samples == 0 || sum.Latency.P99 < sum.Latency.P50) {
+		if (tc.name == "direct" || tc.name == "group") && (sum.Latency.Samples == 0 || sum.Latency.P99 < sum.Latency.P50) {
 			t.Fatalf("direct latency %+v", sum.Latency)
 		}
 		for _, f := range tc.figures {
@@ -61,6 +63,11 @@ func TestBenchSmoke(t *testing.T) {
 		}
 		if tc.name == "sync" && sum.Figures["conversations_found"] != 7 {
 			t.Fatalf("sync found %v conversations", sum.Figures["conversations_found"])
+		}
+		// 600 members: read-fanout, one stream append and no timeline entry a message.
+		if tc.name == "group" && (sum.Figures["group_read_fanout"] != 1 || sum.Figures["stream_appends_per_msg"] != 1 ||
+			sum.Figures["timeline_entries_per_msg"] != 0) {
+			t.Fatalf("group figures %v", sum.Figures)
 		}
 	}
 }

@@ -15,6 +15,7 @@ type Metrics struct {
 	MessagesDuplicate prometheus.Counter
 	SendErrors        *prometheus.CounterVec // by code
 	FanoutEntries     prometheus.Counter
+	StreamAppends     prometheus.Counter   // read-fanout messages stored in a group stream
 	FanoutLag         prometheus.Histogram // message creation -> timeline commit
 	SendStageLag      prometheus.Histogram // message creation -> send stage stored it
 	Connections       prometheus.Gauge
@@ -38,6 +39,8 @@ func New() *Metrics {
 			Name: "fanline_send_errors_total", Help: "Sends refused, by error code."}, []string{"code"}),
 		FanoutEntries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "fanline_fanout_entries_total", Help: "Entries appended to user timelines."}),
+		StreamAppends: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fanline_stream_appends_total", Help: "Read-fanout (large group) messages appended to a group stream."}),
 		FanoutLag: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "fanline_fanout_lag_seconds", Help: "Time from a message's creation to its timeline commit.", Buckets: latencyBuckets}),
 		SendStageLag: prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -51,7 +54,7 @@ func New() *Metrics {
 		SyncLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "fanline_sync_seconds", Help: "Time to answer a sync.", Buckets: latencyBuckets}),
 	}
-	r.MustRegister(m.MessagesAccepted, m.MessagesDuplicate, m.SendErrors, m.FanoutEntries, m.FanoutLag,
+	r.MustRegister(m.MessagesAccepted, m.MessagesDuplicate, m.SendErrors, m.FanoutEntries, m.StreamAppends, m.FanoutLag,
 		m.SendStageLag, m.Connections, m.PushesDropped, m.SendLatency, m.SyncLatency,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -31,6 +31,9 @@ const MaxFrameIDLen = 64
 type SyncRequest struct {
 	Cursor string `json:"cursor,omitempty"`
 	Limit  int    `json:"limit,omitempty"`
+	// GroupSeqs are the device's own positions in large groups (group id ->
+	// group_seq it has every entry up to); they win over the cursor's when higher.
+	GroupSeqs map[string]uint64 `json:"group_seqs,omitempty"`
 }
 
 // ClientFrame is a decoded client frame: Type and ID, and the payload of that type.
@@ -61,7 +64,7 @@ var SendFields = []string{"client_msg_id", "to", "conversation_id", "group_id", 
 
 var frameFields = map[string][]string{
 	FrameSend: {"message"},
-	FrameSync: {"cursor", "limit"},
+	FrameSync: {"cursor", "limit", "group_seqs"},
 	FrameRead: {"conversation_id", "msg_id"},
 	FramePing: {},
 }

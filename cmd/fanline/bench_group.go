@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -39,6 +40,18 @@ func prepareGroup(ctx context.Context, o *benchOptions) (func(*result) error, er
 		return nil, fmt.Errorf("bench: create the group: %w", err)
 	}
 	o.group = uint64(g.GroupID)
+	// The creation event reaches the owner's timeline (not just the push hint)
+	// before the counters are read.
+	for created := false; !created; {
+		select {
+		case e := <-c.Entries():
+			created = e.Kind == wire.KindGroupEvent && e.ConversationID == g.GroupID && e.Seq > 0
+		case <-time.After(10 * time.Second):
+			return nil, errors.New("bench: the group's creation event did not arrive")
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	rate := o.rate
 	if rate <= 0 {
 		rate = 10

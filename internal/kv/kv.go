@@ -22,6 +22,7 @@ const (
 	PrefixStream       byte = 's'
 	PrefixDedup        byte = 'd'
 	PrefixConversation byte = 'c'
+	PrefixRouting      byte = 'r'
 )
 
 // CacheBytes is the block cache size Open uses.

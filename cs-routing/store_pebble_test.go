@@ -1,0 +1,49 @@
+package csrouting_test
+
+import (
+	"testing"
+	"time"
+
+	csrouting "github.com/fanline/fanline/cs-routing"
+	"github.com/fanline/fanline/internal/kv"
+)
+
+// TestPebbleStoreKeepsShops: rules (with hours) and agents survive a restart.
+func TestPebbleStoreKeepsShops(t *testing.T) {
+	db, err := kv.Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	clock := newManualClock(time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC))
+	r, err := csrouting.NewRouter(csrouting.Config{Clock: clock, Store: csrouting.NewPebbleStore(db)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	agents := []csrouting.AgentConfig{{ID: "ann", Skills: []string{"pre_sales"}, Capacity: 3}}
+	if ps, err := r.SetAgents("acme", agents); ps != nil || err != nil {
+		t.Fatal(ps, err)
+	}
+	rules := csrouting.Rules{Skills: []csrouting.SkillGroup{{Name: "pre_sales"}},
+		Hours: &csrouting.Hours{TimeZone: "UTC", Week: map[string][]string{"mon": {"09:00-12:00"}}}}
+	for range 2 {
+		if _, ps, err := r.SetRules("acme", rules); ps != nil || err != nil {
+			t.Fatal(ps, err)
+		}
+	}
+	again, err := csrouting.NewRouter(csrouting.Config{Clock: clock, Store: csrouting.NewPebbleStore(db)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := again.Rules("acme")
+	if err != nil || got.Version != 2 || got.Hours == nil {
+		t.Fatalf("rules after restart: %+v %v", got, err)
+	}
+	if as := again.Agents("acme"); len(as) != 1 || as[0].ID != "ann" || as[0].Capacity != 3 || as[0].Status != csrouting.Offline {
+		t.Fatalf("agents after restart: %+v", as)
+	}
+	// The hours work after the restart: 10:00 on a Monday is open.
+	if l, _ := again.Live("acme"); !l.Open {
+		t.Fatal("shop closed at 10:00 on Monday after a restart")
+	}
+}

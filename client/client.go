@@ -74,6 +74,7 @@ type Client struct {
 	log    *slog.Logger
 
 	entries chan wire.Entry
+	cs      chan CSEvent    // customer-service events, dropped when full
 	inbox   chan pushed     // pushes from the read loop to the deliverer
 	kick    chan struct{}   // asks the deliverer to sync; capacity 1
 	ctx     context.Context // ends at Close
@@ -102,6 +103,9 @@ type frame struct {
 	Message string          `json:"message"`
 	Entry   *wire.Entry     `json:"entry"`
 	Cursor  string          `json:"cursor"`
+	Event   string          `json:"event"`
+	Chat    *wire.ChatState `json:"chat"`
+	Live    json.RawMessage `json:"live"`
 }
 
 // conn is one WebSocket connection.
@@ -171,6 +175,7 @@ func newClient(cfg Config) (*Client, error) {
 		http:    &http.Client{Transport: transport, Timeout: 30 * time.Second},
 		dialer:  &websocket.Dialer{NetDialContext: netDialer.DialContext, HandshakeTimeout: 10 * time.Second},
 		entries: make(chan wire.Entry, cfg.EntryBuffer),
+		cs:      make(chan CSEvent, 256),
 		inbox:   make(chan pushed, cfg.EntryBuffer),
 		kick:    make(chan struct{}, 1),
 		changed: make(chan struct{}),
@@ -317,6 +322,11 @@ func (c *Client) serve(cn *conn) {
 			case c.inbox <- pushed{*f.Entry, f.Cursor}:
 			default:
 				c.requestSync()
+			}
+		case f.Type == wire.FrameCS:
+			select {
+			case c.cs <- CSEvent{Event: f.Event, Chat: f.Chat, Live: f.Live}:
+			default:
 			}
 		case f.ID != "":
 			cn.mu.Lock()

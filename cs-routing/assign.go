@@ -322,9 +322,7 @@ func (s *shop) armFallback(c *chat) {
 	}
 	stop(&c.fallbackStop)
 	left := after - s.r.clock.Now().Sub(c.queuedAt)
-	c.fallbackStop = s.r.clock.AfterFunc(max(left, 0), func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
+	c.fallbackStop = s.after(max(left, 0), func() {
 		if c.state != Queued {
 			return
 		}
@@ -340,9 +338,7 @@ func (s *shop) scheduleOpening() {
 	if open || next.IsZero() {
 		return
 	}
-	s.openStop = s.r.clock.AfterFunc(next.Sub(s.r.clock.Now()), func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
+	s.openStop = s.after(next.Sub(s.r.clock.Now()), func() {
 		s.openStop = nil
 		s.drain()
 		s.scheduleClosing()
@@ -356,9 +352,7 @@ func (s *shop) scheduleClosing() {
 	for m := 1; m <= 24*60; m++ {
 		t := now.Add(time.Duration(m) * time.Minute)
 		if open, _ := s.rules.Hours.open(t); !open {
-			s.openStop = s.r.clock.AfterFunc(t.Sub(now), func() {
-				s.mu.Lock()
-				defer s.mu.Unlock()
+			s.openStop = s.after(t.Sub(now), func() {
 				s.scheduleOpening()
 			})
 			return
@@ -367,7 +361,7 @@ func (s *shop) scheduleClosing() {
 }
 
 func (s *shop) describe(c *chat, reason string) Decision {
-	d := Decision{Chat: c.id, State: c.state, Agent: c.agent, Skill: c.skill, Weight: c.weight, Priority: c.priority, Reason: reason}
+	d := Decision{Chat: c.id, Buyer: c.buyer, State: c.state, Agent: c.agent, Skill: c.skill, Weight: c.weight, Priority: c.priority, Reason: reason}
 	if c.state == Queued {
 		d.Position = s.position(c)
 		d.EstimatedWait = s.estimate(c)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -64,6 +65,7 @@ type OpenRequest struct {
 // Decision is what happened to a chat, with the reason stored in the audit log.
 type Decision struct {
 	Chat     string `json:"conversation_id,omitempty"`
+	Buyer    string `json:"buyer_id,omitempty"`
 	State    string `json:"state"`
 	Agent    string `json:"agent_id,omitempty"`
 	Skill    string `json:"skill"`
@@ -137,8 +139,9 @@ type Config struct {
 
 // Router routes the chats of every shop.
 type Router struct {
-	cfg   Config
-	clock Clock
+	cfg    Config
+	clock  Clock
+	closed atomic.Bool // set by Stop: timers that fire later do nothing
 
 	mu    sync.Mutex // guards shops (the map; each shop has its own lock)
 	shops map[string]*shop
@@ -171,6 +174,22 @@ func NewRouter(cfg Config) (*Router, error) {
 		}
 	}
 	return r, nil
+}
+
+// Stop stops the Router: timers that fire afterwards change nothing.
+func (r *Router) Stop() { r.closed.Store(true) }
+
+// after runs f with the shop's lock held once d has passed, unless the Router is
+// stopped by then; it returns the timer's stop.
+func (s *shop) after(d time.Duration, f func()) func() bool {
+	return s.r.clock.AfterFunc(d, func() {
+		if s.r.closed.Load() {
+			return
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		f()
+	})
 }
 
 // save stores the shop's configuration; the caller holds its lock.
@@ -460,9 +479,7 @@ func (r *Router) Presence(shopID, agentID string, connected bool) {
 	if grace <= 0 {
 		grace = 30 * time.Second
 	}
-	a.graceStop = s.r.clock.AfterFunc(grace, func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
+	a.graceStop = s.after(grace, func() {
 		if a.connected || s.agents[a.ID] != a {
 			return
 		}
@@ -505,7 +522,7 @@ func (r *Router) DryRun(shopID string, req OpenRequest) (Decision, error) {
 	defer s.mu.Unlock()
 	cl, priority, why := s.classify(req)
 	c := &chat{id: req.Chat, buyer: req.Buyer, skill: cl.Skill, weight: cl.Weight, priority: priority}
-	d := Decision{Chat: req.Chat, Skill: c.skill, Weight: c.weight, Priority: c.priority}
+	d := Decision{Chat: req.Chat, Buyer: req.Buyer, Skill: c.skill, Weight: c.weight, Priority: c.priority}
 	if open, _ := s.rules.Hours.open(s.r.clock.Now()); !open {
 		d.State, d.Reason = Queued, why+"; shop closed: would wait for opening"
 		return d, nil
@@ -544,9 +561,7 @@ func (r *Router) BuyerMessage(shopID, chatID string) {
 	}
 	c.awaitingReply = true
 	agentID := c.agent
-	c.replyStop = s.r.clock.AfterFunc(timeout, func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
+	c.replyStop = s.after(timeout, func() {
 		if c.state != Assigned || c.agent != agentID || !c.awaitingReply {
 			return
 		}

@@ -78,6 +78,8 @@ type Config struct {
 	MaxInFlight int
 	// MaxGroupMembers bounds a group's members. Zero means 20,000.
 	MaxGroupMembers int
+	// Shops is the customer-service router. Nil: no shop conversations.
+	Shops ShopRouter
 	// Logger is the structured log. Nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -103,6 +105,7 @@ type Dispatcher struct {
 	timelines timeline.Store
 	dedup     Dedup
 	ids       *ids.Generator
+	shops     ShopRouter // nil without customer service
 	push      Pusher
 	m         *metrics.Metrics
 	log       *slog.Logger
@@ -145,7 +148,7 @@ func New(cfg Config, q queue.Queue, streams groupstream.Store, timelines timelin
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Dispatcher{cfg: cfg, q: q, streams: streams, timelines: timelines, dedup: dedup, ids: gen,
+	return &Dispatcher{cfg: cfg, q: q, streams: streams, timelines: timelines, dedup: dedup, ids: gen, shops: cfg.Shops,
 		push: push, m: m, log: cfg.Logger, inFlight: make(chan struct{}, cfg.MaxInFlight),
 		limiters: map[string]*rate.Limiter{}}, nil
 }
@@ -243,6 +246,12 @@ func (d *Dispatcher) Send(ctx context.Context, user, from string, req wire.SendR
 	if err != nil {
 		return res, err
 	}
+	agentID := ""
+	if conv.Kind == groupstream.KindShop {
+		if agentID, err = d.shopSender(conv, user); err != nil {
+			return res, err
+		}
+	}
 	id, existed, err := d.dedup.Reserve(ctx, user, req.ClientMsgID, d.ids.Next(), d.cfg.DedupTTL)
 	if err != nil {
 		return res, err
@@ -264,6 +273,9 @@ func (d *Dispatcher) Send(ctx context.Context, user, from string, req wire.SendR
 	}
 	job := sendJob{MsgID: id, Conv: conv.ID, ConvKind: conv.Kind, From: user,
 		ClientMsgID: req.ClientMsgID, Type: req.Type, Body: req.Body}
+	if agentID != "" { // an agent writes as the shop
+		job.From, job.AgentID = conv.Shop, agentID
+	}
 	// A sender's direct messages stay in order on the sender's partition; a group's
 	// messages on the group's (one writer per stream). The topic picks the worker
 	// pool; the mode itself is decided when the message is stored.
@@ -281,6 +293,13 @@ func (d *Dispatcher) Send(ctx context.Context, user, from string, req wire.SendR
 		d.m.MessagesDuplicate.Inc()
 	} else {
 		d.m.MessagesAccepted.Inc()
+	}
+	if conv.Kind == groupstream.KindShop && d.shops != nil {
+		if agentID != "" {
+			d.shops.AgentReplied(conv.Shop, conv.ID, agentID)
+		} else {
+			d.shops.BuyerMessage(conv.Shop, conv.ID)
+		}
 	}
 	return res, nil
 }
@@ -301,7 +320,8 @@ func (d *Dispatcher) resolve(ctx context.Context, user string, req wire.SendRequ
 	}
 }
 
-// member returns conversation id if user belongs to it.
+// member returns conversation id if user belongs to it (for a shop conversation:
+// its buyer or one of the shop's agents).
 func (d *Dispatcher) member(ctx context.Context, user string, id uint64) (groupstream.Conversation, error) {
 	c, err := d.streams.Conversation(ctx, id)
 	if errors.Is(err, groupstream.ErrNotFound) {
@@ -309,6 +329,12 @@ func (d *Dispatcher) member(ctx context.Context, user string, id uint64) (groups
 	}
 	if err != nil {
 		return c, err
+	}
+	if c.Kind == groupstream.KindShop {
+		if !d.shopReader(c, user) {
+			return c, wire.Errorf(wire.CodeNotParticipant, "you are not in conversation %d", id)
+		}
+		return c, nil
 	}
 	_, err = d.streams.Member(ctx, id, user)
 	if errors.Is(err, groupstream.ErrNotFound) {
@@ -328,7 +354,7 @@ func (d *Dispatcher) handleSend(ctx context.Context, _ int, recs []queue.Record)
 			d.log.Error("dispatch: dropping undecodable send job", "offset", r.Offset, "err", err)
 			continue
 		}
-		msgs = append(msgs, groupstream.Message{ID: j.MsgID, ConversationID: j.Conv, From: j.From,
+		msgs = append(msgs, groupstream.Message{ID: j.MsgID, ConversationID: j.Conv, From: j.From, AgentID: j.AgentID,
 			ClientMsgID: j.ClientMsgID, Type: j.Type, Body: j.Body, CreatedAt: ids.Time(j.MsgID)})
 	}
 	stored, err := d.streams.PutMessages(ctx, msgs)
@@ -356,6 +382,10 @@ func (d *Dispatcher) handleSend(ctx context.Context, _ int, recs []queue.Record)
 		c, err := d.streams.Conversation(ctx, m.ConversationID)
 		if err != nil {
 			return err
+		}
+		if c.Kind == groupstream.KindShop {
+			out = append(out, d.shopJobs(c, m)...)
+			continue
 		}
 		// Recipients are the members once the message is stored: someone who joined
 		// before its seq gets it, someone who left does not.
@@ -401,9 +431,14 @@ func (d *Dispatcher) handleFanout(ctx context.Context, _ int, recs []queue.Recor
 			d.log.Error("dispatch: dropping undecodable fanout job", "offset", r.Offset, "err", err)
 			continue
 		}
+		// The writer of a shop message is its agent (the shop is who buyers see).
+		from := j.From
+		if j.AgentID != "" {
+			from = j.AgentID
+		}
 		items = append(items, timeline.Item{User: j.User, Kind: j.Kind, ConversationID: j.Conv, ConvKind: j.ConvKind,
-			Peer: j.Peer, MsgID: j.MsgID, From: j.From, At: j.At, GroupSeq: j.GroupSeq})
-		jobs[jobKey(j.User, j.Kind, j.MsgID, j.From)] = j
+			Peer: j.Peer, MsgID: j.MsgID, From: from, At: j.At, GroupSeq: j.GroupSeq})
+		jobs[jobKey(j.User, j.Kind, j.MsgID, from)] = j
 	}
 	added, err := d.timelines.Append(ctx, items)
 	if err != nil {
@@ -420,7 +455,7 @@ func (d *Dispatcher) handleFanout(ctx context.Context, _ int, recs []queue.Recor
 		if j != nil && (e.Kind == timeline.KindMessage || e.Kind == timeline.KindGroupEvent) {
 			we.ClientMsgID, we.Type, we.Body = j.ClientMsgID, j.Type, j.Body
 			if e.Kind == timeline.KindMessage {
-				we.GroupSeq = j.GroupSeq
+				we.GroupSeq, we.From, we.AgentID = j.GroupSeq, j.From, j.AgentID
 			}
 		}
 		d.push.Push(e.User, we, timeline.Cursor{Seq: e.Seq}.String())

@@ -12,12 +12,14 @@ import (
 //
 // Layout: a version byte, then the fields in declaration order; integers as uvarints,
 // times as varint unix nanoseconds, strings and bodies as uvarint length + bytes,
-// lists as uvarint count + items. Version 3 added fanoutJob.GroupSeq at the end;
-// version 2 records (written before it) still decode, with GroupSeq 0.
+// lists as uvarint count + items. Later versions append fields, so earlier records
+// still decode (the new fields zero): version 3 added fanoutJob.GroupSeq, version 4
+// AgentID to both.
 
 const (
-	jobVersion   = 3
+	jobVersion   = 4
 	jobVersionV2 = 2
+	jobVersionV3 = 3
 )
 
 // sendJob is a record of the send topic.
@@ -29,6 +31,7 @@ type sendJob struct {
 	ClientMsgID string
 	Type        string
 	Body        []byte
+	AgentID     string // the agent writing in a shop conversation (From is the shop)
 }
 
 // fanoutJob is a record of the fanout topic: one entry for one user's timeline. Message
@@ -46,6 +49,7 @@ type fanoutJob struct {
 	Type        string
 	Body        []byte
 	GroupSeq    uint64
+	AgentID     string // the agent who wrote it, in a shop conversation (From is the shop)
 }
 
 func (j *sendJob) marshal() []byte {
@@ -57,7 +61,8 @@ func (j *sendJob) marshal() []byte {
 	b = appendString(b, j.From)
 	b = appendString(b, j.ClientMsgID)
 	b = appendString(b, j.Type)
-	return appendBytes(b, j.Body)
+	b = appendBytes(b, j.Body)
+	return appendString(b, j.AgentID)
 }
 
 func (j *sendJob) unmarshal(b []byte) error {
@@ -70,6 +75,9 @@ func (j *sendJob) unmarshal(b []byte) error {
 	j.ClientMsgID = r.string()
 	j.Type = r.string()
 	j.Body = r.bytes()
+	if r.v >= jobVersion {
+		j.AgentID = r.string()
+	}
 	return r.done()
 }
 
@@ -87,7 +95,8 @@ func (j *fanoutJob) marshal() []byte {
 	b = appendString(b, j.ClientMsgID)
 	b = appendString(b, j.Type)
 	b = appendBytes(b, j.Body)
-	return binary.AppendUvarint(b, j.GroupSeq)
+	b = binary.AppendUvarint(b, j.GroupSeq)
+	return appendString(b, j.AgentID)
 }
 
 func (j *fanoutJob) unmarshal(b []byte) error {
@@ -104,8 +113,11 @@ func (j *fanoutJob) unmarshal(b []byte) error {
 	j.ClientMsgID = r.string()
 	j.Type = r.string()
 	j.Body = r.bytes()
-	if r.v == jobVersion {
+	if r.v >= jobVersionV3 {
 		j.GroupSeq = r.uvarint()
+	}
+	if r.v >= jobVersion {
+		j.AgentID = r.string()
 	}
 	return r.done()
 }
@@ -132,7 +144,7 @@ type jobReader struct {
 func (r *jobReader) fail() { r.err, r.b = errBadJob, nil }
 
 func (r *jobReader) version() {
-	if len(r.b) == 0 || (r.b[0] != jobVersion && r.b[0] != jobVersionV2) {
+	if len(r.b) == 0 || r.b[0] < jobVersionV2 || r.b[0] > jobVersion {
 		r.fail()
 		return
 	}

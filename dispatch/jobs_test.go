@@ -7,8 +7,8 @@ import (
 )
 
 func TestJobsRoundTrip(t *testing.T) {
-	s := sendJob{MsgID: 1 << 60, Conv: 7, ConvKind: "direct", From: "a",
-		ClientMsgID: "c-1", Type: "text", Body: []byte(`{"text":"hi"}`)}
+	s := sendJob{MsgID: 1 << 60, Conv: 7, ConvKind: "shop", From: "acme",
+		ClientMsgID: "c-1", Type: "text", Body: []byte(`{"text":"hi"}`), AgentID: "ann"}
 	var s2 sendJob
 	if err := s2.unmarshal(s.marshal()); err != nil || !reflect.DeepEqual(s, s2) {
 		t.Fatalf("send job: %+v %v", s2, err)
@@ -19,9 +19,9 @@ func TestJobsRoundTrip(t *testing.T) {
 	if err := f2.unmarshal(f.marshal()); err != nil || !reflect.DeepEqual(f, f2) {
 		t.Fatalf("fanout job: %+v %v", f2, err)
 	}
-	// A version 2 record (no group seq) still decodes.
+	// A version 2 record (no group seq, no agent) still decodes.
 	v2 := f.marshal()
-	v2 = v2[:len(v2)-2] // 300 is a two-byte uvarint
+	v2 = v2[:len(v2)-3] // 300 is a two-byte uvarint, then an empty agent id
 	v2[0] = jobVersionV2
 	var f3 fanoutJob
 	if err := f3.unmarshal(v2); err != nil || f3.GroupSeq != 0 || f3.MsgID != 9 || string(f3.Body) != `{}` {

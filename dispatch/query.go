@@ -39,8 +39,14 @@ func (d *Dispatcher) Conversations(ctx context.Context, user string) (wire.Conve
 	for _, st := range states {
 		c := wire.Conversation{ConversationID: wire.ID(st.ConversationID), Kind: st.Kind, Peer: st.Peer,
 			Unread: st.Unread, ReadMsgID: wire.ID(st.ReadMsgID)}
-		if st.Kind == groupstream.KindGroup {
+		switch st.Kind {
+		case groupstream.KindGroup:
 			c.GroupID = c.ConversationID
+		case groupstream.KindShop:
+			// The buyer's row names the shop; an agent's names the buyer.
+			if conv, err := d.streams.Conversation(ctx, st.ConversationID); err == nil && conv.HasMember(user) {
+				c.ShopID, c.Peer = conv.Shop, ""
+			}
 		}
 		if m, ok := msgs[st.LastMsgID]; ok {
 			c.LastMessage = &m
@@ -122,10 +128,11 @@ func (d *Dispatcher) message(ctx context.Context, user string, msgID uint64) (gr
 	if err != nil {
 		return m, c, err
 	}
-	if _, err := d.streams.Member(ctx, c.ID, user); errors.Is(err, groupstream.ErrNotFound) {
-		// Do not reveal that the message exists.
-		return m, c, wire.Errorf(wire.CodeMessageMissing, "message %d does not exist", msgID)
-	} else if err != nil {
+	if _, err := d.member(ctx, user, c.ID); err != nil {
+		if we, ok := err.(*wire.Error); ok && we.Code == wire.CodeNotParticipant {
+			// Do not reveal that the message exists.
+			return m, c, wire.Errorf(wire.CodeMessageMissing, "message %d does not exist", msgID)
+		}
 		return m, c, err
 	}
 	return m, c, nil
@@ -181,17 +188,25 @@ func (d *Dispatcher) MarkRead(ctx context.Context, user string, conv, msgID uint
 // fanout queues one entry of kind about msgID for the members of c (without the actor
 // when self is false).
 func (d *Dispatcher) fanout(ctx context.Context, c groupstream.Conversation, actor, kind string, msgID uint64, at time.Time, self bool) error {
-	members, err := d.streams.Members(ctx, c.ID)
-	if err != nil {
-		return err
+	var users []string
+	if c.Kind == groupstream.KindShop {
+		users = d.shopRecipients(c, groupstream.Message{})
+	} else {
+		members, err := d.streams.Members(ctx, c.ID)
+		if err != nil {
+			return err
+		}
+		for _, m := range members {
+			users = append(users, m.User)
+		}
 	}
 	var recs []queue.Record
-	for _, m := range members {
-		if m.User == actor && !self {
+	for _, u := range users {
+		if u == actor && !self {
 			continue
 		}
-		j := fanoutJob{User: m.User, Kind: kind, Conv: c.ID, MsgID: msgID, From: actor, At: at}
-		recs = append(recs, queue.Record{Key: []byte(m.User), Value: j.marshal()})
+		j := fanoutJob{User: u, Kind: kind, Conv: c.ID, MsgID: msgID, From: actor, At: at}
+		recs = append(recs, queue.Record{Key: []byte(u), Value: j.marshal()})
 	}
 	return d.q.Produce(ctx, TopicControl, recs...)
 }
@@ -215,7 +230,11 @@ func (d *Dispatcher) Recall(ctx context.Context, user string, msgID uint64) erro
 	if !m.IsMessage() {
 		return wire.Errorf(wire.CodeMessageMissing, "%d is a group event, not a message", msgID)
 	}
-	if m.From != user && !moderator {
+	sender := m.From
+	if m.AgentID != "" {
+		sender = m.AgentID // an agent's message in a shop conversation
+	}
+	if sender != user && !moderator {
 		return wire.Errorf(wire.CodeNotSender, "only the sender (or a group's owner and admins) can recall a message")
 	}
 	now := time.Now().UTC()

@@ -41,6 +41,7 @@ type Service interface {
 	CreateGroup(ctx context.Context, user string, req wire.CreateGroupRequest) (wire.Group, error)
 	Group(ctx context.Context, user string, id uint64) (wire.Group, error)
 	ChangeMembers(ctx context.Context, user string, id uint64, req wire.MembersRequest) (wire.Group, error)
+	OpenShopChat(ctx context.Context, buyer, shop string, req wire.OpenChatRequest) (wire.ChatState, error)
 }
 
 // Config configures a Gateway.
@@ -63,6 +64,8 @@ type Config struct {
 	Pprof bool
 	// Ready reports whether the backends are reachable, for /readyz. Nil: always.
 	Ready func() error
+	// CS is the customer-service router. Nil: its endpoints answer unavailable.
+	CS CS
 	// Logger is the structured log. Nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -72,6 +75,7 @@ type Gateway struct {
 	cfg      Config
 	svc      Service
 	issuer   *auth.Issuer
+	cs       CS // nil without customer service
 	presence presence.Registry
 	hub      *Hub
 	m        *metrics.Metrics
@@ -110,7 +114,7 @@ func New(cfg Config, svc Service, issuer *auth.Issuer, reg presence.Registry, hu
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	g := &Gateway{cfg: cfg, svc: svc, issuer: issuer, presence: reg, hub: hub, m: m, log: cfg.Logger,
+	g := &Gateway{cfg: cfg, svc: svc, issuer: issuer, cs: cfg.CS, presence: reg, hub: hub, m: m, log: cfg.Logger,
 		upgrader: websocket.Upgrader{
 			// Reads reuse the HTTP server's buffer; writes borrow a pooled one, so an
 			// idle connection holds no write buffer.
@@ -176,6 +180,7 @@ func (g *Gateway) routes() *gin.Engine {
 	a.POST("/groups", g.createGroup)
 	a.GET("/groups/:id", g.group)
 	a.POST("/groups/:id/members", g.changeMembers)
+	g.csRoutes(a)
 	return r
 }
 
@@ -579,11 +584,20 @@ func (g *Gateway) websocket(c *gin.Context) {
 		return // the upgrader already answered
 	}
 	ws.SetReadLimit(4 * g.maxRequestBytes())
+	u := user(c)
 	cn := &conn{g: g, ws: ws, user: uid, out: make(chan []byte, g.cfg.SendQueue), done: make(chan struct{})}
+	if u.Role == wire.RoleAgent || u.Role == wire.RoleAdmin {
+		cn.shop = u.Shop
+	}
 	g.hub.add(cn, groups)
 	g.m.Connections.Inc()
+	if u.Role == wire.RoleAgent && g.cs != nil {
+		g.cs.Presence(u.Shop, uid, true) // an agent's connection keeps their status honest
+	}
 	defer func() {
-		g.hub.remove(cn)
+		if g.hub.remove(cn) && u.Role == wire.RoleAgent && g.cs != nil {
+			g.cs.Presence(u.Shop, uid, false)
+		}
 		g.m.Connections.Dec()
 	}()
 	var wg sync.WaitGroup

@@ -16,8 +16,9 @@ import (
 type Hub struct {
 	m *metrics.Metrics
 
-	mu         sync.RWMutex // guards users, groups and userGroups
+	mu         sync.RWMutex // guards users, groups, userGroups and staff
 	users      map[string]map[*conn]struct{}
+	staff      map[string]map[*conn]struct{}  // shop -> its agents' and admins' connections
 	groups     map[uint64]map[string]struct{} // group -> members connected here
 	userGroups map[string][]uint64            // connected user -> their groups
 }
@@ -25,7 +26,7 @@ type Hub struct {
 // NewHub returns an empty hub.
 func NewHub(m *metrics.Metrics) *Hub {
 	return &Hub{m: m, users: map[string]map[*conn]struct{}{}, groups: map[uint64]map[string]struct{}{},
-		userGroups: map[string][]uint64{}}
+		userGroups: map[string][]uint64{}, staff: map[string]map[*conn]struct{}{}}
 }
 
 // add registers c; groups are its user's groups, indexed when the user's first
@@ -40,13 +41,27 @@ func (h *Hub) add(c *conn, groups []uint64) {
 		}
 	}
 	h.users[c.user][c] = struct{}{}
+	if c.shop != "" {
+		if h.staff[c.shop] == nil {
+			h.staff[c.shop] = map[*conn]struct{}{}
+		}
+		h.staff[c.shop][c] = struct{}{}
+	}
 }
 
-func (h *Hub) remove(c *conn) {
+// remove unregisters c and reports whether it was its user's last connection here.
+func (h *Hub) remove(c *conn) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if c.shop != "" {
+		delete(h.staff[c.shop], c)
+		if len(h.staff[c.shop]) == 0 {
+			delete(h.staff, c.shop)
+		}
+	}
 	delete(h.users[c.user], c)
-	if len(h.users[c.user]) == 0 {
+	last := len(h.users[c.user]) == 0
+	if last {
 		delete(h.users, c.user)
 		for _, g := range h.userGroups[c.user] {
 			delete(h.groups[g], c.user)
@@ -56,6 +71,7 @@ func (h *Hub) remove(c *conn) {
 		}
 		delete(h.userGroups, c.user)
 	}
+	return last
 }
 
 // join indexes user as a member of group g; the caller holds h.mu.
@@ -104,12 +120,29 @@ func (h *Hub) GroupMembers(group uint64, added, removed []string) {
 
 // Push implements dispatch.Pusher: it never blocks.
 func (h *Hub) Push(user string, e wire.Entry, cursor string) {
-	b, err := json.Marshal(wire.ServerFrame{Type: wire.FrameMessage, Entry: &e, Cursor: cursor})
+	h.PushFrame(user, wire.ServerFrame{Type: wire.FrameMessage, Entry: &e, Cursor: cursor})
+}
+
+// PushFrame offers a frame to a user's connections here; it never blocks.
+func (h *Hub) PushFrame(user string, f wire.ServerFrame) {
+	h.pushTo(f, func() map[*conn]struct{} { return h.users[user] })
+}
+
+// PushShop offers a frame to the connections here of a shop's agents and admins; it
+// never blocks.
+func (h *Hub) PushShop(shop string, f wire.ServerFrame) {
+	h.pushTo(f, func() map[*conn]struct{} { return h.staff[shop] })
+}
+
+// pushTo encodes f once and offers it to the connections conns returns (called
+// under h.mu).
+func (h *Hub) pushTo(f wire.ServerFrame, conns func() map[*conn]struct{}) {
+	b, err := json.Marshal(f)
 	if err != nil {
 		return
 	}
 	h.mu.RLock()
-	slow := offerAll(h.users[user], b, nil)
+	slow := offerAll(conns(), b, nil)
 	h.mu.RUnlock()
 	h.dropSlow(slow)
 }

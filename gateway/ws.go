@@ -25,6 +25,7 @@ type conn struct {
 	g    *Gateway
 	ws   *websocket.Conn
 	user string
+	shop string // the shop of an agent or admin ("" for buyers): live stats go there
 
 	out  chan []byte   // frames to write; bounded
 	done chan struct{} // closed by close

@@ -30,6 +30,9 @@ import (
 const (
 	KindDirect = "direct"
 	KindGroup  = "group"
+	// KindShop is a buyer's conversation with a shop: its one member is the buyer;
+	// the shop's agents serve it (package csrouting decides who).
+	KindShop = "shop"
 )
 
 // Fanout modes of a group message.
@@ -83,9 +86,12 @@ type Conversation struct {
 	ID        uint64    `json:"id"`
 	Kind      string    `json:"kind"`
 	CreatedAt time.Time `json:"created_at"`
-	// Members are the two users of a direct conversation. Group members live in the
-	// membership table (Store.Member, Store.Members).
+	// Members are the two users of a direct conversation, or the buyer of a shop
+	// conversation. Group members live in the membership table (Store.Member,
+	// Store.Members).
 	Members []string `json:"members,omitempty"`
+	// Shop is a shop conversation's shop.
+	Shop string `json:"shop,omitempty"`
 	// Group fields.
 	Name        string `json:"name,omitempty"`
 	Owner       string `json:"owner,omitempty"`
@@ -152,6 +158,9 @@ type Message struct {
 	CreatedAt      time.Time       `json:"at"`
 	RecalledAt     time.Time       `json:"recalled_at,omitzero"`
 	RecalledBy     string          `json:"recalled_by,omitempty"`
+	// AgentID is the shop agent who wrote a shop conversation's message (From is
+	// then the shop).
+	AgentID string `json:"agent,omitempty"`
 	// Seq is the group stream seq (0 outside groups and for group events) and
 	// Fanout the mode it was stored in.
 	Seq    uint64 `json:"seq,omitempty"`
@@ -190,6 +199,7 @@ func (m Message) Entry() wire.Entry {
 		From:           m.From,
 		CreatedAt:      m.CreatedAt,
 		GroupSeq:       m.Seq,
+		AgentID:        m.AgentID,
 	}
 	if m.Recalled() {
 		e.Recalled = true
@@ -214,6 +224,9 @@ type Store interface {
 	// DirectConversation returns the conversation of users a and b, allocating it with
 	// id newID() the first time. Every caller gets the same conversation for a pair.
 	DirectConversation(ctx context.Context, a, b string, newID func() uint64) (Conversation, error)
+	// ShopConversation returns the conversation of buyer with shop, allocating it
+	// with id newID() the first time.
+	ShopConversation(ctx context.Context, buyer, shop string, newID func() uint64) (Conversation, error)
 	// Conversation returns a conversation by id, or ErrNotFound.
 	Conversation(ctx context.Context, id uint64) (Conversation, error)
 	// CreateGroup stores a new group with id, owned by owner, whose members are owner

@@ -16,7 +16,7 @@ import (
 
 // PebbleStore is the embedded Store.
 //
-// Keys: c p <a> <b> -> conversation id (a < b); c c <id> -> conversation; c m <id>
+// Keys: c p <a> <b> -> conversation id (a < b); c b <shop> <buyer> -> conversation id; c c <id> -> conversation; c m <id>
 // <user> -> group member; c u <user> <id> -> "" (the user's groups); s m <msg id> ->
 // message; s h <conv> <msg id> -> "" (history index); s q <conv> <seq> -> read-fanout
 // stream entry; s r <conv> <user> -> read position.
@@ -90,6 +90,11 @@ func pairKey(a, b string) kv.Key {
 	return kv.NewKey(kv.PrefixConversation, 'p').Str(a).Str(b)
 }
 
+// shopPairKey maps a buyer and a shop to their conversation: c b <shop> <buyer>.
+func shopPairKey(buyer, shop string) kv.Key {
+	return kv.NewKey(kv.PrefixConversation, 'b').Str(shop).Str(buyer)
+}
+
 func convKey(id uint64) kv.Key      { return kv.NewKey(kv.PrefixConversation, 'c').U64(id) }
 func memberPrefix(id uint64) kv.Key { return kv.NewKey(kv.PrefixConversation, 'm').U64(id) }
 func userGroupKey(user string, id uint64) kv.Key {
@@ -100,7 +105,25 @@ func histPrefix(conv uint64) kv.Key { return kv.NewKey(kv.PrefixStream, 'h').U64
 
 // DirectConversation implements Store.
 func (s *PebbleStore) DirectConversation(ctx context.Context, a, b string, newID func() uint64) (Conversation, error) {
-	pk := pairKey(a, b)
+	members := []string{a, b}
+	if b < a {
+		members = []string{b, a}
+	}
+	return s.pairConversation(ctx, pairKey(a, b), func() Conversation {
+		return Conversation{ID: newID(), Kind: KindDirect, Members: members, CreatedAt: time.Now().UTC()}
+	})
+}
+
+// ShopConversation implements Store.
+func (s *PebbleStore) ShopConversation(ctx context.Context, buyer, shop string, newID func() uint64) (Conversation, error) {
+	return s.pairConversation(ctx, shopPairKey(buyer, shop), func() Conversation {
+		return Conversation{ID: newID(), Kind: KindShop, Members: []string{buyer}, Shop: shop, CreatedAt: time.Now().UTC()}
+	})
+}
+
+// pairConversation returns the conversation mapped at pk, allocating it with build
+// the first time.
+func (s *PebbleStore) pairConversation(ctx context.Context, pk kv.Key, build func() Conversation) (Conversation, error) {
 	s.cacheMu.RLock()
 	id, ok := s.pairs[string(pk)]
 	s.cacheMu.RUnlock()
@@ -122,11 +145,7 @@ func (s *PebbleStore) DirectConversation(ctx context.Context, a, b string, newID
 		}
 		return s.Conversation(ctx, id)
 	}
-	members := []string{a, b}
-	if b < a {
-		members = []string{b, a}
-	}
-	c := Conversation{ID: newID(), Kind: KindDirect, Members: members, CreatedAt: time.Now().UTC()}
+	c := build()
 	v, _ := json.Marshal(c)
 	batch := s.db.NewBatch()
 	defer batch.Close()
@@ -148,8 +167,11 @@ func (s *PebbleStore) cache(c Conversation) {
 		clear(s.members)
 	}
 	s.convs[c.ID] = c
-	if c.Kind == KindDirect && len(c.Members) == 2 {
+	switch {
+	case c.Kind == KindDirect && len(c.Members) == 2:
 		s.pairs[string(pairKey(c.Members[0], c.Members[1]))] = c.ID
+	case c.Kind == KindShop && len(c.Members) == 1:
+		s.pairs[string(shopPairKey(c.Members[0], c.Shop))] = c.ID
 	}
 }
 
@@ -325,7 +347,7 @@ func (s *PebbleStore) Member(ctx context.Context, conv uint64, user string) (Mem
 	if err != nil {
 		return Member{}, err
 	}
-	if c.Kind == KindDirect {
+	if c.Kind != KindGroup {
 		if !c.HasMember(user) {
 			return Member{}, ErrNotFound
 		}
@@ -361,7 +383,7 @@ func (s *PebbleStore) Members(ctx context.Context, conv uint64) ([]Member, error
 	if err != nil {
 		return nil, err
 	}
-	if c.Kind == KindDirect {
+	if c.Kind != KindGroup {
 		out := make([]Member, len(c.Members))
 		for i, u := range c.Members {
 			out[i] = Member{User: u, Role: RoleMember, JoinedAt: c.CreatedAt}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	csrouting "github.com/fanline/fanline/cs-routing"
 	"github.com/fanline/fanline/dispatch"
 	"github.com/fanline/fanline/gateway"
 	"github.com/fanline/fanline/groupstream"
@@ -41,6 +42,7 @@ type Server struct {
 	redisPresence *presence.RedisRegistry // nil unless presence is redis
 	q             queue.Queue
 	disp          *dispatch.Dispatcher
+	router        *csrouting.Router
 	gw            *gateway.Gateway
 	http          *http.Server
 	ln            net.Listener
@@ -90,7 +92,14 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		Name: "fanline_storage_wal_bytes_total", Help: "Bytes written to the embedded store's write-ahead log.",
 	}, func() float64 { return float64(db.Metrics().WAL.BytesIn) }))
 	hub := gateway.NewHub(m)
+	router, err := csrouting.NewRouter(csrouting.Config{Store: csrouting.NewPebbleStore(s.db), Notifier: csNotifier{hub}})
+	if err != nil {
+		return nil, err
+	}
+	s.router = router
+	cs := csService{router}
 	s.disp, err = dispatch.New(dispatch.Config{
+		Shops:           cs,
 		MaxBodyBytes:    cfg.Limits.MaxBodyBytes,
 		RecallWindow:    time.Duration(cfg.Messages.RecallWindow),
 		RatePerSecond:   cfg.Limits.RatePerSecond,
@@ -113,6 +122,7 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		SendQueue:        cfg.Gateway.SendQueue,
 		Pprof:            cfg.DebugPprof,
 		Ready:            s.ready,
+		CS:               cs,
 		Logger:           log,
 	}, s.disp, issuer, reg, hub, m)
 	if s.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
@@ -311,6 +321,9 @@ func (s *Server) Run(ctx context.Context) error {
 }
 
 func (s *Server) closeBackends() {
+	if s.router != nil {
+		s.router.Stop()
+	}
 	if s.rdb != nil {
 		s.rdb.Close()
 	}

@@ -126,6 +126,23 @@ func testPair(t *testing.T, s groupstream.Store) {
 	if _, err := s.Conversation(ctx, 42); err != groupstream.ErrNotFound {
 		t.Fatalf("unknown conversation: %v", err)
 	}
+	// A buyer's conversation with a shop: allocated once, the buyer its one member.
+	sc, err := s.ShopConversation(ctx, "alice", "acme", newID)
+	if err != nil || sc.Kind != groupstream.KindShop || sc.Shop != "acme" {
+		t.Fatalf("shop conversation %+v %v", sc, err)
+	}
+	if again, _ := s.ShopConversation(ctx, "alice", "acme", newID); again.ID != sc.ID {
+		t.Fatal("a buyer and a shop got two conversations")
+	}
+	if other, _ := s.ShopConversation(ctx, "alice", "zeta", newID); other.ID == sc.ID {
+		t.Fatal("two shops share a buyer's conversation")
+	}
+	if _, err := s.Member(ctx, sc.ID, "alice"); err != nil {
+		t.Fatalf("the buyer is not a member: %v", err)
+	}
+	if _, err := s.Member(ctx, sc.ID, "acme"); err != groupstream.ErrNotFound {
+		t.Fatalf("the shop id is a member: %v", err)
+	}
 }
 
 func testMessages(t *testing.T, s groupstream.Store) {

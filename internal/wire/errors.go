@@ -36,6 +36,12 @@ const (
 	CodeMessageMissing      Code = "message_not_found"
 	CodeGroupMissing        Code = "group_not_found"
 	CodeDevModeOff          Code = "dev_mode_off"
+	CodeForbidden           Code = "forbidden"
+	CodeShopMissing         Code = "shop_not_found"
+	CodeAgentMissing        Code = "agent_not_found"
+	CodeAgentUnavailable    Code = "agent_unavailable"
+	CodeChatClosed          Code = "chat_closed"
+	CodeInvalidRules        Code = "invalid_rules"
 	CodeMethodNotAllowed    Code = "method_not_allowed"
 	CodeRateLimited         Code = "rate_limited"
 	CodeOverloaded          Code = "overloaded"
@@ -68,6 +74,12 @@ var statuses = map[Code]int{
 	CodeMessageMissing:      http.StatusNotFound,
 	CodeGroupMissing:        http.StatusNotFound,
 	CodeDevModeOff:          http.StatusNotFound,
+	CodeForbidden:           http.StatusForbidden,
+	CodeShopMissing:         http.StatusNotFound,
+	CodeAgentMissing:        http.StatusNotFound,
+	CodeAgentUnavailable:    http.StatusConflict,
+	CodeChatClosed:          http.StatusConflict,
+	CodeInvalidRules:        http.StatusBadRequest,
 	CodeMethodNotAllowed:    http.StatusMethodNotAllowed,
 	CodeRateLimited:         http.StatusTooManyRequests,
 	CodeOverloaded:          http.StatusServiceUnavailable,
@@ -95,6 +107,14 @@ func (c Code) Status() int {
 // Error is an error with a client-facing code.
 type Error struct {
 	Code    Code   `json:"code"`
+	Message string `json:"message"`
+	// Problems lists every problem of a rejected document (invalid_rules).
+	Problems []Problem `json:"problems,omitempty"`
+}
+
+// Problem is one thing wrong with a field of a document.
+type Problem struct {
+	Field   string `json:"field"`
 	Message string `json:"message"`
 }
 

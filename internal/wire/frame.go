@@ -22,6 +22,7 @@ const (
 	FrameError   = "error"
 	FrameMessage = "message"
 	FramePong    = "pong"
+	FrameCS      = "cs"
 )
 
 // MaxFrameIDLen bounds the id a client puts on a frame.
@@ -55,6 +56,11 @@ type ServerFrame struct {
 	Message string `json:"message,omitempty"`
 	Entry   *Entry `json:"entry,omitempty"`
 	Cursor  string `json:"cursor,omitempty"`
+	// Event, Chat and Live make a cs frame: a customer-service chat changed (to its
+	// buyer and agents), or a shop's live stats (to its agents and admins).
+	Event string     `json:"event,omitempty"`
+	Chat  *ChatState `json:"chat,omitempty"`
+	Live  any        `json:"live,omitempty"`
 }
 
 // SendFields are the fields of a send: the body of POST /v1/messages, and the "message"

@@ -90,6 +90,8 @@ type Entry struct {
 	Seq uint64 `json:"seq,omitempty"`
 	// GroupSeq is a group message's (or stream recall's) place in the group's stream.
 	GroupSeq uint64 `json:"group_seq,omitempty"`
+	// AgentID is the shop agent who wrote a message a buyer sees as from the shop.
+	AgentID string `json:"agent_id,omitempty"`
 }
 
 // SendRequest is the body of POST /v1/messages and of the WebSocket send frame.
@@ -126,6 +128,7 @@ type Conversation struct {
 	Kind           string `json:"kind"`
 	Peer           string `json:"peer,omitempty"`
 	GroupID        ID     `json:"group_id,omitempty"`
+	ShopID         string `json:"shop_id,omitempty"`
 	LastMessage    *Entry `json:"last_message,omitempty"`
 	Unread         int64  `json:"unread"`
 	ReadMsgID      ID     `json:"read_msg_id,omitempty"`
@@ -211,3 +214,46 @@ var clientMsgIDPattern = regexp.MustCompile(`^[A-Za-z0-9_.:@-]{1,64}$`)
 // ValidClientMsgID reports whether s is a well-formed client_msg_id: 1-64 characters of
 // [A-Za-z0-9_.:@-].
 func ValidClientMsgID(s string) bool { return clientMsgIDPattern.MatchString(s) }
+
+// OpenChatRequest is the body of POST /v1/shops/{shop_id}/chats.
+type OpenChatRequest struct {
+	Entry       string `json:"entry"`
+	ProductID   string `json:"product_id,omitempty"`
+	OrderID     string `json:"order_id,omitempty"`
+	Text        string `json:"text,omitempty"`
+	ClientMsgID string `json:"client_msg_id,omitempty"`
+}
+
+// ChatState is a customer-service chat as its buyer or agent sees it, and the cs
+// event pushed when it changes.
+type ChatState struct {
+	ConversationID ID     `json:"conversation_id"`
+	ShopID         string `json:"shop_id,omitempty"`
+	BuyerID        string `json:"buyer_id,omitempty"`
+	State          string `json:"state"` // queued, assigned, closed
+	AgentID        string `json:"agent_id,omitempty"`
+	Skill          string `json:"skill,omitempty"`
+	QueuePosition  int    `json:"queue_position,omitempty"`
+	// EstimatedWaitSeconds is a queued chat's expected wait.
+	EstimatedWaitSeconds int    `json:"estimated_wait_seconds,omitempty"`
+	Reason               string `json:"reason,omitempty"`
+}
+
+// DryRunRequest is the body of POST /v1/admin/shops/{shop_id}/routing/dry-run.
+type DryRunRequest struct {
+	BuyerID string `json:"buyer_id"`
+	Entry   string `json:"entry"`
+	Text    string `json:"text,omitempty"`
+}
+
+// TransferRequest is the body of POST /v1/cs/conversations/{id}/transfer: exactly one
+// of AgentID and Skill.
+type TransferRequest struct {
+	AgentID string `json:"agent_id,omitempty"`
+	Skill   string `json:"skill,omitempty"`
+}
+
+// StatusRequest is the body of PUT /v1/agents/me/status.
+type StatusRequest struct {
+	Status string `json:"status"`
+}

@@ -66,6 +66,8 @@ type Config struct {
 	Ready func() error
 	// CS is the customer-service router. Nil: its endpoints answer unavailable.
 	CS CS
+	// Console serves the web console at / and /console/. Nil: none.
+	Console http.Handler
 	// Logger is the structured log. Nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -161,6 +163,10 @@ func (g *Gateway) routes() *gin.Engine {
 		c.JSON(http.StatusOK, gin.H{"status": "ready"})
 	})
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(g.m.Registry, promhttp.HandlerOpts{})))
+	if g.cfg.Console != nil {
+		r.GET("/", gin.WrapH(g.cfg.Console))
+		r.GET("/console/*file", gin.WrapH(g.cfg.Console))
+	}
 	if g.cfg.Pprof {
 		r.GET("/debug/pprof/*any", gin.WrapH(http.DefaultServeMux))
 	}

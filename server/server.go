@@ -29,6 +29,7 @@ import (
 	"github.com/fanline/fanline/internal/presence"
 	"github.com/fanline/fanline/internal/queue"
 	"github.com/fanline/fanline/timeline"
+	"github.com/fanline/fanline/web"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 )
@@ -123,6 +124,7 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		Pprof:            cfg.DebugPprof,
 		Ready:            s.ready,
 		CS:               cs,
+		Console:          web.Handler(),
 		Logger:           log,
 	}, s.disp, issuer, reg, hub, m)
 	if s.ln, err = net.Listen("tcp", cfg.Addr); err != nil {

@@ -51,6 +51,10 @@ var scenarios = map[string]scenario{
 		about: "one device offline while --messages arrive over --conversations chats and --groups large groups; time to full sync",
 		run:   benchSync,
 	},
+	"cs": {
+		about: "--users buyers open chats at --rate/s with a shop of --agents agents; time to assignment, queue depth",
+		run:   benchCS,
+	},
 	"group": {
 		about:  "one group of --members, --users of them online, --senders sending; ack to the last online member",
 		splits: true, run: benchGroup, prepare: prepareGroup,
@@ -73,6 +77,8 @@ type benchOptions struct {
 	procs         int
 	members       int
 	senders       int
+	agents        int
+	service       time.Duration
 	prefix        string    // user id prefix, shared by the workers of one run
 	startAt       time.Time // measurement window start (after warmup)
 	group         uint64    // the group of the group scenario
@@ -223,12 +229,14 @@ func bench(args []string) error {
 	fs.IntVar(&o.users, "users", 1000, "connected users (direct: even, they chat in pairs; connections: connections held; group: members online)")
 	fs.DurationVar(&o.duration, "duration", 30*time.Second, "measured time")
 	fs.DurationVar(&o.warmup, "warmup", 3*time.Second, "unmeasured time before it")
-	fs.Float64Var(&o.rate, "rate", 0, "direct: messages per second per user (0: as fast as acks allow); group: messages per second in all (0: 10)")
+	fs.Float64Var(&o.rate, "rate", 0, "direct: messages per second per user (0: as fast as acks allow); group: messages per second in all (0: 10); cs: buyers arriving per second (0: 20)")
 	fs.IntVar(&o.inflight, "inflight", 4, "direct: unacknowledged sends per user")
 	fs.IntVar(&o.size, "size", 64, "text bytes per message")
 	fs.IntVar(&o.messages, "messages", 10000, "sync: messages that arrive while the device is offline; group: messages sent")
 	fs.IntVar(&o.members, "members", 10000, "group: members (the first --users of them online); sync: members of each large group")
 	fs.IntVar(&o.senders, "senders", 1, "group: members who send")
+	fs.IntVar(&o.agents, "agents", 50, "cs: the shop's agents")
+	fs.DurationVar(&o.service, "service", 2*time.Second, "cs: mean time an agent takes to close a chat")
 	fs.IntVar(&o.conversations, "conversations", 100, "sync: direct chats they arrive over")
 	fs.IntVar(&o.groups, "groups", 0, "sync: large groups (of --members) they also arrive over")
 	fs.IntVar(&o.procs, "procs", 1, "client processes to spread the users over (each may open 20,000 files)")

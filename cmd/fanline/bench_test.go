@@ -31,6 +31,7 @@ func TestBenchSmoke(t *testing.T) {
 		{"direct", []string{"--users", "10", "--inflight", "2"}, nil, true},
 		{"connections", []string{"--users", "200"}, []string{"server_kib_per_connection", "connect_seconds"}, false},
 		{"sync", []string{"--messages", "300", "--conversations", "5", "--groups", "2", "--members", "600"}, []string{"sync_seconds", "conversations_found"}, true},
+		{"cs", []string{"--users", "40", "--agents", "6", "--rate", "40", "--service", "200ms"}, []string{"max_queue_depth"}, true},
 		{"group", []string{"--members", "600", "--users", "20", "--senders", "2", "--messages", "10", "--rate", "20", "--procs", "2"},
 			[]string{"timeline_entries_per_msg", "stream_appends_per_msg", "storage_wal_kib_per_msg"}, true},
 	} {
@@ -53,7 +54,7 @@ func TestBenchSmoke(t *testing.T) {
 			sum.Server == nil || sum.Client == nil {
 			t.Fatalf("%s %v: summary %s", tc.name, tc.args, b)
 		}
-		if (tc.name == "direct" || tc.name == "group") && (sum.Latency.Samples == 0 || sum.Latency.P99 < sum.Latency.P50) {
+		if (tc.name == "direct" || tc.name == "group" || tc.name == "cs") && (sum.Latency.Samples == 0 || sum.Latency.P99 < sum.Latency.P50) {
 			t.Fatalf("direct latency %+v", sum.Latency)
 		}
 		for _, f := range tc.figures {

@@ -1,0 +1,84 @@
+package e2e
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/fanline/fanline/internal/testharness"
+	"github.com/fanline/fanline/internal/wire"
+)
+
+// TestConsole drives the web console in headless Chromium: an admin signs in, saves
+// agents and routing rules (a bad document shows its problems), dry-runs a chat; an
+// agent signs in, goes online, gets a buyer's chat from an order page, reads it,
+// replies (the buyer's SDK gets it from the shop) and closes it; the admin's audit
+// shows the decisions.
+func TestConsole(t *testing.T) {
+	ts := startServer(t, nil)
+	ctx := context.Background()
+	admin := testharness.StartBrowser(t)
+	admin.Open(ts.URL + "/")
+	admin.WaitText("h1", "fanline console")
+	admin.Type("#login-form [name=user_id]", "boss")
+	admin.JS(`document.querySelector("#login-form [name=role]").value = "admin";`)
+	admin.Type("#login-form [name=shop_id]", "acme")
+	admin.Click("#login-form button")
+	admin.WaitText("#who", "boss (admin of acme)")
+
+	admin.Set("#agents", `{"agents":[{"agent_id":"ann","skills":["after_sales"],"capacity":3},{"agent_id":"pat","skills":["pre_sales"],"capacity":2}]}`)
+	admin.Click("#save-agents")
+	admin.Set("#rules", `{"skills":[{"name":"pre_sales","strategy":"fastest"}],"entries":{"order":{"skill":"aftersales"}}}`)
+	admin.Click("#save-rules")
+	admin.WaitText("#rules-problems", `unknown skill "aftersales"`)
+	admin.WaitText("#rules-problems", "is not least_loaded or round_robin")
+	admin.Set("#rules", `{"skills":[{"name":"pre_sales"},{"name":"after_sales"}],"entries":{"product":{"skill":"pre_sales"},"order":{"skill":"after_sales"}}}`)
+	admin.Click("#save-rules")
+	admin.WaitText("#rules-version", "version 1")
+	admin.Type("#dry-form [name=buyer_id]", "zoe")
+	admin.Type("#dry-form [name=entry]", "order")
+	admin.Click("#dry-form button")
+	admin.WaitText("#dry-result", "after_sales")
+	admin.WaitText("#dry-result", "ann offline")
+
+	agent := testharness.StartBrowser(t)
+	agent.Open(ts.URL + "/")
+	agent.Type("#login-form [name=user_id]", "ann")
+	agent.Type("#login-form [name=shop_id]", "acme")
+	agent.Click("#login-form button")
+	agent.WaitText("#who", "ann (agent of acme)")
+	agent.Click(`[data-status=online]`)
+	agent.WaitText("#status", "online")
+
+	buyer := connect(t, ts.URL, "carla")
+	var chat wire.ChatState
+	var err error
+	waitFor(t, 10*time.Second, "ann's console connection to count as presence", func() bool {
+		chat, err = buyer.OpenChat(ctx, "acme", wire.OpenChatRequest{Entry: "order", OrderID: "o-9", Text: "where is my parcel"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return chat.State == "assigned"
+	})
+	agent.WaitText("#chats", "carla")
+	agent.Click("#chats li")
+	agent.WaitText("#messages", "carla: where is my parcel")
+	agent.Type("#reply-form [name=text]", "on its way")
+	agent.Click("#reply-form button")
+	agent.WaitText("#messages", "ann (shop): on its way")
+	var got []wire.Entry
+	waitFor(t, 10*time.Second, "the buyer to get the console's reply", func() bool {
+		messagesOf(buyer, chat.ConversationID, &got)
+		return len(got) == 2
+	})
+	if got[1].From != "acme" || got[1].AgentID != "ann" || string(got[1].Body) != `{"text":"on its way"}` {
+		t.Fatalf("the buyer got %+v", got[1])
+	}
+	agent.Click("#close-chat")
+	agent.WaitText("#chat-title", "Select a chat")
+
+	admin.Click("#refresh-audit")
+	admin.WaitText("#audit", "closed")
+	admin.WaitText("#audit", "ann least loaded")
+	admin.WaitText("#live", "ann")
+}

@@ -90,8 +90,9 @@ type Pusher interface {
 	// Push delivers a timeline entry to a user's devices.
 	Push(user string, e wire.Entry, cursor string)
 	// PushGroup delivers a read-fanout entry once per gateway node, which hands it to
-	// the local connections of the group's members.
-	PushGroup(group uint64, e wire.Entry)
+	// the local connections of the group's members, except those in skip (who get
+	// the entry in their timeline).
+	PushGroup(group uint64, e wire.Entry, skip map[string]bool)
 	// GroupMembers tells the gateway nodes of a membership change, for their index of
 	// group -> local member connections.
 	GroupMembers(group uint64, added, removed []string)
@@ -367,7 +368,7 @@ func (d *Dispatcher) handleSend(ctx context.Context, _ int, recs []queue.Record)
 		d.m.SendStageLag.Observe(now.Sub(m.CreatedAt).Seconds())
 		if m.Fanout == groupstream.FanoutRead {
 			d.m.StreamAppends.Inc()
-			d.push.PushGroup(m.ConversationID, m.Entry())
+			d.push.PushGroup(m.ConversationID, m.Entry(), nil)
 			// Sending reads everything before the message, in the sender's timeline
 			// part of the group too; their other devices learn it from the read entry.
 			e, _, err := d.timelines.MarkRead(ctx, m.From, m.ConversationID, m.ID, groupstream.KindGroup, m.CreatedAt)

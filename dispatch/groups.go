@@ -105,7 +105,12 @@ func (d *Dispatcher) groupEvent(ctx context.Context, c groupstream.Conversation,
 	d.push.GroupMembers(c.ID, ev.Added, ev.Removed)
 	users := append([]string{actor}, changed...)
 	if c.FanoutMode() == groupstream.FanoutRead {
-		d.push.PushGroup(c.ID, msg.Entry())
+		// A hint to the other members; the users above get the timeline entry.
+		skip := make(map[string]bool, len(users))
+		for _, u := range users {
+			skip[u] = true
+		}
+		d.push.PushGroup(c.ID, msg.Entry(), skip)
 	} else {
 		members, err := d.streams.Members(ctx, c.ID)
 		if err != nil {

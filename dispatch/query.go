@@ -246,7 +246,7 @@ func (d *Dispatcher) Recall(ctx context.Context, user string, msgID uint64) erro
 	}
 	if m.RecallSeq != 0 { // recalled in read-fanout: the group's stream has it
 		d.push.PushGroup(c.ID, wire.Entry{Kind: wire.KindRecall, ConversationID: wire.ID(c.ID), MsgID: wire.ID(msgID),
-			From: m.RecalledBy, CreatedAt: m.RecalledAt, GroupSeq: m.RecallSeq})
+			From: m.RecalledBy, CreatedAt: m.RecalledAt, GroupSeq: m.RecallSeq}, nil)
 		return nil
 	}
 	return d.fanout(ctx, c, m.RecalledBy, timeline.KindRecall, msgID, m.RecalledAt, true)

@@ -139,12 +139,18 @@ func TestFanoutSwitch(t *testing.T) {
 	for u, c := range online {
 		want := expect[u]
 		var got []wire.ID
+		events := map[wire.ID]int{} // group events, each to arrive once
 		deadline := time.After(15 * time.Second)
 		for len(got) < len(want) {
 			select {
 			case e := <-c.Entries():
 				if e.Kind == wire.KindMessage && e.ConversationID == g.GroupID {
 					got = append(got, e.MsgID)
+				}
+				if e.Kind == wire.KindGroupEvent {
+					if events[e.MsgID]++; events[e.MsgID] > 1 {
+						t.Fatalf("%s got group event %s twice", u, e.MsgID)
+					}
 				}
 			case <-deadline:
 				t.Fatalf("%s got %d of %d messages: %v", u, len(got), len(want), got)

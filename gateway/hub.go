@@ -148,8 +148,8 @@ func (h *Hub) pushTo(f wire.ServerFrame, conns func() map[*conn]struct{}) {
 }
 
 // PushGroup implements dispatch.Pusher: one encoding, offered to every connection
-// here of the group's members. It never blocks.
-func (h *Hub) PushGroup(group uint64, e wire.Entry) {
+// here of the group's members but those in skip. It never blocks.
+func (h *Hub) PushGroup(group uint64, e wire.Entry, skip map[string]bool) {
 	b, err := json.Marshal(wire.ServerFrame{Type: wire.FrameMessage, Entry: &e})
 	if err != nil {
 		return
@@ -157,7 +157,9 @@ func (h *Hub) PushGroup(group uint64, e wire.Entry) {
 	var slow []*conn
 	h.mu.RLock()
 	for u := range h.groups[group] {
-		slow = offerAll(h.users[u], b, slow)
+		if !skip[u] {
+			slow = offerAll(h.users[u], b, slow)
+		}
 	}
 	h.mu.RUnlock()
 	h.dropSlow(slow)

@@ -44,6 +44,27 @@ classified:
 	return cl, priority, why
 }
 
+// reskill moves chats of a skill the rules no longer define to the default skill,
+// keeping their place in line.
+func (s *shop) reskill() {
+	def := s.rules.DefaultSkill
+	if def == "" {
+		def = s.rules.Skills[0].Name
+	}
+	for _, c := range s.chats {
+		if c.state == Closed || s.hasSkill(c.skill) {
+			continue
+		}
+		old := c.skill
+		c.skill = def
+		if c.state == Queued {
+			s.removeQueued(c)
+			s.insertQueued(c)
+		}
+		s.record(c, "reclassified", c.agent, fmt.Sprintf("skill %s was removed from the rules: now %s", old, def))
+	}
+}
+
 func (s *shop) hasSkill(skill string) bool {
 	for _, g := range s.rules.Skills {
 		if g.Name == skill {

@@ -220,6 +220,7 @@ type shop struct {
 	queue    []*chat // queued chats, by priority (high first) then seq
 	seq      uint64
 	served   map[string]served // buyer -> who served them last
+	present  map[string]bool   // agent ids with a live connection, configured or not
 	rr       map[string]string // skill -> agent id picked last (round robin)
 	audit    []AuditEntry      // ring
 	auditAt  int
@@ -278,7 +279,7 @@ func (r *Router) shop(id string, create bool) *shop {
 	s := r.shops[id]
 	if s == nil && create {
 		s = &shop{r: r, id: id, agents: map[string]*agent{}, chats: map[string]*chat{}, served: map[string]served{},
-			rr: map[string]string{}, avgServe: 5 * time.Minute}
+			rr: map[string]string{}, present: map[string]bool{}, avgServe: 5 * time.Minute}
 		r.shops[id] = s
 	}
 	return s
@@ -316,6 +317,7 @@ func (r *Router) SetRules(shopID string, rules Rules) (Rules, []Problem, error) 
 		return Rules{}, nil, err
 	}
 	s.rules = &rules
+	s.reskill()
 	s.scheduleOpening()
 	s.drain()
 	return rules, nil, nil
@@ -332,20 +334,15 @@ func (r *Router) Rules(shopID string) (Rules, error) {
 }
 
 // SetAgents replaces the shop's agent list (their live status and chats stay). It
-// refuses, with every problem, agents without an id or skills, with a capacity below
-// 1, or with skills the rules do not define.
+// refuses, with every problem, agents without an id or skills or with a capacity below
+// 1. Skills the rules do not define yet are allowed: a new skill group needs its
+// agents before the rules can name it (an empty group is a rules problem).
 func (r *Router) SetAgents(shopID string, list []AgentConfig) ([]Problem, error) {
 	s := r.shop(shopID, true)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var ps []Problem
 	ids := map[string]bool{}
-	skills := map[string]bool{}
-	if s.rules != nil {
-		for _, g := range s.rules.Skills {
-			skills[g.Name] = true
-		}
-	}
 	for i, a := range list {
 		f := fmt.Sprintf("agents[%d]", i)
 		if a.ID == "" || ids[a.ID] {
@@ -357,11 +354,6 @@ func (r *Router) SetAgents(shopID string, list []AgentConfig) ([]Problem, error)
 		}
 		if len(a.Skills) == 0 {
 			ps = append(ps, Problem{f + ".skills", "needs at least one skill"})
-		}
-		for _, sk := range a.Skills {
-			if s.rules != nil && !skills[sk] {
-				ps = append(ps, Problem{f + ".skills", fmt.Sprintf("unknown skill %q", sk)})
-			}
 		}
 	}
 	if len(ps) > 0 {
@@ -381,7 +373,7 @@ func (s *shop) setAgents(list []AgentConfig) {
 	for _, c := range list {
 		a := s.agents[c.ID]
 		if a == nil {
-			a = &agent{status: Offline, chats: map[string]*chat{}}
+			a = &agent{status: Offline, chats: map[string]*chat{}, connected: s.present[c.ID]}
 		}
 		a.AgentConfig = c
 		next[c.ID] = a
@@ -457,13 +449,20 @@ func (r *Router) SetStatus(shopID, agentID, status string) error {
 // agent takes no new chats; after the rules' presence grace their chats go to others
 // and their status becomes offline.
 func (r *Router) Presence(shopID, agentID string, connected bool) {
-	s, err := r.locked(shopID)
-	if err != nil {
-		return
-	}
+	s := r.shop(shopID, true)
+	s.mu.Lock()
 	defer s.mu.Unlock()
+	// Remembered for agents not configured yet (or a shop without rules yet).
+	if connected {
+		s.present[agentID] = true
+	} else {
+		delete(s.present, agentID)
+	}
 	a := s.agents[agentID]
-	if a == nil || a.connected == connected {
+	if a == nil || a.connected == connected || s.rules == nil {
+		if a != nil {
+			a.connected = connected
+		}
 		return
 	}
 	a.connected = connected

@@ -591,7 +591,7 @@ func (g *Gateway) websocket(c *gin.Context) {
 	}
 	ws.SetReadLimit(4 * g.maxRequestBytes())
 	u := user(c)
-	cn := &conn{g: g, ws: ws, user: uid, out: make(chan []byte, g.cfg.SendQueue), done: make(chan struct{})}
+	cn := &conn{g: g, ws: ws, user: uid, out: make(chan outFrame, g.cfg.SendQueue), done: make(chan struct{})}
 	if u.Role == wire.RoleAgent || u.Role == wire.RoleAdmin {
 		cn.shop = u.Shop
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/fanline/fanline/internal/metrics"
 	"github.com/fanline/fanline/internal/wire"
+	"github.com/gorilla/websocket"
 )
 
 // Hub is this node's index of user -> open connections, and of group -> the users
@@ -142,23 +143,29 @@ func (h *Hub) pushTo(f wire.ServerFrame, conns func() map[*conn]struct{}) {
 		return
 	}
 	h.mu.RLock()
-	slow := offerAll(conns(), b, nil)
+	slow := offerAll(conns(), outFrame{data: b}, nil)
 	h.mu.RUnlock()
 	h.dropSlow(slow)
 }
 
-// PushGroup implements dispatch.Pusher: one encoding, offered to every connection
-// here of the group's members but those in skip. It never blocks.
+// PushGroup implements dispatch.Pusher: one encoding and one WebSocket frame,
+// offered to every connection here of the group's members but those in skip. It never
+// blocks.
 func (h *Hub) PushGroup(group uint64, e wire.Entry, skip map[string]bool) {
 	b, err := json.Marshal(wire.ServerFrame{Type: wire.FrameMessage, Entry: &e})
 	if err != nil {
 		return
 	}
+	pm, err := websocket.NewPreparedMessage(websocket.TextMessage, b)
+	if err != nil {
+		return
+	}
+	f := outFrame{prepared: pm}
 	var slow []*conn
 	h.mu.RLock()
 	for u := range h.groups[group] {
 		if !skip[u] {
-			slow = offerAll(h.users[u], b, slow)
+			slow = offerAll(h.users[u], f, slow)
 		}
 	}
 	h.mu.RUnlock()
@@ -166,7 +173,7 @@ func (h *Hub) PushGroup(group uint64, e wire.Entry, skip map[string]bool) {
 }
 
 // offerAll queues frame b on conns and appends the ones that are full to slow.
-func offerAll(conns map[*conn]struct{}, b []byte, slow []*conn) []*conn {
+func offerAll(conns map[*conn]struct{}, b outFrame, slow []*conn) []*conn {
 	for c := range conns {
 		if !c.offer(b) {
 			slow = append(slow, c)

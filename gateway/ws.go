@@ -27,14 +27,21 @@ type conn struct {
 	user string
 	shop string // the shop of an agent or admin ("" for buyers): live stats go there
 
-	out  chan []byte   // frames to write; bounded
+	out  chan outFrame // frames to write; bounded
 	done chan struct{} // closed by close
 	once sync.Once
 	code int // close code, set once under once
 }
 
+// outFrame is a frame to write: its bytes, or the same frame prepared once for every
+// connection it goes to (a large group's push).
+type outFrame struct {
+	data     []byte
+	prepared *websocket.PreparedMessage
+}
+
 // offer queues a frame without blocking; false means the queue is full.
-func (c *conn) offer(b []byte) bool {
+func (c *conn) offer(b outFrame) bool {
 	select {
 	case <-c.done:
 		return true
@@ -56,7 +63,7 @@ func (c *conn) reply(f wire.ServerFrame) {
 		b, _ = json.Marshal(wire.ServerFrame{Type: wire.FrameError, ID: f.ID, Code: wire.CodeInternal, Message: "internal error"})
 	}
 	select {
-	case c.out <- b:
+	case c.out <- outFrame{data: b}:
 	case <-c.done:
 	}
 }
@@ -86,12 +93,18 @@ func (c *conn) writeLoop() {
 		default:
 		}
 		select {
-		case b := <-c.out:
+		case f := <-c.out:
 			if now := time.Now(); deadline.Sub(now) < c.g.cfg.WriteTimeout/2 {
 				deadline = now.Add(c.g.cfg.WriteTimeout)
 				c.ws.SetWriteDeadline(deadline)
 			}
-			if err := c.ws.WriteMessage(websocket.TextMessage, b); err != nil {
+			var err error
+			if f.prepared != nil {
+				err = c.ws.WritePreparedMessage(f.prepared)
+			} else {
+				err = c.ws.WriteMessage(websocket.TextMessage, f.data)
+			}
+			if err != nil {
 				c.close(closeNormal)
 				return
 			}

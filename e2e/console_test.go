@@ -25,6 +25,7 @@ func TestConsole(t *testing.T) {
 	admin.Type("#login-form [name=shop_id]", "acme")
 	admin.Click("#login-form button")
 	admin.WaitText("#who", "boss (admin of acme)")
+	admin.Wait(`document.querySelector("#admin").dataset.loaded === "1"`)
 
 	admin.Set("#agents", `{"agents":[{"agent_id":"ann","skills":["after_sales"],"capacity":3},{"agent_id":"pat","skills":["pre_sales"],"capacity":2}]}`)
 	admin.Click("#save-agents")

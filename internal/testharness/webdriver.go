@@ -172,6 +172,21 @@ func (b *Browser) WaitText(css, want string) {
 	}
 }
 
+// Wait waits until the JavaScript expression cond is true.
+func (b *Browser) Wait(cond string) {
+	b.t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if ok, _ := b.JS("return Boolean(" + cond + ");").(bool); ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.t.Fatalf("browser: %s never held", cond)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // Set sets the value of a form field (textarea, input) the way a user's edit would.
 func (b *Browser) Set(css, value string) {
 	b.t.Helper()

@@ -214,7 +214,8 @@ async function loadAdmin() {
   const agents = await api("GET", shopPath("/agents"));
   $("agents").value = JSON.stringify({ agents: agents.agents.map(({ agent_id, name, skills, capacity }) => ({ agent_id, name, skills, capacity })) }, null, 2);
   api("GET", shopPath("/live")).then(showLive, () => {});
-  loadAudit();
+  await loadAudit();
+  $("admin").dataset.loaded = "1"; // the editors hold the server's documents now
 }
 
 $("save-rules").onclick = async () => {

@@ -61,6 +61,7 @@ func (s *shop) reskill() {
 			s.removeQueued(c)
 			s.insertQueued(c)
 		}
+		s.keep(c)
 		s.record(c, "reclassified", c.agent, fmt.Sprintf("skill %s was removed from the rules: now %s", old, def))
 	}
 }
@@ -92,6 +93,7 @@ func (s *shop) enqueue(c *chat, why string) Decision {
 	open, _ := s.rules.Hours.open(now)
 	if !open {
 		s.insertQueued(c)
+		s.keep(c)
 		reason := why + "; shop closed, queued for the next shift"
 		s.record(c, "queued", "", reason)
 		d := s.describe(c, reason)
@@ -117,6 +119,7 @@ func (s *shop) enqueue(c *chat, why string) Decision {
 	}
 	s.insertQueued(c)
 	s.armFallback(c)
+	s.keep(c)
 	s.record(c, "queued", "", why+"; "+reason)
 	d := s.describe(c, why+"; "+reason)
 	s.notify(Event{Type: "queued", Chat: c.id, Buyer: c.buyer, Decision: d})
@@ -200,6 +203,7 @@ func (s *shop) assign(c *chat, a *agent, action, reason, previous string) {
 	c.state, c.agent, c.assignedAt, c.awaitingReply = Assigned, a.ID, s.r.clock.Now(), false
 	a.load += c.weight
 	a.chats[c.id] = c
+	s.keep(c)
 	s.record(c, action, a.ID, reason)
 	typ := "assigned"
 	if previous != "" {
@@ -230,6 +234,7 @@ func (s *shop) requeue(c *chat, why string) {
 	c.state = Queued
 	s.insertQueued(c)
 	s.armFallback(c)
+	s.keep(c)
 	s.record(c, "queued", "", why)
 	s.notify(Event{Type: "queued", Chat: c.id, Buyer: c.buyer, Previous: prev, Decision: s.describe(c, why)})
 }

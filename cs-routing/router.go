@@ -139,9 +139,10 @@ type Config struct {
 
 // Router routes the chats of every shop.
 type Router struct {
-	cfg    Config
-	clock  Clock
-	closed atomic.Bool // set by Stop: timers that fire later do nothing
+	cfg         Config
+	clock       Clock
+	closed      atomic.Bool  // set by Stop: timers that fire later do nothing
+	storeErrors atomic.Int64 // chat states the Store failed to keep
 
 	mu    sync.Mutex // guards shops (the map; each shop has its own lock)
 	shops map[string]*shop
@@ -171,10 +172,71 @@ func NewRouter(cfg Config) (*Router, error) {
 			rules.validate(nil) // prepares the hours; it was valid when stored
 			s.rules = &rules
 			s.scheduleOpening()
+			s.restore(sc.Chats)
 		}
 	}
 	return r, nil
 }
+
+// keepClosedFor is how long a closed chat is remembered (reopening, stickiness).
+const keepClosedFor = 30 * 24 * time.Hour
+
+// restore rebuilds the shop's chats after a restart: waiting chats keep their place;
+// chats of agents who are not connected (nobody is, yet) move on after the presence
+// grace unless their agent comes back.
+func (s *shop) restore(recs []ChatRecord) {
+	now := s.r.clock.Now()
+	for _, rec := range recs {
+		if rec.State == Closed && now.Sub(rec.ClosedAt) > keepClosedFor {
+			continue
+		}
+		c := &chat{id: rec.ID, buyer: rec.Buyer, skill: rec.Skill, weight: rec.Weight, priority: rec.Priority,
+			state: rec.State, agent: rec.Agent, last: rec.Last, seq: rec.Seq, queuedAt: rec.QueuedAt,
+			assignedAt: rec.AssignedAt, closedAt: rec.ClosedAt}
+		s.chats[c.id] = c
+		s.seq = max(s.seq, c.seq)
+		switch c.state {
+		case Queued:
+			s.insertQueued(c)
+			s.armFallback(c)
+		case Assigned:
+			a := s.agents[c.agent]
+			if a == nil {
+				c.state, c.agent = Queued, ""
+				s.insertQueued(c)
+				continue
+			}
+			a.load += c.weight
+			a.chats[c.id] = c
+		case Closed:
+			if last, ok := s.served[c.buyer]; c.last != "" && (!ok || c.closedAt.After(last.at)) {
+				s.served[c.buyer] = served{c.last, c.closedAt}
+			}
+		}
+	}
+	for _, a := range s.agents {
+		if len(a.chats) > 0 && !a.connected {
+			a.status = Online // as they left it; the grace decides
+			s.armGrace(a)
+		}
+	}
+}
+
+// keep stores c's state; the caller holds the shop's lock. Routing goes on if the
+// store fails (the state is then lost at the next restart) and the error is counted.
+func (s *shop) keep(c *chat) {
+	if s.r.cfg.Store == nil {
+		return
+	}
+	rec := ChatRecord{ID: c.id, Buyer: c.buyer, Skill: c.skill, Weight: c.weight, Priority: c.priority, State: c.state,
+		Agent: c.agent, Last: c.last, Seq: c.seq, QueuedAt: c.queuedAt, AssignedAt: c.assignedAt, ClosedAt: c.closedAt}
+	if err := s.r.cfg.Store.PutChat(s.id, rec); err != nil {
+		s.r.storeErrors.Add(1)
+	}
+}
+
+// StoreErrors counts chat states the Store failed to keep.
+func (r *Router) StoreErrors() int64 { return r.storeErrors.Load() }
 
 // Stop stops the Router: timers that fire afterwards change nothing.
 func (r *Router) Stop() { r.closed.Store(true) }
@@ -265,6 +327,7 @@ type chat struct {
 	seq           uint64 // FIFO order within a priority
 	queuedAt      time.Time
 	assignedAt    time.Time
+	closedAt      time.Time
 	fallback      bool            // waited long enough for any skill
 	excluded      map[string]bool // agents who timed out on it
 	fallbackStop  func() bool
@@ -474,6 +537,11 @@ func (r *Router) Presence(shopID, agentID string, connected bool) {
 		s.drain()
 		return
 	}
+	s.armGrace(a)
+}
+
+// armGrace hands a's chats to others unless a connects within the presence grace.
+func (s *shop) armGrace(a *agent) {
 	grace := time.Duration(s.rules.PresenceGrace)
 	if grace <= 0 {
 		grace = 30 * time.Second
@@ -683,7 +751,8 @@ func (r *Router) Close(shopID, chatID, by string) (Decision, error) {
 	}
 	s.unassign(c)
 	s.removeQueued(c)
-	c.state, c.last = Closed, agentID
+	c.state, c.last, c.closedAt = Closed, agentID, s.r.clock.Now()
+	s.keep(c)
 	stop(&c.fallbackStop)
 	s.record(c, "closed", agentID, "closed by "+by)
 	s.notify(Event{Type: "closed", Chat: c.id, Buyer: c.buyer, Agent: agentID, Decision: s.describe(c, "")})

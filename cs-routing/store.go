@@ -3,27 +3,49 @@ package csrouting
 import (
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/fanline/fanline/internal/kv"
 )
 
-// ShopConfig is what a shop's admins configured: the rules and the agents.
+// ShopConfig is what a shop keeps across restarts: the rules and agents its admins
+// configured, and its chats.
 type ShopConfig struct {
 	Rules  *Rules        `json:"rules,omitempty"`
 	Agents []AgentConfig `json:"agents,omitempty"`
+	Chats  []ChatRecord  `json:"-"`
 }
 
-// Store keeps shops' configuration across restarts. (Chats in progress are live state:
-// after a restart buyers' next open routes them again.)
+// ChatRecord is a chat's routing state as stored.
+type ChatRecord struct {
+	ID         string    `json:"id"`
+	Buyer      string    `json:"buyer"`
+	Skill      string    `json:"skill"`
+	Weight     int       `json:"weight"`
+	Priority   int       `json:"priority,omitempty"`
+	State      string    `json:"state"`
+	Agent      string    `json:"agent,omitempty"`
+	Last       string    `json:"last,omitempty"`
+	Seq        uint64    `json:"seq"`
+	QueuedAt   time.Time `json:"queued_at"`
+	AssignedAt time.Time `json:"assigned_at,omitzero"`
+	ClosedAt   time.Time `json:"closed_at,omitzero"`
+}
+
+// Store keeps shops across restarts.
 type Store interface {
 	// Put replaces a shop's configuration, durably.
 	Put(shop string, cfg ShopConfig) error
-	// All returns every shop's configuration.
+	// PutChat stores a chat's state. It need not be synced: a crash may lose the
+	// last changes, which the agents' and buyers' next actions redo.
+	PutChat(shop string, c ChatRecord) error
+	// All returns every shop with its chats.
 	All() (map[string]ShopConfig, error)
 }
 
-// PebbleStore is the embedded Store: key r c <shop> -> ShopConfig as JSON.
+// PebbleStore is the embedded Store: r c <shop> -> ShopConfig as JSON; r h <shop>
+// <chat> -> ChatRecord as JSON.
 type PebbleStore struct{ db *pebble.DB }
 
 var _ Store = (*PebbleStore)(nil)
@@ -32,6 +54,21 @@ var _ Store = (*PebbleStore)(nil)
 func NewPebbleStore(db *pebble.DB) *PebbleStore { return &PebbleStore{db: db} }
 
 func shopPrefix() kv.Key { return kv.NewKey(kv.PrefixRouting, 'c') }
+func chatPrefix(shop string) kv.Key {
+	return kv.NewKey(kv.PrefixRouting, 'h').Str(shop)
+}
+
+// PutChat implements Store.
+func (s *PebbleStore) PutChat(shop string, c ChatRecord) error {
+	v, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	if err := s.db.Set(chatPrefix(shop).Str(c.ID), v, pebble.NoSync); err != nil {
+		return fmt.Errorf("csrouting: save chat %s: %w", c.ID, err)
+	}
+	return nil
+}
 
 // Put implements Store.
 func (s *PebbleStore) Put(shop string, cfg ShopConfig) error {
@@ -61,6 +98,33 @@ func (s *PebbleStore) All() (map[string]ShopConfig, error) {
 			return nil, fmt.Errorf("csrouting: shop %s: %w", k[1:1+k[0]], err)
 		}
 		out[string(k[1:1+k[0]])] = cfg
+	}
+	if err := it.Error(); err != nil {
+		return nil, err
+	}
+	for shop, cfg := range out {
+		if cfg.Chats, err = s.chats(shop); err != nil {
+			return nil, err
+		}
+		out[shop] = cfg
+	}
+	return out, nil
+}
+
+func (s *PebbleStore) chats(shop string) ([]ChatRecord, error) {
+	prefix := chatPrefix(shop)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: kv.PrefixEnd(prefix)})
+	if err != nil {
+		return nil, fmt.Errorf("csrouting: %w", err)
+	}
+	defer it.Close()
+	var out []ChatRecord
+	for it.First(); it.Valid(); it.Next() {
+		var c ChatRecord
+		if err := json.Unmarshal(it.Value(), &c); err != nil {
+			return nil, fmt.Errorf("csrouting: chat of %s: %w", shop, err)
+		}
+		out = append(out, c)
 	}
 	return out, it.Error()
 }

@@ -46,4 +46,37 @@ func TestPebbleStoreKeepsShops(t *testing.T) {
 	if l, _ := again.Live("acme"); !l.Open {
 		t.Fatal("shop closed at 10:00 on Monday after a restart")
 	}
+
+	// Chats survive too: the one ann serves stays hers for the presence grace, the
+	// waiting one keeps its place.
+	again.SetStatus("acme", "ann", csrouting.Online)
+	again.Presence("acme", "ann", true)
+	for _, id := range []string{"c1", "c2", "c3"} {
+		if _, err := again.Open("acme", csrouting.OpenRequest{Chat: id, Buyer: "b-" + id, Entry: "product"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := again.Close("acme", "c3", "ann"); err != nil { // ann had room for all three
+		t.Fatal(err)
+	}
+	third, err := csrouting.NewRouter(csrouting.Config{Clock: clock, Store: csrouting.NewPebbleStore(db)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := third.Chat("acme", "c1"); d.State != csrouting.Assigned || d.Agent != "ann" {
+		t.Fatalf("c1 after a restart: %+v", d)
+	}
+	if as := third.Agents("acme"); as[0].Load != 2 || as[0].Connected {
+		t.Fatalf("ann after a restart: %+v", as[0])
+	}
+	if d, _ := third.Chat("acme", "c3"); d.State != csrouting.Closed {
+		t.Fatalf("c3 after a restart: %+v", d)
+	}
+	clock.Advance(31 * time.Second) // ann does not come back
+	if d, _ := third.Chat("acme", "c1"); d.State != csrouting.Queued || d.Position != 1 {
+		t.Fatalf("c1 after the grace: %+v", d)
+	}
+	if third.StoreErrors() != 0 {
+		t.Fatalf("%d store errors", third.StoreErrors())
+	}
 }

@@ -178,66 +178,6 @@ func NewRouter(cfg Config) (*Router, error) {
 	return r, nil
 }
 
-// keepClosedFor is how long a closed chat is remembered (reopening, stickiness).
-const keepClosedFor = 30 * 24 * time.Hour
-
-// restore rebuilds the shop's chats after a restart: waiting chats keep their place;
-// chats of agents who are not connected (nobody is, yet) move on after the presence
-// grace unless their agent comes back.
-func (s *shop) restore(recs []ChatRecord) {
-	now := s.r.clock.Now()
-	for _, rec := range recs {
-		if rec.State == Closed && now.Sub(rec.ClosedAt) > keepClosedFor {
-			continue
-		}
-		c := &chat{id: rec.ID, buyer: rec.Buyer, skill: rec.Skill, weight: rec.Weight, priority: rec.Priority,
-			state: rec.State, agent: rec.Agent, last: rec.Last, seq: rec.Seq, queuedAt: rec.QueuedAt,
-			assignedAt: rec.AssignedAt, closedAt: rec.ClosedAt}
-		s.chats[c.id] = c
-		s.seq = max(s.seq, c.seq)
-		switch c.state {
-		case Queued:
-			s.insertQueued(c)
-			s.armFallback(c)
-		case Assigned:
-			a := s.agents[c.agent]
-			if a == nil {
-				c.state, c.agent = Queued, ""
-				s.insertQueued(c)
-				continue
-			}
-			a.load += c.weight
-			a.chats[c.id] = c
-		case Closed:
-			if last, ok := s.served[c.buyer]; c.last != "" && (!ok || c.closedAt.After(last.at)) {
-				s.served[c.buyer] = served{c.last, c.closedAt}
-			}
-		}
-	}
-	for _, a := range s.agents {
-		if len(a.chats) > 0 && !a.connected {
-			a.status = Online // as they left it; the grace decides
-			s.armGrace(a)
-		}
-	}
-}
-
-// keep stores c's state; the caller holds the shop's lock. Routing goes on if the
-// store fails (the state is then lost at the next restart) and the error is counted.
-func (s *shop) keep(c *chat) {
-	if s.r.cfg.Store == nil {
-		return
-	}
-	rec := ChatRecord{ID: c.id, Buyer: c.buyer, Skill: c.skill, Weight: c.weight, Priority: c.priority, State: c.state,
-		Agent: c.agent, Last: c.last, Seq: c.seq, QueuedAt: c.queuedAt, AssignedAt: c.assignedAt, ClosedAt: c.closedAt}
-	if err := s.r.cfg.Store.PutChat(s.id, rec); err != nil {
-		s.r.storeErrors.Add(1)
-	}
-}
-
-// StoreErrors counts chat states the Store failed to keep.
-func (r *Router) StoreErrors() int64 { return r.storeErrors.Load() }
-
 // Stop stops the Router: timers that fire afterwards change nothing.
 func (r *Router) Stop() { r.closed.Store(true) }
 
@@ -252,22 +192,6 @@ func (s *shop) after(d time.Duration, f func()) func() bool {
 		defer s.mu.Unlock()
 		f()
 	})
-}
-
-// save stores the shop's configuration; the caller holds its lock.
-func (s *shop) save(rules *Rules, agents []AgentConfig) error {
-	if s.r.cfg.Store == nil {
-		return nil
-	}
-	return s.r.cfg.Store.Put(s.id, ShopConfig{Rules: rules, Agents: agents})
-}
-
-func (s *shop) agentConfigs() []AgentConfig {
-	out := make([]AgentConfig, 0, len(s.agents))
-	for _, v := range s.agentViews() {
-		out = append(out, v.AgentConfig)
-	}
-	return out
 }
 
 // shop is one shop's routing state.

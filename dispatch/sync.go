@@ -105,6 +105,7 @@ type syncGroup struct {
 	id   uint64
 	join uint64 // the member's first seq
 	pos  uint64 // every entry up to here is delivered
+	upto uint64 // a past member's last seq (0: a member)
 }
 
 // readGroups returns the user's groups that have used read-fanout, with the
@@ -144,6 +145,29 @@ func (d *Dispatcher) readGroups(ctx context.Context, user string, c timeline.Cur
 		}
 		g.pos = min(max(pos, g.join-1), conv.Head) // a claim past the head is nonsense
 		out[id] = g
+	}
+	// Groups the user left: their devices still get the entries of the membership.
+	left, err := d.streams.LeftGroups(ctx, user)
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range left {
+		if out[l.Conv] != nil {
+			continue
+		}
+		g := &syncGroup{id: l.Conv, join: l.JoinSeq, upto: l.LeftSeq}
+		pos, ok := c.Groups[l.Conv]
+		if !ok {
+			st, err := d.timelines.ConvState(ctx, user, l.Conv)
+			if err != nil && err != timeline.ErrNotFound {
+				return nil, err
+			}
+			if st.GroupSeqAt != 0 && st.GroupSeqAt <= c.Seq {
+				pos = st.GroupSeq
+			}
+		}
+		g.pos = min(max(pos, g.join-1), l.LeftSeq)
+		out[l.Conv] = g
 	}
 	return out, nil
 }
@@ -220,7 +244,7 @@ func (m *merge) drain(ctx context.Context, g *syncGroup, upto uint64, holdBack b
 			return err
 		}
 		for _, e := range page {
-			if upto != 0 && e.Seq > upto {
+			if (upto != 0 && e.Seq > upto) || (g.upto != 0 && e.Seq > g.upto) {
 				return nil
 			}
 			if holdBack && e.Seq > g.pos+1 && time.Since(e.At) < holdBackLimit {

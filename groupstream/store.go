@@ -170,6 +170,15 @@ type Message struct {
 	RecallSeq uint64 `json:"recall_seq,omitempty"`
 }
 
+// Left is a past membership of a group: the member received stream entries JoinSeq
+// to LeftSeq.
+type Left struct {
+	Conv    uint64    `json:"conv"`
+	JoinSeq uint64    `json:"join"`
+	LeftSeq uint64    `json:"left"`
+	At      time.Time `json:"at"`
+}
+
 // StreamEntry is one entry of a group's read-fanout stream.
 type StreamEntry struct {
 	Seq   uint64
@@ -261,6 +270,9 @@ type Store interface {
 
 	// UserGroups returns the ids of the groups user belongs to.
 	UserGroups(ctx context.Context, user string) ([]uint64, error)
+	// LeftGroups returns user's past memberships of groups that had read-fanout
+	// entries (for 30 days): their devices may still sync the stream up to LeftSeq.
+	LeftGroups(ctx context.Context, user string) ([]Left, error)
 	// Stream returns up to limit read-fanout entries of group conv with seq > after,
 	// in seq order.
 	Stream(ctx context.Context, conv, after uint64, limit int) ([]StreamEntry, error)

@@ -97,6 +97,12 @@ func shopPairKey(buyer, shop string) kv.Key {
 
 func convKey(id uint64) kv.Key      { return kv.NewKey(kv.PrefixConversation, 'c').U64(id) }
 func memberPrefix(id uint64) kv.Key { return kv.NewKey(kv.PrefixConversation, 'm').U64(id) }
+
+// leftKey records a user's past membership of a group: c x <user> <group> -> Left.
+func leftKey(user string, id uint64) kv.Key {
+	return kv.NewKey(kv.PrefixConversation, 'x').Str(user).U64(id)
+}
+
 func userGroupKey(user string, id uint64) kv.Key {
 	return kv.NewKey(kv.PrefixConversation, 'u').Str(user).U64(id)
 }
@@ -277,20 +283,29 @@ func (s *PebbleStore) ChangeMembers(ctx context.Context, id uint64, ch MemberCha
 		if u == c.Owner {
 			return c, ErrOwner
 		}
+		m := byUser[u]
 		delete(byUser, u)
 		_ = batch.Delete(memberPrefix(id).Str(u), nil)
 		_ = batch.Delete(userGroupKey(u, id), nil)
 		_ = batch.Delete(readKey(id, u), nil)
+		if c.ReadHead > 0 || c.FanoutMode() == FanoutRead {
+			// Stream entries up to here were the member's: their devices may still
+			// need to sync them.
+			v, _ := json.Marshal(Left{Conv: id, JoinSeq: max(m.JoinSeq, 1), LeftSeq: c.Head, At: at.UTC()})
+			_ = batch.Set(leftKey(u, id), v, nil)
+		}
 		changed = true
 	}
 	for _, u := range ch.Add {
 		if _, ok := byUser[u]; ok {
 			continue
 		}
-		// A member receives the messages stored after they join.
+		// A member receives the messages stored after they join (an earlier
+		// membership's unsynced stream entries are given up).
 		m := Member{User: u, Role: RoleMember, JoinedAt: at.UTC(), JoinSeq: c.Head + 1}
 		byUser[u] = m
 		putMember(batch, id, m)
+		_ = batch.Delete(leftKey(u, id), nil)
 		changed = true
 	}
 	for _, step := range []struct {

@@ -3,6 +3,7 @@ package groupstream
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"sync"
@@ -51,6 +52,26 @@ func (s *PebbleStore) UserGroups(ctx context.Context, user string) ([]uint64, er
 	var out []uint64
 	err := s.scan(kv.NewKey(kv.PrefixConversation, 'u').Str(user), func(k, _ []byte) error {
 		out = append(out, binary.BigEndian.Uint64(k))
+		return nil
+	})
+	return out, err
+}
+
+// keepLeftFor is how long a past membership's stream entries stay available to the
+// former member's devices.
+const keepLeftFor = 30 * 24 * time.Hour
+
+// LeftGroups implements Store.
+func (s *PebbleStore) LeftGroups(ctx context.Context, user string) ([]Left, error) {
+	var out []Left
+	err := s.scan(kv.NewKey(kv.PrefixConversation, 'x').Str(user), func(_, v []byte) error {
+		var l Left
+		if err := json.Unmarshal(v, &l); err != nil {
+			return fmt.Errorf("groupstream: past membership of %s: %w", user, err)
+		}
+		if time.Since(l.At) <= keepLeftFor {
+			out = append(out, l)
+		}
 		return nil
 	})
 	return out, err

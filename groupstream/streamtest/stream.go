@@ -124,6 +124,10 @@ func testStream(t *testing.T, s groupstream.Store) {
 	if n, _ := s.ReadCount(ctx, g, 3); n != 0 {
 		t.Errorf("removed members still counted: %d", n)
 	}
+	// A past member's devices may still sync what they were a member for.
+	if ls, err := s.LeftGroups(ctx, "c"); err != nil || len(ls) != 1 || ls[0].Conv != g || ls[0].JoinSeq != 2 || ls[0].LeftSeq != 4 {
+		t.Fatalf("c's past membership: %+v %v", ls, err)
+	}
 	c, _ = s.ChangeMembers(ctx, g, groupstream.MemberChange{Remove: []string{"b"}}, at)
 	if c.FanoutMode() != groupstream.FanoutWrite || c.FanoutSince != 5 {
 		t.Fatalf("1 member: %+v", c)
@@ -136,6 +140,13 @@ func testStream(t *testing.T, s groupstream.Store) {
 	}
 	if gs, _ := s.UserGroups(ctx, "b"); len(gs) != 0 {
 		t.Errorf("b's groups after removal: %v", gs)
+	}
+	// Rejoining gives the past membership up.
+	if _, err := s.ChangeMembers(ctx, g, groupstream.MemberChange{Add: []string{"c"}}, at); err != nil {
+		t.Fatal(err)
+	}
+	if ls, _ := s.LeftGroups(ctx, "c"); len(ls) != 0 {
+		t.Errorf("c rejoined, past membership kept: %+v", ls)
 	}
 	if gs, _ := s.UserGroups(ctx, "o"); !slices.Equal(gs, []uint64{g}) {
 		t.Errorf("o's groups: %v", gs)

@@ -212,6 +212,7 @@ type shop struct {
 	auditAt  int
 	avgServe time.Duration // moving average of how long a chat stays assigned
 	openStop func() bool   // the timer for the next opening, when closed
+	closes   int           // chats closed, to sweep old ones now and then
 }
 
 type served struct {
@@ -677,6 +678,7 @@ func (r *Router) Close(shopID, chatID, by string) (Decision, error) {
 	s.removeQueued(c)
 	c.state, c.last, c.closedAt = Closed, agentID, s.r.clock.Now()
 	s.keep(c)
+	s.forgetOldChats()
 	stop(&c.fallbackStop)
 	s.record(c, "closed", agentID, "closed by "+by)
 	s.notify(Event{Type: "closed", Chat: c.id, Buyer: c.buyer, Agent: agentID, Decision: s.describe(c, "")})

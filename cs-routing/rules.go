@@ -119,6 +119,9 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// maxStickyDays bounds SkillGroup.StickyDays: who served a buyer is kept this long.
+const maxStickyDays = 30
+
 // Problem is one thing wrong with a rules document or an agent list.
 type Problem struct {
 	Field   string `json:"field"`
@@ -155,6 +158,9 @@ func (r *Rules) validate(agents map[string]*agent) []Problem {
 		}
 		if g.StickyDays < 0 || g.FallbackAfter < 0 {
 			add(f, "sticky_days and fallback_after cannot be negative")
+		}
+		if g.StickyDays > maxStickyDays {
+			add(f+".sticky_days", "is at most %d (who served a buyer is remembered that long)", maxStickyDays)
 		}
 		if g.Name != "" && len(agents) > 0 && !anyAgentHas(agents, g.Name) {
 			add(f, "skill group %q is empty: no agent has this skill", g.Name)

@@ -130,7 +130,7 @@ func (s *PebbleStore) chats(shop string) ([]ChatRecord, error) {
 }
 
 // keepClosedFor is how long a closed chat is remembered (reopening, stickiness).
-const keepClosedFor = 30 * 24 * time.Hour
+const keepClosedFor = maxStickyDays * 24 * time.Hour
 
 // restore rebuilds the shop's chats after a restart: waiting chats keep their place;
 // chats of agents who are not connected (nobody is, yet) move on after the presence
@@ -169,6 +169,25 @@ func (s *shop) restore(recs []ChatRecord) {
 		if len(a.chats) > 0 && !a.connected {
 			a.status = Online // as they left it; the grace decides
 			s.armGrace(a)
+		}
+	}
+}
+
+// forgetOldChats drops, every 1,024 closes, the chats closed longer than
+// keepClosedFor ago, so memory holds open chats and a month of closed ones.
+func (s *shop) forgetOldChats() {
+	if s.closes++; s.closes%1024 != 0 {
+		return
+	}
+	now := s.r.clock.Now()
+	for id, c := range s.chats {
+		if c.state == Closed && now.Sub(c.closedAt) > keepClosedFor {
+			delete(s.chats, id)
+		}
+	}
+	for buyer, sv := range s.served {
+		if now.Sub(sv.at) > keepClosedFor {
+			delete(s.served, buyer)
 		}
 	}
 }

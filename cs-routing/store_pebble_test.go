@@ -1,6 +1,7 @@
 package csrouting_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -78,5 +79,39 @@ func TestPebbleStoreKeepsShops(t *testing.T) {
 	}
 	if third.StoreErrors() != 0 {
 		t.Fatalf("%d store errors", third.StoreErrors())
+	}
+}
+
+// TestClosedChatsForgotten: closed chats and who served whom are kept a month, then
+// dropped from memory and from the next restart.
+func TestClosedChatsForgotten(t *testing.T) {
+	clock := newManualClock(time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC))
+	r, err := csrouting.NewRouter(csrouting.Config{Clock: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.SetAgents("s", []csrouting.AgentConfig{{ID: "ann", Skills: []string{"x"}, Capacity: 1}})
+	if _, ps, err := r.SetRules("s", csrouting.Rules{Skills: []csrouting.SkillGroup{{Name: "x"}}}); ps != nil || err != nil {
+		t.Fatal(ps, err)
+	}
+	openClose := func(id string) {
+		t.Helper()
+		if _, err := r.Open("s", csrouting.OpenRequest{Chat: id, Buyer: "b" + id, Entry: "shop"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.Close("s", id, "ann"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	openClose("old")
+	clock.Advance(31 * 24 * time.Hour)
+	for i := range 1023 {
+		openClose(fmt.Sprint(i))
+	}
+	if _, err := r.Chat("s", "old"); err != csrouting.ErrUnknownChat {
+		t.Fatalf("a chat closed 31 days ago: %v", err)
+	}
+	if d, err := r.Chat("s", "7"); err != nil || d.State != csrouting.Closed {
+		t.Fatalf("a chat closed today: %+v %v", d, err)
 	}
 }

@@ -287,6 +287,20 @@ func (r *Router) locked(id string) (*shop, error) {
 	return s, nil
 }
 
+// lockedChat returns a chat and its shop, locked; the caller unlocks it.
+func (r *Router) lockedChat(shopID, chatID string) (*shop, *chat, error) {
+	s, err := r.locked(shopID)
+	if err != nil {
+		return nil, nil, err
+	}
+	c := s.chats[chatID]
+	if c == nil {
+		s.mu.Unlock()
+		return nil, nil, ErrUnknownChat
+	}
+	return s, c, nil
+}
+
 // SetRules validates rules against the shop's agents and, when there is no problem,
 // stores them as the shop's rules with the next version. It returns the stored rules
 // or every problem found.
@@ -491,10 +505,10 @@ func (r *Router) Open(shopID string, req OpenRequest) (Decision, error) {
 		return Decision{}, err
 	}
 	defer s.mu.Unlock()
-	if c := s.chats[req.Chat]; c != nil && c.state != Closed {
+	c := s.chats[req.Chat]
+	if c != nil && c.state != Closed {
 		return s.describe(c, "already "+c.state), nil
 	}
-	c := s.chats[req.Chat]
 	cl, priority, why := s.classify(req)
 	if c == nil {
 		c = &chat{id: req.Chat, buyer: req.Buyer}
@@ -535,13 +549,12 @@ func (r *Router) DryRun(shopID string, req OpenRequest) (Decision, error) {
 
 // BuyerMessage starts the reply timer of an assigned chat.
 func (r *Router) BuyerMessage(shopID, chatID string) {
-	s, err := r.locked(shopID)
+	s, c, err := r.lockedChat(shopID, chatID)
 	if err != nil {
 		return
 	}
 	defer s.mu.Unlock()
-	c := s.chats[chatID]
-	if c == nil || c.state != Assigned || c.awaitingReply {
+	if c.state != Assigned || c.awaitingReply {
 		return
 	}
 	timeout := time.Duration(s.rules.ReplyTimeout)
@@ -568,13 +581,12 @@ func (r *Router) BuyerMessage(shopID, chatID string) {
 
 // AgentReplied stops the reply timer; it reports whether agentID serves the chat.
 func (r *Router) AgentReplied(shopID, chatID, agentID string) bool {
-	s, err := r.locked(shopID)
+	s, c, err := r.lockedChat(shopID, chatID)
 	if err != nil {
 		return false
 	}
 	defer s.mu.Unlock()
-	c := s.chats[chatID]
-	if c == nil || c.agent != agentID {
+	if c.agent != agentID {
 		return false
 	}
 	c.awaitingReply = false
@@ -584,15 +596,11 @@ func (r *Router) AgentReplied(shopID, chatID, agentID string) bool {
 
 // Chat returns a chat's state as its buyer or agent sees it.
 func (r *Router) Chat(shopID, chatID string) (Decision, error) {
-	s, err := r.locked(shopID)
+	s, c, err := r.lockedChat(shopID, chatID)
 	if err != nil {
 		return Decision{}, err
 	}
 	defer s.mu.Unlock()
-	c := s.chats[chatID]
-	if c == nil {
-		return Decision{}, ErrUnknownChat
-	}
 	return s.describe(c, ""), nil
 }
 
@@ -618,15 +626,11 @@ func (r *Router) AgentChats(shopID, agentID string) ([]Decision, error) {
 // Transfer moves a chat to an agent (who must be online with capacity) or to a skill
 // (queued there, keeping its place in line).
 func (r *Router) Transfer(shopID, chatID, by, toAgent, toSkill string) (Decision, error) {
-	s, err := r.locked(shopID)
+	s, c, err := r.lockedChat(shopID, chatID)
 	if err != nil {
 		return Decision{}, err
 	}
 	defer s.mu.Unlock()
-	c := s.chats[chatID]
-	if c == nil {
-		return Decision{}, ErrUnknownChat
-	}
 	if c.state == Closed {
 		return Decision{}, ErrClosed
 	}
@@ -656,15 +660,11 @@ func (r *Router) Transfer(shopID, chatID, by, toAgent, toSkill string) (Decision
 
 // Close closes a chat and frees its agent's capacity.
 func (r *Router) Close(shopID, chatID, by string) (Decision, error) {
-	s, err := r.locked(shopID)
+	s, c, err := r.lockedChat(shopID, chatID)
 	if err != nil {
 		return Decision{}, err
 	}
 	defer s.mu.Unlock()
-	c := s.chats[chatID]
-	if c == nil {
-		return Decision{}, ErrUnknownChat
-	}
 	if c.state == Closed {
 		return s.describe(c, ""), nil
 	}

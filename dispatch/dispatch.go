@@ -402,13 +402,18 @@ func (d *Dispatcher) handleSend(ctx context.Context, _ int, recs []queue.Record)
 			if c.Kind == groupstream.KindDirect {
 				peer = otherMember(members, mem.User)
 			}
-			fj := fanoutJob{User: mem.User, Kind: timeline.KindMessage, Conv: m.ConversationID, ConvKind: c.Kind,
-				Peer: peer, MsgID: m.ID, From: m.From, At: m.CreatedAt, ClientMsgID: m.ClientMsgID, Type: m.Type,
-				Body: m.Body, GroupSeq: m.Seq}
-			out = append(out, queue.Record{Key: []byte(mem.User), Value: fj.marshal()})
+			out = append(out, messageRecord(m, c.Kind, mem.User, peer))
 		}
 	}
 	return d.q.Produce(ctx, TopicFanout, out...)
+}
+
+// messageRecord is the fanout record putting message m in user's timeline.
+func messageRecord(m groupstream.Message, convKind, user, peer string) queue.Record {
+	j := fanoutJob{User: user, Kind: timeline.KindMessage, Conv: m.ConversationID, ConvKind: convKind, Peer: peer,
+		MsgID: m.ID, From: m.From, At: m.CreatedAt, ClientMsgID: m.ClientMsgID, Type: m.Type, Body: m.Body,
+		GroupSeq: m.Seq, AgentID: m.AgentID}
+	return queue.Record{Key: []byte(user), Value: j.marshal()}
 }
 
 func otherMember(members []groupstream.Member, user string) string {

@@ -60,7 +60,7 @@ func (d *Dispatcher) Conversations(ctx context.Context, user string) (wire.Conve
 // their derived unread (stream head minus the member's read position), their newest
 // message, and a row for a group the timeline has no entry of.
 func (d *Dispatcher) withReadGroups(ctx context.Context, user string, states []timeline.ConvState, total int64) ([]timeline.ConvState, int64, error) {
-	groups, err := d.streams.UserGroups(ctx, user)
+	groups, err := d.readFanoutGroups(ctx, user)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -68,14 +68,8 @@ func (d *Dispatcher) withReadGroups(ctx context.Context, user string, states []t
 	for i, st := range states {
 		at[st.ConversationID] = i
 	}
-	for _, id := range groups {
-		c, err := d.streams.Conversation(ctx, id)
-		if err != nil {
-			return nil, 0, err
-		}
-		if c.ReadHead == 0 && c.FanoutMode() != groupstream.FanoutRead {
-			continue
-		}
+	for _, c := range groups {
+		id := c.ID
 		unread, err := d.streams.Unread(ctx, id, user)
 		if errors.Is(err, groupstream.ErrNotFound) {
 			continue // removed meanwhile

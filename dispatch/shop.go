@@ -7,7 +7,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/fanline/fanline/groupstream"
-	"github.com/fanline/fanline/internal/ids"
 	"github.com/fanline/fanline/internal/queue"
 	"github.com/fanline/fanline/internal/wire"
 )
@@ -78,8 +77,7 @@ func (d *Dispatcher) OpenShopChat(ctx context.Context, buyer, shop string, req w
 			return wire.ChatState{}, err
 		}
 	}
-	st.Reason, st.Skill = "", "" // routing reasons name agents: staff only
-	return st, nil
+	return st.ForBuyer(), nil
 }
 
 // shopMessage queues a text from the shop itself (no agent) into a shop conversation.
@@ -137,9 +135,7 @@ func (d *Dispatcher) shopJobs(c groupstream.Conversation, m groupstream.Message)
 		if i == 0 {
 			peer = c.Shop
 		}
-		fj := fanoutJob{User: u, Kind: "message", Conv: c.ID, ConvKind: c.Kind, Peer: peer, MsgID: m.ID, From: m.From,
-			At: ids.Time(m.ID), ClientMsgID: m.ClientMsgID, Type: m.Type, Body: m.Body, AgentID: m.AgentID}
-		out = append(out, queue.Record{Key: []byte(u), Value: fj.marshal()})
+		out = append(out, messageRecord(m, c.Kind, u, peer))
 	}
 	return out
 }

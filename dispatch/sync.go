@@ -112,39 +112,24 @@ type syncGroup struct {
 // device's position in each: from the cursor, else from what the device already has
 // of the group through its timeline, and never before the member's join point.
 func (d *Dispatcher) readGroups(ctx context.Context, user string, c timeline.Cursor) (map[uint64]*syncGroup, error) {
-	ids, err := d.streams.UserGroups(ctx, user)
+	convs, err := d.readFanoutGroups(ctx, user)
 	if err != nil {
 		return nil, err
 	}
 	out := map[uint64]*syncGroup{}
-	for _, id := range ids {
-		conv, err := d.streams.Conversation(ctx, id)
-		if err != nil {
-			return nil, err
-		}
-		if conv.ReadHead == 0 && conv.FanoutMode() != groupstream.FanoutRead {
-			continue
-		}
-		mem, err := d.streams.Member(ctx, id, user)
+	for _, conv := range convs {
+		mem, err := d.streams.Member(ctx, conv.ID, user)
 		if err == groupstream.ErrNotFound {
 			continue // removed since UserGroups
 		}
 		if err != nil {
 			return nil, err
 		}
-		g := &syncGroup{id: id, join: max(mem.JoinSeq, 1)}
-		pos, ok := c.Groups[id]
-		if !ok {
-			st, err := d.timelines.ConvState(ctx, user, id)
-			if err != nil && err != timeline.ErrNotFound {
-				return nil, err
-			}
-			if st.GroupSeqAt != 0 && st.GroupSeqAt <= c.Seq {
-				pos = st.GroupSeq
-			}
+		g := &syncGroup{id: conv.ID, join: max(mem.JoinSeq, 1)}
+		if g.pos, err = d.startPos(ctx, user, c, g.id, g.join, conv.Head); err != nil {
+			return nil, err
 		}
-		g.pos = min(max(pos, g.join-1), conv.Head) // a claim past the head is nonsense
-		out[id] = g
+		out[g.id] = g
 	}
 	// Groups the user left: their devices still get the entries of the membership.
 	left, err := d.streams.LeftGroups(ctx, user)
@@ -156,18 +141,46 @@ func (d *Dispatcher) readGroups(ctx context.Context, user string, c timeline.Cur
 			continue
 		}
 		g := &syncGroup{id: l.Conv, join: l.JoinSeq, upto: l.LeftSeq}
-		pos, ok := c.Groups[l.Conv]
-		if !ok {
-			st, err := d.timelines.ConvState(ctx, user, l.Conv)
-			if err != nil && err != timeline.ErrNotFound {
-				return nil, err
-			}
-			if st.GroupSeqAt != 0 && st.GroupSeqAt <= c.Seq {
-				pos = st.GroupSeq
-			}
+		if g.pos, err = d.startPos(ctx, user, c, g.id, g.join, l.LeftSeq); err != nil {
+			return nil, err
 		}
-		g.pos = min(max(pos, g.join-1), l.LeftSeq)
-		out[l.Conv] = g
+		out[g.id] = g
+	}
+	return out, nil
+}
+
+// startPos is the device's position in group id: the cursor's, else the highest
+// group seq the device already has through its timeline, never before the join
+// point nor past limit (a claim past it is nonsense).
+func (d *Dispatcher) startPos(ctx context.Context, user string, c timeline.Cursor, id, join, limit uint64) (uint64, error) {
+	pos, ok := c.Groups[id]
+	if !ok {
+		st, err := d.timelines.ConvState(ctx, user, id)
+		if err != nil && err != timeline.ErrNotFound {
+			return 0, err
+		}
+		if st.GroupSeqAt != 0 && st.GroupSeqAt <= c.Seq {
+			pos = st.GroupSeq
+		}
+	}
+	return min(max(pos, join-1), limit), nil
+}
+
+// readFanoutGroups returns the user's groups that have used read-fanout.
+func (d *Dispatcher) readFanoutGroups(ctx context.Context, user string) ([]groupstream.Conversation, error) {
+	ids, err := d.streams.UserGroups(ctx, user)
+	if err != nil {
+		return nil, err
+	}
+	var out []groupstream.Conversation
+	for _, id := range ids {
+		conv, err := d.streams.Conversation(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if conv.ReadHead > 0 || conv.FanoutMode() == groupstream.FanoutRead {
+			out = append(out, conv)
+		}
 	}
 	return out, nil
 }

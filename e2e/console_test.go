@@ -54,7 +54,7 @@ func TestConsole(t *testing.T) {
 	buyer := connect(t, ts.URL, "carla")
 	var chat wire.ChatState
 	var err error
-	waitFor(t, 10*time.Second, "ann's console connection to count as presence", func() bool {
+	testharness.WaitFor(t, 10*time.Second, "ann's console connection to count as presence", func() bool {
 		chat, err = buyer.OpenChat(ctx, "acme", wire.OpenChatRequest{Entry: "order", OrderID: "o-9", Text: "where is my parcel"})
 		if err != nil {
 			t.Fatal(err)
@@ -68,7 +68,7 @@ func TestConsole(t *testing.T) {
 	agent.Click("#reply-form button")
 	agent.WaitText("#messages", "ann (shop): on its way")
 	var got []wire.Entry
-	waitFor(t, 10*time.Second, "the buyer to get the console's reply", func() bool {
+	testharness.WaitFor(t, 10*time.Second, "the buyer to get the console's reply", func() bool {
 		messagesOf(buyer, chat.ConversationID, &got)
 		return len(got) == 2
 	})

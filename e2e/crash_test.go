@@ -60,7 +60,7 @@ func TestCrashLosesNothing(t *testing.T) {
 			acked.Add(1)
 		}(i)
 	}
-	waitFor(t, time.Minute, "300 acks", func() bool { return acked.Load() >= 300 })
+	testharness.WaitFor(t, time.Minute, "300 acks", func() bool { return acked.Load() >= 300 })
 	proc.Kill()
 	killedAt := acked.Load()
 	mu.Lock()

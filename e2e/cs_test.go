@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/fanline/fanline/client"
+	"github.com/fanline/fanline/internal/testharness"
 	"github.com/fanline/fanline/internal/wire"
 )
 
@@ -96,7 +97,7 @@ func TestCustomerServiceChat(t *testing.T) {
 	wantCode(t, "a buyer sets an agent status", buyer.SetStatus(ctx, "online"), wire.CodeForbidden)
 
 	var annGot, buyerGot []wire.Entry
-	waitFor(t, 10*time.Second, "ann to get the buyer's message", func() bool {
+	testharness.WaitFor(t, 10*time.Second, "ann to get the buyer's message", func() bool {
 		messagesOf(ann, conv, &annGot)
 		return len(annGot) == 1
 	})
@@ -109,7 +110,7 @@ func TestCustomerServiceChat(t *testing.T) {
 	if _, err := buyer.Send(ctx, wire.SendRequest{ConversationID: conv, Type: "text", Body: text("thanks")}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the exchange", func() bool {
+	testharness.WaitFor(t, 10*time.Second, "the exchange", func() bool {
 		messagesOf(ann, conv, &annGot)
 		messagesOf(buyer, conv, &buyerGot)
 		return len(annGot) == 3 && len(buyerGot) == 3
@@ -127,7 +128,7 @@ func TestCustomerServiceChat(t *testing.T) {
 
 	// ann goes away: after the grace the chat moves to bob, history intact.
 	ann.Close()
-	waitFor(t, 10*time.Second, "the chat to move to bob", func() bool {
+	testharness.WaitFor(t, 10*time.Second, "the chat to move to bob", func() bool {
 		chats, err := bob.AgentChats(ctx)
 		return err == nil && len(chats) == 1 && chats[0].ConversationID == conv
 	})
@@ -146,7 +147,7 @@ func TestCustomerServiceChat(t *testing.T) {
 	if _, err := bob.Send(ctx, wire.SendRequest{ConversationID: conv, Type: "text", Body: text("bob here, it ships today")}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the buyer to get bob's reply", func() bool {
+	testharness.WaitFor(t, 10*time.Second, "the buyer to get bob's reply", func() bool {
 		messagesOf(buyer, conv, &buyerGot)
 		return len(buyerGot) == 4
 	})
@@ -154,7 +155,7 @@ func TestCustomerServiceChat(t *testing.T) {
 		t.Fatalf("bob's reply reached the buyer as %+v", e)
 	}
 	// The buyer was told about the move over the WebSocket, without routing reasons.
-	waitFor(t, 5*time.Second, "the buyer's cs event", func() bool {
+	testharness.WaitFor(t, 5*time.Second, "the buyer's cs event", func() bool {
 		for {
 			select {
 			case ev := <-buyer.CSEvents():

@@ -13,6 +13,7 @@ import (
 
 	"github.com/fanline/fanline/internal/auth"
 	"github.com/fanline/fanline/internal/config"
+	"github.com/fanline/fanline/internal/testharness"
 	"github.com/fanline/fanline/internal/wire"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/gorilla/websocket"
@@ -62,11 +63,11 @@ func TestHTTPErrorCodes(t *testing.T) {
 		t.Fatalf("send: %s", b)
 	}
 	conv, msg := sent.ConversationID.String(), sent.MsgID.String()
-	waitFor(t, 10*time.Second, "fanout to bob", func() bool {
+	testharness.WaitFor(t, 10*time.Second, "fanout to bob", func() bool {
 		code, _, _ := call(t, "POST", ts.URL+"/v1/conversations/"+conv+"/read", bob, `{"msg_id":"`+msg+`"}`)
 		return code == 200
 	})
-	waitFor(t, time.Second, "the recall window to pass", func() bool { return time.Since(sent.CreatedAt) > 5*time.Millisecond })
+	testharness.WaitFor(t, time.Second, "the recall window to pass", func() bool { return time.Since(sent.CreatedAt) > 5*time.Millisecond })
 
 	big := `{"client_msg_id":"big","to":"bob","type":"text","body":{"text":"` + strings.Repeat("x", 70<<10) + `"}}`
 	huge := `{"client_msg_id":"big","to":"bob","type":"text","body":{"text":"` + strings.Repeat("x", 100<<10) + `"}}`

@@ -9,6 +9,7 @@ import (
 
 	"github.com/fanline/fanline/client"
 	"github.com/fanline/fanline/internal/config"
+	"github.com/fanline/fanline/internal/testharness"
 	"github.com/fanline/fanline/internal/wire"
 	"github.com/fanline/fanline/timeline"
 )
@@ -95,7 +96,7 @@ func TestFanoutSwitch(t *testing.T) {
 				expect[u] = append(expect[u], res.MsgID)
 			}
 			// Stored and fanned out before the next membership change.
-			waitFor(t, 10*time.Second, "the owner to sync the message", func() bool {
+			testharness.WaitFor(t, 10*time.Second, "the owner to sync the message", func() bool {
 				es, _ := syncAll(t, online["o"], "", 500)
 				return slices.Contains(groupMessages(es, g.GroupID), res.MsgID)
 			})

@@ -142,7 +142,7 @@ func TestPresenceAndMultiDevicePush(t *testing.T) {
 	}
 	bob1.Close()
 	bob2.Close()
-	waitFor(t, 10*time.Second, "bob offline", func() bool {
+	testharness.WaitFor(t, 10*time.Second, "bob offline", func() bool {
 		p, _ := ann.Presence(ctx, "bob")
 		return p["bob"] == "offline"
 	})

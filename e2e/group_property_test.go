@@ -10,6 +10,7 @@ import (
 
 	"github.com/fanline/fanline/client"
 	"github.com/fanline/fanline/internal/config"
+	"github.com/fanline/fanline/internal/testharness"
 	"github.com/fanline/fanline/internal/wire"
 )
 
@@ -61,7 +62,7 @@ func groupReadsOracle(t *testing.T, writeMax int, fanout string) {
 		}
 		// Mark read up to a random message this member already has in its timeline.
 		upto := msgs[r.Intn(len(msgs))].id
-		waitFor(t, 10*time.Second, "the message to reach "+who, func() bool {
+		testharness.WaitFor(t, 10*time.Second, "the message to reach "+who, func() bool {
 			err := cs[who].MarkRead(ctx, g.GroupID, upto)
 			if we, ok := err.(*wire.Error); ok && we.Code == wire.CodeMessageMissing {
 				return false
@@ -83,7 +84,7 @@ func groupReadsOracle(t *testing.T, writeMax int, fanout string) {
 	}
 	// Wait until fanout has delivered everything (every member's timeline has them all).
 	for _, n := range names {
-		waitFor(t, 30*time.Second, n+"'s timeline", func() bool {
+		testharness.WaitFor(t, 30*time.Second, n+"'s timeline", func() bool {
 			page, err := cs[n].SyncPage(ctx, "", 500)
 			if err != nil {
 				t.Fatal(err)

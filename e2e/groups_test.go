@@ -9,6 +9,7 @@ import (
 
 	"github.com/fanline/fanline/client"
 	"github.com/fanline/fanline/internal/config"
+	"github.com/fanline/fanline/internal/testharness"
 	"github.com/fanline/fanline/internal/wire"
 )
 
@@ -134,7 +135,7 @@ func TestSmallGroup(t *testing.T) {
 		t.Fatalf("receipts %+v %v", rc, err)
 	}
 	// Recall: the sender only within the window; the owner and admins at any time.
-	waitFor(t, time.Second, "the recall window to pass", func() bool { return time.Since(first.CreatedAt) > 5*time.Millisecond })
+	testharness.WaitFor(t, time.Second, "the recall window to pass", func() bool { return time.Since(first.CreatedAt) > 5*time.Millisecond })
 	wantCode(t, "plain member recalls their own, late", cy.Recall(ctx, second.MsgID), wire.CodeRecallWindowPassed)
 	wantCode(t, "plain member recalls another's", cy.Recall(ctx, third.MsgID), wire.CodeNotSender)
 	if err := owen.Recall(ctx, second.MsgID); err != nil {

@@ -77,18 +77,6 @@ func connect(t *testing.T, url, user string) *client.Client {
 	return c
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // collect reads entries from c until n message entries arrived or timeout.
 func collect(t *testing.T, c *client.Client, n int, timeout time.Duration) []wire.Entry {
 	t.Helper()

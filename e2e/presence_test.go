@@ -28,7 +28,7 @@ func TestRedisPresence(t *testing.T) {
 		t.Fatalf("presence %v %v", p, err)
 	}
 	bob.Close()
-	waitFor(t, 10*time.Second, "bob offline", func() bool {
+	testharness.WaitFor(t, 10*time.Second, "bob offline", func() bool {
 		p, _ := ann.Presence(ctx, "bob")
 		return p["bob"] == "offline"
 	})

@@ -92,14 +92,8 @@ func (g *Gateway) csOn(c *gin.Context) {
 }
 
 func (g *Gateway) openChat(c *gin.Context) {
-	b, e := g.readBody(c, g.maxRequestBytes())
-	if e != nil {
-		g.fail(c, e)
-		return
-	}
 	var req wire.OpenChatRequest
-	if e := wire.DecodeBody(b, &req, []string{"entry", "product_id", "order_id", "text", "client_msg_id"}); e != nil {
-		g.fail(c, e)
+	if !g.bind(c, g.maxRequestBytes(), &req, []string{"entry", "product_id", "order_id", "text", "client_msg_id"}) {
 		return
 	}
 	res, err := g.svc.OpenShopChat(c.Request.Context(), user(c).ID, c.Param("shop_id"), req)
@@ -111,14 +105,8 @@ func (g *Gateway) openChat(c *gin.Context) {
 }
 
 func (g *Gateway) agentStatus(c *gin.Context) {
-	b, e := g.readBody(c, 4<<10)
-	if e != nil {
-		g.fail(c, e)
-		return
-	}
 	var req wire.StatusRequest
-	if e := wire.DecodeBody(b, &req, []string{"status"}); e != nil {
-		g.fail(c, e)
+	if !g.bind(c, 4<<10, &req, []string{"status"}) {
 		return
 	}
 	u := user(c)
@@ -165,14 +153,8 @@ func (g *Gateway) transfer(c *gin.Context) {
 	if !ok {
 		return
 	}
-	b, e := g.readBody(c, 4<<10)
-	if e != nil {
-		g.fail(c, e)
-		return
-	}
 	var req wire.TransferRequest
-	if e := wire.DecodeBody(b, &req, []string{"agent_id", "skill"}); e != nil {
-		g.fail(c, e)
+	if !g.bind(c, 4<<10, &req, []string{"agent_id", "skill"}) {
 		return
 	}
 	if (req.AgentID == "") == (req.Skill == "") {
@@ -230,14 +212,8 @@ func (g *Gateway) adminPut(put func(shop string, body []byte) (any, error)) gin.
 }
 
 func (g *Gateway) dryRun(c *gin.Context) {
-	b, e := g.readBody(c, g.maxRequestBytes())
-	if e != nil {
-		g.fail(c, e)
-		return
-	}
 	var req wire.DryRunRequest
-	if e := wire.DecodeBody(b, &req, []string{"buyer_id", "entry", "text"}); e != nil {
-		g.fail(c, e)
+	if !g.bind(c, g.maxRequestBytes(), &req, []string{"buyer_id", "entry", "text"}) {
 		return
 	}
 	if req.Entry == "" {

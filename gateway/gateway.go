@@ -250,6 +250,20 @@ func (g *Gateway) authenticate(c *gin.Context) {
 
 func user(c *gin.Context) auth.User { return c.MustGet(userKey).(auth.User) }
 
+// bind reads a JSON body of at most limit bytes into v, refusing fields not in
+// fields; on a problem it answers the error and returns false.
+func (g *Gateway) bind(c *gin.Context, limit int64, v any, fields []string) bool {
+	b, e := g.readBody(c, limit)
+	if e == nil {
+		e = wire.DecodeBody(b, v, fields)
+	}
+	if e != nil {
+		g.fail(c, e)
+		return false
+	}
+	return true
+}
+
 // readBody reads a JSON body of at most limit bytes.
 func (g *Gateway) readBody(c *gin.Context, limit int64) ([]byte, *wire.Error) {
 	b, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, limit))
@@ -288,18 +302,12 @@ func (g *Gateway) devToken(c *gin.Context) {
 		g.fail(c, wire.Errorf(wire.CodeDevModeOff, "dev tokens are off; issue tokens with your identity provider"))
 		return
 	}
-	b, e := g.readBody(c, g.maxRequestBytes())
-	if e != nil {
-		g.fail(c, e)
-		return
-	}
 	var req struct {
 		UserID string `json:"user_id"`
 		Role   string `json:"role"`
 		ShopID string `json:"shop_id"`
 	}
-	if e := wire.DecodeBody(b, &req, []string{"user_id", "role", "shop_id"}); e != nil {
-		g.fail(c, e)
+	if !g.bind(c, g.maxRequestBytes(), &req, []string{"user_id", "role", "shop_id"}) {
 		return
 	}
 	if req.UserID == "" {
@@ -319,14 +327,8 @@ func (g *Gateway) devToken(c *gin.Context) {
 
 func (g *Gateway) send(c *gin.Context) {
 	start := time.Now()
-	b, e := g.readBody(c, g.maxRequestBytes())
-	if e != nil {
-		g.fail(c, e)
-		return
-	}
 	var req wire.SendBody
-	if e := wire.DecodeBody(b, &req, wire.SendFields); e != nil {
-		g.fail(c, e)
+	if !g.bind(c, g.maxRequestBytes(), &req, wire.SendFields) {
 		return
 	}
 	res, err := g.svc.Send(c.Request.Context(), user(c).ID, req.From, req.SendRequest)
@@ -407,14 +409,8 @@ func (g *Gateway) markRead(c *gin.Context) {
 		g.fail(c, e)
 		return
 	}
-	b, e := g.readBody(c, g.maxRequestBytes())
-	if e != nil {
-		g.fail(c, e)
-		return
-	}
 	var req wire.ReadRequest
-	if e := wire.DecodeBody(b, &req, []string{"msg_id"}); e != nil {
-		g.fail(c, e)
+	if !g.bind(c, g.maxRequestBytes(), &req, []string{"msg_id"}) {
 		return
 	}
 	if req.MsgID == 0 {
@@ -469,14 +465,8 @@ func (g *Gateway) receipts(c *gin.Context) {
 }
 
 func (g *Gateway) createGroup(c *gin.Context) {
-	b, e := g.readBody(c, maxGroupBodyBytes)
-	if e != nil {
-		g.fail(c, e)
-		return
-	}
 	var req wire.CreateGroupRequest
-	if e := wire.DecodeBody(b, &req, []string{"name", "members"}); e != nil {
-		g.fail(c, e)
+	if !g.bind(c, maxGroupBodyBytes, &req, []string{"name", "members"}) {
 		return
 	}
 	res, err := g.svc.CreateGroup(c.Request.Context(), user(c).ID, req)
@@ -507,14 +497,8 @@ func (g *Gateway) changeMembers(c *gin.Context) {
 		g.fail(c, e)
 		return
 	}
-	b, e := g.readBody(c, maxGroupBodyBytes)
-	if e != nil {
-		g.fail(c, e)
-		return
-	}
 	var req wire.MembersRequest
-	if e := wire.DecodeBody(b, &req, []string{"add", "remove", "promote", "demote"}); e != nil {
-		g.fail(c, e)
+	if !g.bind(c, maxGroupBodyBytes, &req, []string{"add", "remove", "promote", "demote"}) {
 		return
 	}
 	res, err := g.svc.ChangeMembers(c.Request.Context(), user(c).ID, id, req)

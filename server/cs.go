@@ -219,8 +219,6 @@ func (n csNotifier) Notify(e csrouting.Event) {
 			n.hub.PushFrame(u, wire.ServerFrame{Type: wire.FrameCS, Event: e.Type, Chat: &st})
 		}
 	}
-	// The buyer sees the state, not the routing reasons (they name agents).
-	buyer := st
-	buyer.Reason, buyer.Skill = "", ""
+	buyer := st.ForBuyer()
 	n.hub.PushFrame(e.Buyer, wire.ServerFrame{Type: wire.FrameCS, Event: e.Type, Chat: &buyer})
 }

@@ -123,18 +123,6 @@ func (f *fleet) device(u string) *device {
 	return f.devices[u]
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func names(prefix string, from, to int) []string {
 	var out []string
 	for i := from; i < to; i++ {
@@ -197,7 +185,7 @@ func TestLargeGroup(t *testing.T) {
 				expect[u] = append(expect[u], res.MsgID)
 			}
 			// The last online member to get it (a sample of them, to keep it cheap).
-			waitFor(t, 30*time.Second, "the message to reach the members", func() bool {
+			testharness.WaitFor(t, 30*time.Second, "the message to reach the members", func() bool {
 				for _, u := range []string{"owner", "u00298", online[len(online)-2]} {
 					if members[u] && !slices.Contains(f.device(u).messages(g.GroupID), res.MsgID) {
 						return false
@@ -239,7 +227,7 @@ func TestLargeGroup(t *testing.T) {
 	for _, u := range online {
 		d := f.device(u)
 		want := expect[u]
-		waitFor(t, 60*time.Second, u+"'s messages", func() bool { return len(d.messages(g.GroupID)) >= len(want) })
+		testharness.WaitFor(t, 60*time.Second, u+"'s messages", func() bool { return len(d.messages(g.GroupID)) >= len(want) })
 		if got := d.messages(g.GroupID); !slices.Equal(got, want) {
 			t.Fatalf("%s online: %d messages, want %d (first difference at %d)", u, len(got), len(want), firstDiff(got, want))
 		}
@@ -332,7 +320,7 @@ func isolation(t *testing.T, f *fleet, url string) {
 			t.Fatal(err)
 		}
 		sent := time.Now()
-		waitFor(t, 5*time.Second, "the 1:1 message during the flood", func() bool {
+		testharness.WaitFor(t, 5*time.Second, "the 1:1 message during the flood", func() bool {
 			return slices.Contains(p2.messages(res.ConversationID), res.MsgID)
 		})
 		worst = max(worst, time.Since(sent))

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -163,28 +164,18 @@ func (b *Browser) Text(css string) string {
 // WaitText waits until the text of the element css selects contains want.
 func (b *Browser) WaitText(css, want string) {
 	b.t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !strings.Contains(b.Text(css), want) {
-		if time.Now().After(deadline) {
-			b.t.Fatalf("browser: %s never showed %q; it shows %q", css, want, b.Text(css))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	WaitFor(b.t, 15*time.Second, css+" to show "+strconv.Quote(want), func() bool {
+		return strings.Contains(b.Text(css), want)
+	})
 }
 
 // Wait waits until the JavaScript expression cond is true.
 func (b *Browser) Wait(cond string) {
 	b.t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		if ok, _ := b.JS("return Boolean(" + cond + ");").(bool); ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			b.t.Fatalf("browser: %s never held", cond)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	WaitFor(b.t, 15*time.Second, cond, func() bool {
+		ok, _ := b.JS("return Boolean(" + cond + ");").(bool)
+		return ok
+	})
 }
 
 // Set sets the value of a form field (textarea, input) the way a user's edit would.

@@ -239,6 +239,13 @@ type ChatState struct {
 	Reason               string `json:"reason,omitempty"`
 }
 
+// ForBuyer is the state as its buyer may see it: without the routing reason and
+// skill, which are for staff (reasons name agents).
+func (s ChatState) ForBuyer() ChatState {
+	s.Reason, s.Skill = "", ""
+	return s
+}
+
 // DryRunRequest is the body of POST /v1/admin/shops/{shop_id}/routing/dry-run.
 type DryRunRequest struct {
 	BuyerID string `json:"buyer_id"`

@@ -21,9 +21,9 @@ type CS interface {
 	Rules(shop string) (any, error)
 	SetRules(shop string, body []byte) (any, error)
 	DryRun(shop string, req wire.DryRunRequest) (wire.ChatState, error)
-	Agents(shop string) any
+	Agents(shop string) (any, error)
 	SetAgents(shop string, body []byte) (any, error)
-	Audit(shop string, limit int) any
+	Audit(shop string, limit int) (any, error)
 	Live(shop string) (any, error)
 }
 
@@ -42,7 +42,7 @@ func (g *Gateway) csRoutes(a *gin.RouterGroup) {
 	admin.GET("/routing", g.adminDoc(func(shop string, _ *gin.Context) (any, error) { return g.cs.Rules(shop) }))
 	admin.PUT("/routing", g.adminPut(func(shop string, b []byte) (any, error) { return g.cs.SetRules(shop, b) }))
 	admin.POST("/routing/dry-run", g.dryRun)
-	admin.GET("/agents", g.adminDoc(func(shop string, _ *gin.Context) (any, error) { return g.cs.Agents(shop), nil }))
+	admin.GET("/agents", g.adminDoc(func(shop string, _ *gin.Context) (any, error) { return g.cs.Agents(shop) }))
 	admin.PUT("/agents", g.adminPut(func(shop string, b []byte) (any, error) { return g.cs.SetAgents(shop, b) }))
 	admin.GET("/audit", g.adminDoc(func(shop string, c *gin.Context) (any, error) {
 		limit, e := queryInt(c, "limit", 10000)
@@ -52,7 +52,7 @@ func (g *Gateway) csRoutes(a *gin.RouterGroup) {
 		if limit == 0 {
 			limit = 100
 		}
-		return g.cs.Audit(shop, limit), nil
+		return g.cs.Audit(shop, limit)
 	}))
 	admin.GET("/live", g.adminDoc(func(shop string, _ *gin.Context) (any, error) { return g.cs.Live(shop) }))
 }

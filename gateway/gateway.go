@@ -64,6 +64,9 @@ type Config struct {
 	Pprof bool
 	// Ready reports whether the backends are reachable, for /readyz. Nil: always.
 	Ready func() error
+	// Internal serves the internal API (InternalHandler) under /internal/v1/, for the
+	// gateway-only nodes of a cluster. Nil: not served.
+	Internal http.Handler
 	// CS is the customer-service router. Nil: its endpoints answer unavailable.
 	CS CS
 	// Console serves the web console at / and /console/. Nil: none.
@@ -169,6 +172,9 @@ func (g *Gateway) routes() *gin.Engine {
 	}
 	if g.cfg.Pprof {
 		r.GET("/debug/pprof/*any", gin.WrapH(http.DefaultServeMux))
+	}
+	if g.cfg.Internal != nil {
+		r.POST(internalPrefix+":method", gin.WrapH(g.cfg.Internal))
 	}
 
 	v1 := r.Group("/v1")

@@ -172,7 +172,9 @@ func (s csService) DryRun(shop string, req wire.DryRunRequest) (wire.ChatState, 
 }
 
 // Agents implements gateway.CS.
-func (s csService) Agents(shop string) any { return map[string]any{"agents": s.r.Agents(shop)} }
+func (s csService) Agents(shop string) (any, error) {
+	return map[string]any{"agents": s.r.Agents(shop)}, nil
+}
 
 // SetAgents implements gateway.CS.
 func (s csService) SetAgents(shop string, body []byte) (any, error) {
@@ -189,12 +191,12 @@ func (s csService) SetAgents(shop string, body []byte) (any, error) {
 	if len(ps) > 0 {
 		return nil, problems(ps)
 	}
-	return s.Agents(shop), nil
+	return s.Agents(shop)
 }
 
 // Audit implements gateway.CS.
-func (s csService) Audit(shop string, limit int) any {
-	return map[string]any{"entries": s.r.Audit(shop, limit)}
+func (s csService) Audit(shop string, limit int) (any, error) {
+	return map[string]any{"entries": s.r.Audit(shop, limit)}, nil
 }
 
 // Live implements gateway.CS.
@@ -205,20 +207,20 @@ func (s csService) Live(shop string) (any, error) {
 
 // csNotifier pushes the router's events over the WebSocket: a chat's changes to its
 // buyer and agents, live stats to the shop's agents and admins.
-type csNotifier struct{ hub *gateway.Hub }
+type csNotifier struct{ push pusher }
 
 // Notify implements csrouting.Notifier; the hub never blocks.
 func (n csNotifier) Notify(e csrouting.Event) {
 	if e.Type == "live" {
-		n.hub.PushShop(e.Shop, wire.ServerFrame{Type: wire.FrameCS, Event: "live", Live: e.Live})
+		n.push.PushShop(e.Shop, wire.ServerFrame{Type: wire.FrameCS, Event: "live", Live: e.Live})
 		return
 	}
 	st := chatState(e.Shop, e.Decision)
 	for _, u := range []string{e.Agent, e.Previous} {
 		if u != "" {
-			n.hub.PushFrame(u, wire.ServerFrame{Type: wire.FrameCS, Event: e.Type, Chat: &st})
+			n.push.PushFrame(u, wire.ServerFrame{Type: wire.FrameCS, Event: e.Type, Chat: &st})
 		}
 	}
 	buyer := st.ForBuyer()
-	n.hub.PushFrame(e.Buyer, wire.ServerFrame{Type: wire.FrameCS, Event: e.Type, Chat: &buyer})
+	n.push.PushFrame(e.Buyer, wire.ServerFrame{Type: wire.FrameCS, Event: e.Type, Chat: &buyer})
 }

@@ -5,8 +5,11 @@ package server
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -28,30 +32,46 @@ import (
 	"github.com/fanline/fanline/internal/metrics"
 	"github.com/fanline/fanline/internal/presence"
 	"github.com/fanline/fanline/internal/queue"
+	"github.com/fanline/fanline/internal/wire"
 	"github.com/fanline/fanline/timeline"
 	"github.com/fanline/fanline/web"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 )
 
-// Server is one fanline node running every role on the embedded backends.
+// Server is one fanline node: the roles its configuration names, on the configured
+// backends.
 type Server struct {
 	cfg           config.Config
 	log           *slog.Logger
-	db            *pebble.DB
+	db            *pebble.DB              // nil without the dispatch role or the pebble queue
 	rdb           *redis.Client           // nil unless a backend is redis
 	redisPresence *presence.RedisRegistry // nil unless presence is redis
 	q             queue.Queue
-	disp          *dispatch.Dispatcher
-	router        *csrouting.Router
-	gw            *gateway.Gateway
+	hub           *gateway.Hub
+	relay         *gateway.Relay       // nil unless clustered (presence in redis)
+	disp          *dispatch.Dispatcher // nil without the dispatch role
+	router        *csrouting.Router    // nil without the dispatch role
+	gw            *gateway.Gateway     // nil without the gateway role
 	http          *http.Server
 	ln            net.Listener
+}
+
+// pusher is what the pipeline and the customer-service router push through: the local
+// Hub in one process, the Relay in a cluster.
+type pusher interface {
+	dispatch.Pusher
+	PushFrame(user string, f wire.ServerFrame)
+	PushShop(shop string, f wire.ServerFrame)
 }
 
 // New opens the backends and binds the listener; Run serves. cfg comes from
 // config.Load, which fills every default.
 func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
+	if err := cfg.Check(); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("server: data dir: %w", err)
 	}
@@ -63,18 +83,16 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	gen, err := ids.NewGenerator(cfg.NodeID)
-	if err != nil {
-		return nil, err
-	}
 	s := &Server{cfg: cfg, log: log}
 	defer func() {
 		if err != nil {
 			s.closeBackends()
 		}
 	}()
-	if s.db, err = kv.Open(filepath.Join(cfg.DataDir, "pebble"), log); err != nil {
-		return nil, err
+	if cfg.Has(config.RoleDispatch) || cfg.Queue.Backend == "pebble" {
+		if s.db, err = kv.Open(filepath.Join(cfg.DataDir, "pebble"), log); err != nil {
+			return nil, err
+		}
 	}
 	if s.q, err = openQueue(cfg, s.db, log); err != nil {
 		return nil, err
@@ -83,19 +101,79 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
+	m := metrics.New()
+	s.hub = gateway.NewHub(m)
+	var push pusher = s.hub
+	if s.redisPresence != nil {
+		s.relay, err = gateway.NewRelay(s.q, reg, m, gateway.RelayConfig{Partitions: cfg.Queue.PushPartitions, Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		push = s.relay
+	}
+	nodeKey := nodeKey(secret)
+	var svc gateway.Service
+	var cs gateway.CS
+	var internal http.Handler
+	if cfg.Has(config.RoleDispatch) {
+		if svc, cs, err = s.pipeline(m, push); err != nil {
+			return nil, err
+		}
+		if s.relay != nil {
+			internal = gateway.InternalHandler(svc, cs, nodeKey)
+		}
+	} else {
+		remote, err := gateway.NewRemote(gateway.RemoteConfig{URL: cfg.Cluster.DispatchURL, Key: nodeKey, Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		svc, cs = remote, remote
+	}
+	var handler http.Handler
+	if cfg.Has(config.RoleGateway) {
+		s.gw = gateway.New(gateway.Config{
+			Node:             s.node(),
+			DevMode:          cfg.Dev(),
+			MaxBodyBytes:     cfg.Limits.MaxBodyBytes,
+			HeartbeatTimeout: time.Duration(cfg.Gateway.HeartbeatTimeout),
+			SendQueue:        cfg.Gateway.SendQueue,
+			Pprof:            cfg.DebugPprof,
+			Ready:            s.ready,
+			Internal:         internal,
+			CS:               cs,
+			Console:          web.Handler(),
+			Logger:           log,
+		}, svc, issuer, reg, s.hub, m)
+		handler = s.gw.Handler()
+	} else {
+		handler = s.opsHandler(internal, m)
+	}
+	if s.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
+		return nil, fmt.Errorf("server: listen: %w", err)
+	}
+	s.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	return s, nil
+}
+
+// pipeline builds the dispatch role: stores, dedup, customer-service router and the
+// dispatcher, pushing through push.
+func (s *Server) pipeline(m *metrics.Metrics, push pusher) (gateway.Service, gateway.CS, error) {
+	cfg := s.cfg
+	gen, err := ids.NewGenerator(cfg.NodeID)
+	if err != nil {
+		return nil, nil, err
+	}
 	dedup, err := s.dedup()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	m := metrics.New()
 	db := s.db
 	m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "fanline_storage_wal_bytes_total", Help: "Bytes written to the embedded store's write-ahead log.",
 	}, func() float64 { return float64(db.Metrics().WAL.BytesIn) }))
-	hub := gateway.NewHub(m)
-	router, err := csrouting.NewRouter(csrouting.Config{Store: csrouting.NewPebbleStore(s.db), Notifier: csNotifier{hub}})
+	router, err := csrouting.NewRouter(csrouting.Config{Store: csrouting.NewPebbleStore(s.db), Notifier: csNotifier{push}})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	s.router = router
 	cs := csService{router}
@@ -107,37 +185,55 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		RateBurst:       cfg.Limits.RateBurst,
 		MaxInFlight:     cfg.Limits.MaxInFlightSends,
 		MaxGroupMembers: cfg.Limits.MaxGroupMembers,
-		Logger:          log,
+		Logger:          s.log,
 	}, s.q, groupstream.NewPebbleStore(s.db, groupstream.Config{
 		WriteMaxMembers:  cfg.Fanout.WriteMaxMembers,
 		WriteBackMembers: cfg.Fanout.WriteBackMembers,
-	}), timeline.NewPebbleStore(s.db), dedup, gen, hub, m)
+	}), timeline.NewPebbleStore(s.db), dedup, gen, push, m)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	s.gw = gateway.New(gateway.Config{
-		Node:             fmt.Sprintf("node-%d", cfg.NodeID),
-		DevMode:          cfg.Dev(),
-		MaxBodyBytes:     cfg.Limits.MaxBodyBytes,
-		HeartbeatTimeout: time.Duration(cfg.Gateway.HeartbeatTimeout),
-		SendQueue:        cfg.Gateway.SendQueue,
-		Pprof:            cfg.DebugPprof,
-		Ready:            s.ready,
-		CS:               cs,
-		Console:          web.Handler(),
-		Logger:           log,
-	}, s.disp, issuer, reg, hub, m)
-	if s.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
-		return nil, fmt.Errorf("server: listen: %w", err)
-	}
-	s.http = &http.Server{Handler: s.gw.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	return s, nil
+	return s.disp, cs, nil
+}
+
+// node names this process in the presence registry and on the push topic.
+func (s *Server) node() string { return fmt.Sprintf("node-%d", s.cfg.NodeID) }
+
+// nodeKey is the key the nodes of a cluster present to each other's internal API,
+// derived from the JWT secret they already share.
+func nodeKey(secret string) string {
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte("fanline internal api"))
+	return hex.EncodeToString(mac.Sum(nil))
+}
+
+// opsHandler serves a dispatch-only node: the internal API, health and metrics.
+func (s *Server) opsHandler(internal http.Handler, m *metrics.Metrics) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("POST /internal/v1/", internal)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"ok"}`))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if err := s.ready(); err != nil {
+			s.log.Warn("server: not ready", "err", err)
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_ = json.NewEncoder(w).Encode(wire.ErrorBody{Error: wire.Errorf(wire.CodeUnavailable, "a backend is unreachable")})
+			return
+		}
+		_, _ = w.Write([]byte(`{"status":"ready"}`))
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
+	return mux
 }
 
 // Topics lists the queue topics and their partition counts for a configuration.
 func Topics(cfg config.Config) map[string]int {
 	return map[string]int{dispatch.TopicSend: cfg.Queue.SendPartitions, dispatch.TopicGroup: cfg.Queue.GroupPartitions,
-		dispatch.TopicFanout: cfg.Queue.FanoutPartitions, dispatch.TopicControl: cfg.Queue.ControlPartitions}
+		dispatch.TopicFanout: cfg.Queue.FanoutPartitions, dispatch.TopicControl: cfg.Queue.ControlPartitions,
+		gateway.TopicPush: cfg.Queue.PushPartitions}
 }
 
 // openQueue opens the configured queue backend.
@@ -255,12 +351,14 @@ func jwtSecret(cfg config.Config) (string, error) {
 }
 
 func (s *Server) ready() error {
-	_, closer, err := s.db.Get([]byte("readyz"))
-	if err == nil {
-		closer.Close()
-	}
-	if err != nil && err != pebble.ErrNotFound {
-		return err
+	if s.db != nil {
+		_, closer, err := s.db.Get([]byte("readyz"))
+		if err == nil {
+			closer.Close()
+		}
+		if err != nil && err != pebble.ErrNotFound {
+			return err
+		}
 	}
 	if s.rdb != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -280,30 +378,48 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.cfg.Dev() {
 		s.log.Warn("dev mode is on: anyone can get a token from POST /v1/dev/token; set dev_mode: false in production")
 	}
-	s.log.Info("fanline serving", "addr", s.Addr(), "data", s.cfg.DataDir)
-	dctx, dcancel := context.WithCancel(context.Background())
-	defer dcancel()
-	dispErr := make(chan error, 1)
-	go func() { dispErr <- s.disp.Run(dctx) }()
-	refreshDone := make(chan struct{})
-	go func() {
-		defer close(refreshDone)
-		if s.redisPresence != nil {
-			s.redisPresence.Run(dctx, func(err error) { s.log.Warn("server: presence refresh failed", "err", err) })
+	s.log.Info("fanline serving", "addr", s.Addr(), "data", s.cfg.DataDir, "roles", s.cfg.Roles, "node", s.node())
+	// The background parts: each returns once bctx ends; a part that fails first
+	// stops the node.
+	bctx, bcancel := context.WithCancel(context.Background())
+	defer bcancel()
+	var parts sync.WaitGroup
+	failed := make(chan error, 4)
+	start := func(name string, run func(context.Context) error) {
+		parts.Add(1)
+		go func() {
+			defer parts.Done()
+			if err := run(bctx); err != nil && bctx.Err() == nil {
+				failed <- fmt.Errorf("server: %s: %w", name, err)
+			}
+		}()
+	}
+	if s.disp != nil {
+		start("pipeline", s.disp.Run)
+	}
+	if s.redisPresence != nil {
+		start("presence refresh", func(ctx context.Context) error {
+			s.redisPresence.Run(ctx, func(err error) { s.log.Warn("server: presence refresh failed", "err", err) })
+			return nil
+		})
+	}
+	if s.relay != nil {
+		start("push relay", func(ctx context.Context) error { s.relay.Run(ctx); return nil })
+		if s.gw != nil {
+			start("push receiver", func(ctx context.Context) error {
+				return s.hub.Receive(ctx, s.q, s.node(), s.cfg.Queue.PushPartitions, s.log)
+			})
 		}
-	}()
+	}
 	httpErr := make(chan error, 1)
 	go func() { httpErr <- s.http.Serve(s.ln) }()
 
 	var err error
-	dispDone := false
 	select {
 	case <-ctx.Done():
 	case err = <-httpErr:
 		err = fmt.Errorf("server: http: %w", err)
-	case err = <-dispErr:
-		dispDone = true
-		err = fmt.Errorf("server: pipeline: %w", err)
+	case err = <-failed:
 	}
 	s.log.Info("fanline shutting down")
 	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -311,12 +427,11 @@ func (s *Server) Run(ctx context.Context) error {
 	if e := s.http.Shutdown(sctx); e != nil {
 		s.log.Warn("server: http shutdown", "err", e)
 	}
-	s.gw.Close()
-	dcancel()
-	if !dispDone {
-		<-dispErr
+	if s.gw != nil {
+		s.gw.Close()
 	}
-	<-refreshDone
+	bcancel()
+	parts.Wait()
 	s.closeBackends()
 	s.log.Info("fanline stopped")
 	return err

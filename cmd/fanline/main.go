@@ -1,6 +1,6 @@
 // Command fanline runs the fanline IM backend.
 //
-//	fanline serve [--addr HOST:PORT] [--data DIR] [--config FILE]
+//	fanline serve [--addr HOST:PORT] [--data DIR] [--config FILE] [--roles gateway,dispatch]
 //	fanline migrate [--config FILE]
 //	fanline bench SCENARIO [flags]
 package main
@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/fanline/fanline/internal/config"
@@ -47,7 +48,7 @@ func main() {
 
 func usage() {
 	fmt.Fprint(os.Stderr, `usage:
-  fanline serve [--addr HOST:PORT] [--data DIR] [--config FILE]
+  fanline serve [--addr HOST:PORT] [--data DIR] [--config FILE] [--roles gateway,dispatch]
   fanline migrate [--config FILE]  (create Kafka topics; idempotent)
   fanline bench SCENARIO [flags]   (fanline bench -h for scenarios)
 `)
@@ -58,10 +59,11 @@ func usage() {
 func setup(name string, args []string, serving bool) (config.Config, *slog.Logger, error) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	file := fs.String("config", "", "YAML config file")
-	var addr, data *string
+	var addr, data, roles *string
 	if serving {
 		addr = fs.String("addr", "", "listen address (default 127.0.0.1:8080)")
 		data = fs.String("data", "", "data directory (default ./data)")
+		roles = fs.String("roles", "", "comma-separated roles to run: gateway, dispatch (default both)")
 	}
 	if err := fs.Parse(args); err != nil {
 		return config.Config{}, nil, err
@@ -75,6 +77,9 @@ func setup(name string, args []string, serving bool) (config.Config, *slog.Logge
 	}
 	if serving && *data != "" {
 		cfg.DataDir = *data
+	}
+	if serving && *roles != "" {
+		cfg.Roles = strings.Split(*roles, ",")
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {

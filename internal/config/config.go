@@ -4,9 +4,11 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -43,6 +45,11 @@ type Config struct {
 	DevMode *bool `yaml:"dev_mode"`
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string `yaml:"log_level"`
+	// Roles are what this process runs: gateway (HTTP API, WebSockets, console) and
+	// dispatch (the pipeline's stages, the stores, customer-service routing, and the
+	// internal API gateway-only nodes call). FANLINE_ROLES or --roles:
+	// comma-separated. Default both, one process.
+	Roles []string `yaml:"roles"`
 	// DebugPprof serves Go's profiler under /debug/pprof/ on the API port. Default
 	// false; it exposes internals, so keep it off on public listeners.
 	DebugPprof bool `yaml:"debug_pprof"`
@@ -107,6 +114,12 @@ type Config struct {
 		Backend string `yaml:"backend"`
 	} `yaml:"dedup"`
 
+	Cluster struct {
+		// DispatchURL is where a gateway-only node reaches the dispatch node's
+		// internal API, e.g. http://10.0.0.5:8080. Required with roles: [gateway].
+		DispatchURL string `yaml:"dispatch_url"`
+	} `yaml:"cluster"`
+
 	Redis struct {
 		// Addr is the Redis server, host:port. Required when a backend is redis.
 		Addr string `yaml:"addr"`
@@ -126,6 +139,10 @@ type Config struct {
 		GroupPartitions   int `yaml:"group_partitions"`
 		FanoutPartitions  int `yaml:"fanout_partitions"`
 		ControlPartitions int `yaml:"control_partitions"`
+		// PushPartitions sizes the push topic that carries pushes to the gateway
+		// nodes when presence is in redis; each node reads one partition, so give it
+		// at least as many as gateway nodes. Default 16.
+		PushPartitions int `yaml:"push_partitions"`
 	} `yaml:"queue"`
 
 	Kafka struct {
@@ -219,6 +236,10 @@ func (c *Config) fill() {
 	def(&c.Queue.GroupPartitions, 8)
 	def(&c.Queue.FanoutPartitions, 8)
 	def(&c.Queue.ControlPartitions, 8)
+	def(&c.Queue.PushPartitions, 16)
+	if len(c.Roles) == 0 {
+		c.Roles = []string{RoleGateway, RoleDispatch}
+	}
 	def(&c.Fanout.WriteMaxMembers, 500)
 	def(&c.Fanout.WriteBackMembers, min(400, c.Fanout.WriteMaxMembers))
 }
@@ -279,6 +300,35 @@ func setField(f reflect.Value, s string) error {
 		return err
 	default:
 		return fmt.Errorf("unsupported field kind %s", f.Kind())
+	}
+	return nil
+}
+
+// The roles a process can run.
+const (
+	RoleGateway  = "gateway"
+	RoleDispatch = "dispatch"
+)
+
+// Has reports whether this process runs role.
+func (c Config) Has(role string) bool { return slices.Contains(c.Roles, role) }
+
+// Check reports the first contradiction between settings that each look fine alone.
+func (c Config) Check() error {
+	for _, r := range c.Roles {
+		if r != RoleGateway && r != RoleDispatch {
+			return fmt.Errorf("config: unknown role %q (roles are gateway and dispatch)", r)
+		}
+	}
+	split := !c.Has(RoleGateway) || !c.Has(RoleDispatch)
+	if split && (c.Queue.Backend != "kafka" || c.Presence.Backend != "redis") {
+		return errors.New("config: running gateway and dispatch in separate processes needs queue.backend kafka and presence.backend redis")
+	}
+	if !c.Has(RoleDispatch) && c.Cluster.DispatchURL == "" {
+		return errors.New("config: a gateway-only node needs cluster.dispatch_url")
+	}
+	if split && c.Auth.JWTSecret == "" {
+		return errors.New("config: nodes of a cluster must share auth.jwt_secret")
 	}
 	return nil
 }

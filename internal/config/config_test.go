@@ -40,3 +40,32 @@ func TestLoadErrors(t *testing.T) {
 		t.Errorf("defaults: %+v %v", c, err)
 	}
 }
+
+func TestCheckRoles(t *testing.T) {
+	cluster := []string{"FANLINE_QUEUE_BACKEND=kafka", "FANLINE_PRESENCE_BACKEND=redis", "FANLINE_AUTH_JWT_SECRET=s"}
+	for _, tc := range []struct {
+		env []string
+		ok  bool
+	}{
+		{nil, true},
+		{[]string{"FANLINE_ROLES=gateway,dispatch"}, true},
+		{[]string{"FANLINE_ROLES=gateway,web"}, false},
+		{[]string{"FANLINE_ROLES=dispatch"}, false}, // split on embedded backends
+		{append([]string{"FANLINE_ROLES=dispatch"}, cluster...), true},
+		{append([]string{"FANLINE_ROLES=gateway"}, cluster...), false}, // no dispatch_url
+		{append([]string{"FANLINE_ROLES=gateway", "FANLINE_CLUSTER_DISPATCH_URL=http://d:8080"}, cluster...), true},
+		{[]string{"FANLINE_ROLES=dispatch", "FANLINE_QUEUE_BACKEND=kafka", "FANLINE_PRESENCE_BACKEND=redis"}, false}, // no shared secret
+	} {
+		c, err := Load("", tc.env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Check(); (err == nil) != tc.ok {
+			t.Errorf("%v: Check() = %v", tc.env, err)
+		}
+	}
+	c, _ := Load("", nil)
+	if !c.Has(RoleGateway) || !c.Has(RoleDispatch) {
+		t.Errorf("default roles %v", c.Roles)
+	}
+}

@@ -13,4 +13,7 @@ type Registry interface {
 	Disconnect(ctx context.Context, user, node string) error
 	// Online reports, for each user, whether any device is connected on any live node.
 	Online(ctx context.Context, users []string) (map[string]bool, error)
+	// Nodes returns, for each user with a device connected on a live node, those
+	// nodes (sorted); offline users are absent. Push routing uses it.
+	Nodes(ctx context.Context, users []string) (map[string][]string, error)
 }

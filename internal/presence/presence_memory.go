@@ -2,6 +2,7 @@ package presence
 
 import (
 	"context"
+	"slices"
 	"sync"
 )
 
@@ -61,6 +62,20 @@ func (r *MemoryRegistry) Online(_ context.Context, users []string) (map[string]b
 	out := make(map[string]bool, len(users))
 	for _, u := range users {
 		out[u] = len(r.conns[u]) > 0
+	}
+	return out, nil
+}
+
+// Nodes implements Registry.
+func (r *MemoryRegistry) Nodes(_ context.Context, users []string) (map[string][]string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[string][]string, len(users))
+	for _, u := range users {
+		for n := range r.conns[u] {
+			out[u] = append(out[u], n)
+		}
+		slices.Sort(out[u])
 	}
 	return out, nil
 }

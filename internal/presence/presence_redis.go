@@ -3,6 +3,7 @@ package presence
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -147,6 +148,29 @@ func (r *RedisRegistry) Online(ctx context.Context, users []string) (map[string]
 	out := make(map[string]bool, len(users))
 	for i, u := range users {
 		out[u] = cmds[i].Val() > 0
+	}
+	return out, nil
+}
+
+// Nodes implements Registry: the unexpired node entries of each user.
+func (r *RedisRegistry) Nodes(ctx context.Context, users []string) (map[string][]string, error) {
+	now := strconv.FormatInt(time.Now().UnixMilli(), 10)
+	cmds := make([]*redis.StringSliceCmd, len(users))
+	_, err := r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, u := range users {
+			cmds[i] = p.ZRangeByScore(ctx, r.key(u), &redis.ZRangeBy{Min: "(" + now, Max: "+inf"})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("presence: redis: %w", err)
+	}
+	out := make(map[string][]string, len(users))
+	for i, u := range users {
+		if ns := cmds[i].Val(); len(ns) > 0 {
+			slices.Sort(ns)
+			out[u] = ns
+		}
 	}
 	return out, nil
 }

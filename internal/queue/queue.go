@@ -36,12 +36,20 @@ type Queue interface {
 	// Consume feeds every partition of topic to h on behalf of group until ctx is
 	// done, then waits for running handlers and returns ctx's error.
 	Consume(ctx context.Context, topic, group string, h Handler) error
+	// Tail feeds h the records appended to one partition of topic after the call,
+	// until ctx is done, then returns ctx's error. No group and nothing committed: a
+	// restarted tail starts at the end again and records may be missed across it, so
+	// it suits hints (the push topic), never a pipeline stage.
+	Tail(ctx context.Context, topic string, partition int, h Handler) error
 	// Close releases the queue; Produce and Consume fail afterwards.
 	Close() error
 }
 
 // ErrUnknownTopic is returned for a topic the queue was not configured with.
 var ErrUnknownTopic = errors.New("queue: unknown topic")
+
+// ErrNoPartition is returned by Tail for a partition the topic does not have.
+var ErrNoPartition = errors.New("queue: no such partition")
 
 // ErrClosed is returned after Close.
 var ErrClosed = errors.New("queue: closed")
@@ -115,5 +123,29 @@ func (c *ConsumerConfig) handle(ctx context.Context, h Handler, part int, recs [
 		case <-ctx.Done():
 			return false
 		}
+	}
+}
+
+// untilClosed returns a context that also ends when done is closed (the queue's Close).
+func untilClosed(ctx context.Context, done <-chan struct{}) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		select {
+		case <-done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}
+
+// exitErr is what Consume and Tail return once ctx ended: ErrClosed if the queue was
+// closed, ctx's error otherwise.
+func exitErr(ctx context.Context, done <-chan struct{}) error {
+	select {
+	case <-done:
+		return ErrClosed
+	default:
+		return ctx.Err()
 	}
 }

@@ -153,15 +153,8 @@ func (q *KafkaQueue) Consume(ctx context.Context, topic, group string, h Handler
 	if _, ok := q.cfg.Topics[topic]; !ok {
 		return fmt.Errorf("%w %q", ErrUnknownTopic, topic)
 	}
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := untilClosed(ctx, q.done)
 	defer cancel()
-	go func() {
-		select {
-		case <-q.done:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	cg, err := sarama.NewConsumerGroup(q.cfg.Brokers, group, q.cfg.sarama())
 	if err != nil {
 		return fmt.Errorf("queue: kafka group %q: %w", group, err)
@@ -191,12 +184,82 @@ func (q *KafkaQueue) Consume(ctx context.Context, topic, group string, h Handler
 		}
 		delay = 0
 	}
-	select {
-	case <-q.done:
-		return ErrClosed
-	default:
-		return ctx.Err()
+	return exitErr(ctx, q.done)
+}
+
+// Tail implements Queue with a plain partition consumer from the newest offset.
+func (q *KafkaQueue) Tail(ctx context.Context, topic string, part int, h Handler) error {
+	n, ok := q.cfg.Topics[topic]
+	if !ok {
+		return fmt.Errorf("%w %q", ErrUnknownTopic, topic)
 	}
+	if part < 0 || part >= n {
+		return fmt.Errorf("%w: %s/%d", ErrNoPartition, topic, part)
+	}
+	ctx, cancel := untilClosed(ctx, q.done)
+	defer cancel()
+	// Its own client: a fetch waiting on the producer's connection would hold up
+	// produce requests (one request in flight per connection, for idempotence).
+	c, err := sarama.NewConsumer(q.cfg.Brokers, q.cfg.sarama())
+	if err != nil {
+		return fmt.Errorf("queue: kafka consumer: %w", err)
+	}
+	defer c.Close()
+	pc, err := c.ConsumePartition(topic, int32(part), sarama.OffsetNewest)
+	if err != nil {
+		return fmt.Errorf("queue: kafka tail %s/%d: %w", topic, part, err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for err := range pc.Errors() {
+			q.cfg.Logger.Warn("queue: kafka tail", "topic", topic, "partition", part, "err", err)
+		}
+	}()
+	defer wg.Wait()  // then the error reader ends
+	defer pc.Close() // closes Errors()
+	for {
+		batch := nextBatch(ctx, pc.Messages(), q.cfg.MaxBatch)
+		if batch == nil || !q.cfg.handle(ctx, h, part, records(batch), "topic", topic, "tail", true) {
+			return exitErr(ctx, q.done)
+		}
+	}
+}
+
+// nextBatch waits for a message, then takes those already waiting, up to max. It
+// returns nil once msgs is closed or ctx is done.
+func nextBatch(ctx context.Context, msgs <-chan *sarama.ConsumerMessage, max int) []*sarama.ConsumerMessage {
+	var batch []*sarama.ConsumerMessage
+	select {
+	case m, ok := <-msgs:
+		if !ok {
+			return nil
+		}
+		batch = append(batch, m)
+	case <-ctx.Done():
+		return nil
+	}
+	for len(batch) < max {
+		select {
+		case m, ok := <-msgs:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, m)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+func records(batch []*sarama.ConsumerMessage) []Record {
+	recs := make([]Record, len(batch))
+	for i, m := range batch {
+		recs[i] = Record{Key: m.Key, Value: m.Value, Partition: int(m.Partition), Offset: uint64(m.Offset)}
+	}
+	return recs
 }
 
 // kafkaHandler feeds one claimed partition at a time to the Handler, in batches.
@@ -215,36 +278,9 @@ func (k *kafkaHandler) Cleanup(sarama.ConsumerGroupSession) error { return nil }
 // after rejoining, gets it again from the last marked offset).
 func (k *kafkaHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
 	ctx := sess.Context()
-	msgs := claim.Messages()
 	for {
-		var first *sarama.ConsumerMessage
-		select {
-		case m, ok := <-msgs:
-			if !ok {
-				return nil
-			}
-			first = m
-		case <-ctx.Done():
-			return nil
-		}
-		batch := []*sarama.ConsumerMessage{first}
-	drain:
-		for len(batch) < k.q.cfg.MaxBatch {
-			select {
-			case m, ok := <-msgs:
-				if !ok {
-					break drain
-				}
-				batch = append(batch, m)
-			default:
-				break drain
-			}
-		}
-		recs := make([]Record, len(batch))
-		for i, m := range batch {
-			recs[i] = Record{Key: m.Key, Value: m.Value, Partition: int(m.Partition), Offset: uint64(m.Offset)}
-		}
-		if !k.q.cfg.handle(ctx, k.h, int(claim.Partition()), recs, "topic", k.topic, "group", k.group) {
+		batch := nextBatch(ctx, claim.Messages(), k.q.cfg.MaxBatch)
+		if batch == nil || !k.q.cfg.handle(ctx, k.h, int(claim.Partition()), records(batch), "topic", k.topic, "group", k.group) {
 			return nil
 		}
 		sess.MarkMessage(batch[len(batch)-1], "")

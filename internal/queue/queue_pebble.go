@@ -303,15 +303,8 @@ func (q *PebbleQueue) Consume(ctx context.Context, topic, group string, h Handle
 	if len(group) == 0 || len(group) > 255 {
 		return fmt.Errorf("queue: bad group name %q", group)
 	}
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := untilClosed(ctx, q.done)
 	defer cancel()
-	go func() {
-		select {
-		case <-q.done:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	var wg sync.WaitGroup
 	for i := range ps {
 		wg.Add(1)
@@ -321,25 +314,49 @@ func (q *PebbleQueue) Consume(ctx context.Context, topic, group string, h Handle
 		}(i)
 	}
 	wg.Wait()
-	select {
-	case <-q.done:
-		return ErrClosed
-	default:
-		return ctx.Err()
-	}
+	return exitErr(ctx, q.done)
 }
 
 func (q *PebbleQueue) consumePartition(ctx context.Context, topic, group string, part int, h Handler) {
 	p := q.parts[topic][part]
-	wake := make(chan struct{}, 1)
 	p.mu.Lock()
-	p.waiters = append(p.waiters, wake)
-	next := p.committed[group]
-	if _, ok := p.committed[group]; !ok {
+	next, ok := p.committed[group]
+	if !ok {
 		// A new group starts at the oldest retained record.
 		next = p.deleted
 		p.committed[group] = next
 	}
+	p.mu.Unlock()
+	q.follow(ctx, topic, part, next, h, func(next uint64) { q.commitOffset(topic, group, part, next) }, "group", group)
+}
+
+// Tail implements Queue.
+func (q *PebbleQueue) Tail(ctx context.Context, topic string, part int, h Handler) error {
+	ps, ok := q.parts[topic]
+	if !ok {
+		return fmt.Errorf("%w %q", ErrUnknownTopic, topic)
+	}
+	if part < 0 || part >= len(ps) {
+		return fmt.Errorf("%w: %s/%d", ErrNoPartition, topic, part)
+	}
+	ctx, cancel := untilClosed(ctx, q.done)
+	defer cancel()
+	p := ps[part]
+	p.mu.Lock()
+	next := p.head
+	p.mu.Unlock()
+	q.follow(ctx, topic, part, next, h, nil, "tail", true)
+	return exitErr(ctx, q.done)
+}
+
+// follow feeds h the records of one partition from offset next until ctx is done,
+// calling done (may be nil) with the next offset after each handled batch. A reader
+// that fell behind deleted records (a tail, which no deletion waits for) skips them.
+func (q *PebbleQueue) follow(ctx context.Context, topic string, part int, next uint64, h Handler, done func(uint64), attrs ...any) {
+	p := q.parts[topic][part]
+	wake := make(chan struct{}, 1)
+	p.mu.Lock()
+	p.waiters = append(p.waiters, wake)
 	p.mu.Unlock()
 	defer func() {
 		p.mu.Lock()
@@ -356,6 +373,7 @@ func (q *PebbleQueue) consumePartition(ctx context.Context, topic, group string,
 	for ctx.Err() == nil {
 		p.mu.Lock()
 		head := p.head
+		next = max(next, p.deleted)
 		p.mu.Unlock()
 		if next >= head {
 			select {
@@ -374,11 +392,13 @@ func (q *PebbleQueue) consumePartition(ctx context.Context, topic, group string,
 			}
 			continue
 		}
-		if !q.cfg.handle(ctx, h, part, recs, "topic", topic, "group", group) {
+		if !q.cfg.handle(ctx, h, part, recs, append([]any{"topic", topic}, attrs...)...) {
 			return
 		}
 		next = recs[len(recs)-1].Offset + 1
-		q.commitOffset(topic, group, part, next)
+		if done != nil {
+			done(next)
+		}
 	}
 }
 

@@ -4,6 +4,7 @@ package presencetest
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"sync"
 	"testing"
 
@@ -25,6 +26,15 @@ var ctx = context.Background()
 func online(t *testing.T, r presence.Registry, users ...string) map[string]bool {
 	t.Helper()
 	got, err := r.Online(ctx, users)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+func nodes(t *testing.T, r presence.Registry, users ...string) map[string][]string {
+	t.Helper()
+	got, err := r.Nodes(ctx, users)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,9 +73,16 @@ func testCounts(t *testing.T, r presence.Registry) {
 func testNodes(t *testing.T, r presence.Registry) {
 	must(t, r.Connect(ctx, "u", "n1"))
 	must(t, r.Connect(ctx, "u", "n2"))
+	must(t, r.Connect(ctx, "v", "n2"))
+	if got := nodes(t, r, "u", "v", "w"); !reflect.DeepEqual(got, map[string][]string{"u": {"n1", "n2"}, "v": {"n2"}}) {
+		t.Fatalf("nodes: %v", got)
+	}
 	must(t, r.Disconnect(ctx, "u", "n1"))
 	if got := online(t, r, "u"); !got["u"] {
 		t.Fatal("u offline while connected on n2")
+	}
+	if got := nodes(t, r, "u"); !reflect.DeepEqual(got, map[string][]string{"u": {"n2"}}) {
+		t.Fatalf("nodes after leaving n1: %v", got)
 	}
 	must(t, r.Disconnect(ctx, "u", "n2"))
 	if got := online(t, r, "u"); got["u"] {

@@ -27,6 +27,7 @@ func Run(t *testing.T, f Factory) {
 	t.Run("RetryFailedBatch", func(t *testing.T) { testRetry(t, f) })
 	t.Run("GroupsIndependent", func(t *testing.T) { testGroups(t, f) })
 	t.Run("UnknownTopic", func(t *testing.T) { testUnknownTopic(t, f) })
+	t.Run("TailFromNow", func(t *testing.T) { testTail(t, f) })
 }
 
 // collector records what a consumer saw, by key.
@@ -251,5 +252,85 @@ func testUnknownTopic(t *testing.T, f Factory) {
 	err := q.Produce(context.Background(), "unknown", queue.Record{Key: []byte("k"), Value: []byte("1")})
 	if !errors.Is(err, queue.ErrUnknownTopic) {
 		t.Fatalf("Produce to unknown topic: %v", err)
+	}
+}
+
+// testTail: a tail sees only what one partition gets after it started, in order.
+func testTail(t *testing.T, f Factory) {
+	const parts = 3
+	open := f(t, map[string]int{"hints": parts}, nil)
+	q := open()
+	defer q.Close()
+	key := []byte("node-a")
+	part := queue.PartitionFor(key, parts)
+	produce := func(key []byte, v string) {
+		t.Helper()
+		if err := q.Produce(context.Background(), "hints", queue.Record{Key: key, Value: []byte(v)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 5; i++ {
+		produce(key, "old")
+	}
+	var mu sync.Mutex
+	var got []string
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- q.Tail(ctx, "hints", part, func(_ context.Context, p int, recs []queue.Record) error {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, r := range recs {
+				if p != part || r.Partition != part {
+					t.Errorf("tail of partition %d got a record of %d", part, r.Partition)
+				}
+				got = append(got, string(r.Value))
+			}
+			return nil
+		})
+	}()
+	// The tail starts at some point after Tail was called: probe until it is live.
+	seen := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got)
+	}
+	for probe := 0; seen() == 0; probe++ {
+		if probe == 600 {
+			t.Fatal("tail never saw a record")
+		}
+		produce(key, "probe")
+		time.Sleep(50 * time.Millisecond)
+	}
+	other := []byte("other-0")
+	for i := 1; queue.PartitionFor(other, parts) == part; i++ {
+		other = []byte(fmt.Sprintf("other-%d", i))
+	}
+	produce(other, "elsewhere")
+	for i := 0; i < 20; i++ {
+		produce(key, strconv.Itoa(i))
+	}
+	waitFor(t, "20 records", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) > 0 && got[len(got)-1] == "19" })
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Tail returned %v", err)
+	}
+	var after []string
+	for _, v := range got {
+		switch v {
+		case "old", "elsewhere":
+			t.Fatalf("tail saw %q: %v", v, got)
+		case "probe":
+		default:
+			after = append(after, v)
+		}
+	}
+	for i, v := range after {
+		if v != strconv.Itoa(i) {
+			t.Fatalf("tail out of order: %v", after)
+		}
+	}
+	if err := q.Tail(context.Background(), "hints", parts, nil); !errors.Is(err, queue.ErrNoPartition) {
+		t.Fatalf("Tail of a missing partition: %v", err)
 	}
 }

@@ -1,0 +1,197 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/fanline/fanline/client"
+	"github.com/fanline/fanline/internal/testharness"
+	"github.com/fanline/fanline/internal/wire"
+	"github.com/twmb/franz-go/pkg/kfake"
+)
+
+// TestClusterOfProcesses runs fanline as three processes, two gateway nodes and one
+// dispatch node, on a Kafka-protocol broker (kfake, spoken to through sarama) and a
+// real Redis. Four users, two on each gateway, exchange 2,000 messages; the dispatch
+// process is killed with SIGKILL midway and restarted. Every device must receive its
+// whole timeline once, in order, and every acknowledged message must be stored once
+// with the msg_id it was acknowledged with.
+func TestClusterOfProcesses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs three server processes")
+	}
+	broker, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer broker.Close()
+	env := []string{
+		"FANLINE_QUEUE_BACKEND=kafka",
+		"FANLINE_KAFKA_BROKERS=" + strings.Join(broker.ListenAddrs(), ","),
+		"FANLINE_KAFKA_REPLICATION=1",
+		"FANLINE_PRESENCE_BACKEND=redis",
+		"FANLINE_PRESENCE_TTL=10s",
+		"FANLINE_DEDUP_BACKEND=redis",
+		"FANLINE_REDIS_ADDR=" + testharness.StartRedis(t),
+		"FANLINE_AUTH_JWT_SECRET=cluster-test-secret-0123456789abcdef",
+		"FANLINE_LIMITS_RATE_PER_SECOND=-1",
+		"FANLINE_LOG_LEVEL=warn",
+	}
+	migrate := exec.Command(testharness.Binary(t), "migrate")
+	migrate.Env = append(os.Environ(), env...)
+	if out, err := migrate.CombinedOutput(); err != nil {
+		t.Fatalf("migrate: %v\n%s", err, out)
+	}
+	dir := t.TempDir()
+	dispatchAddr := testharness.FreeAddr(t)
+	dispatchEnv := append([]string{"FANLINE_ROLES=dispatch", "FANLINE_NODE_ID=0"}, env...)
+	pipeline := testharness.StartServer(t, dispatchAddr, filepath.Join(dir, "dispatch"), dispatchEnv...)
+	var gateways []string
+	for node := 1; node <= 2; node++ {
+		g := testharness.StartServer(t, testharness.FreeAddr(t), filepath.Join(dir, fmt.Sprintf("gateway-%d", node)),
+			append([]string{"FANLINE_ROLES=gateway", fmt.Sprintf("FANLINE_NODE_ID=%d", node),
+				"FANLINE_CLUSTER_DISPATCH_URL=" + pipeline.URL()}, env...)...)
+		gateways = append(gateways, g.URL())
+	}
+
+	users := []string{"u0", "u1", "u2", "u3"} // u0, u2 on gateway 1; u1, u3 on gateway 2
+	index := map[string]int{}
+	clients := make([]*client.Client, len(users))
+	for i, u := range users {
+		index[u] = i
+		// No backstop sync: what reaches a device is pushed through the other
+		// gateway, or fetched when a push shows a gap.
+		c, err := client.Connect(context.Background(), client.Config{URL: gateways[i%2], Token: token(t, gateways[i%2], u),
+			BackstopSync: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		clients[i] = c
+	}
+	// Each device's stream of entries, collected as it arrives.
+	var mu sync.Mutex
+	got := make([][]wire.Entry, len(users))
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	var readers sync.WaitGroup
+	for i, c := range clients {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			for {
+				select {
+				case e := <-c.Entries():
+					mu.Lock()
+					got[i] = append(got[i], e)
+					mu.Unlock()
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
+
+	const perUser = 500
+	var acked atomic.Int64
+	ackedIDs := make([]map[string]wire.ID, len(users)) // per sender: client_msg_id -> msg_id
+	var senders sync.WaitGroup
+	for i, c := range clients {
+		ackedIDs[i] = map[string]wire.ID{}
+		senders.Add(1)
+		go func() {
+			defer senders.Done()
+			for k := 0; k < perUser; k++ {
+				to := users[(i+1+k%3)%len(users)]
+				cmid := fmt.Sprintf("%s-%04d", users[i], k)
+				sctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+				res, err := c.Send(sctx, wire.SendRequest{ClientMsgID: cmid, To: to, Type: "text", Body: text(cmid)})
+				cancel()
+				if err != nil {
+					t.Errorf("send %s: %v", cmid, err)
+					return
+				}
+				mu.Lock()
+				ackedIDs[i][cmid] = res.MsgID
+				mu.Unlock()
+				acked.Add(1)
+			}
+		}()
+	}
+	total := perUser * len(users)
+	testharness.WaitFor(t, 2*time.Minute, "600 acks", func() bool { return acked.Load() >= 600 })
+	pipeline.Kill()
+	t.Logf("killed the dispatch process with %d of %d sends acknowledged", acked.Load(), total)
+	testharness.StartServer(t, dispatchAddr, filepath.Join(dir, "dispatch"), dispatchEnv...)
+	senders.Wait()
+	if t.Failed() {
+		return
+	}
+
+	// Every device ends up with its whole timeline: its own 500 messages and the ones
+	// sent to it.
+	want := make([]int, len(users))
+	for i := range users {
+		want[i] += perUser
+		for k := 0; k < perUser; k++ {
+			want[(i+1+k%3)%len(users)]++
+		}
+	}
+	messages := func(i int) int {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for _, e := range got[i] {
+			if e.Kind == wire.KindMessage {
+				n++
+			}
+		}
+		return n
+	}
+	testharness.WaitFor(t, 2*time.Minute, "every device's timeline", func() bool {
+		for i := range users {
+			if messages(i) < want[i] {
+				return false
+			}
+		}
+		return true
+	})
+	stop()
+	readers.Wait()
+	for i, u := range users {
+		seen := map[string]bool{}
+		last := map[string]string{}
+		n := 0
+		for j, e := range got[i] {
+			if e.Seq != uint64(j+1) {
+				t.Fatalf("%s: entry %d has seq %d", u, j, e.Seq)
+			}
+			if e.Kind != wire.KindMessage {
+				continue
+			}
+			n++
+			if seen[e.ClientMsgID] {
+				t.Fatalf("%s: %s delivered twice", u, e.ClientMsgID)
+			}
+			seen[e.ClientMsgID] = true
+			if e.ClientMsgID <= last[e.From] {
+				t.Fatalf("%s: %s after %s from %s", u, e.ClientMsgID, last[e.From], e.From)
+			}
+			last[e.From] = e.ClientMsgID
+			if id := ackedIDs[index[e.From]][e.ClientMsgID]; id != e.MsgID {
+				t.Fatalf("%s: %s acknowledged as %s, delivered as %s", u, e.ClientMsgID, id, e.MsgID)
+			}
+		}
+		if n != want[i] {
+			t.Fatalf("%s: %d messages, want %d", u, n, want[i])
+		}
+	}
+}

@@ -1,0 +1,380 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/fanline/fanline/internal/wire"
+)
+
+// The internal API lets a gateway node that runs without the pipeline (roles:
+// gateway) serve its clients from a dispatch node: each Service and CS call is one
+// POST /internal/v1/<method> with a JSON rpcArgs body, answered with the JSON result
+// or the usual error body. Callers authenticate with a key shared by the cluster
+// (header X-Fanline-Node-Key); the API belongs on a private network all the same.
+
+const (
+	internalPrefix = "/internal/v1/"
+	nodeKeyHeader  = "X-Fanline-Node-Key"
+)
+
+// rpcArgs carries the arguments of every internal call; each method reads its own.
+type rpcArgs struct {
+	User      string                   `json:"user,omitempty"`
+	From      string                   `json:"from,omitempty"`
+	Shop      string                   `json:"shop,omitempty"`
+	Agent     string                   `json:"agent,omitempty"`
+	Status    string                   `json:"status,omitempty"`
+	By        string                   `json:"by,omitempty"`
+	ToAgent   string                   `json:"to_agent,omitempty"`
+	ToSkill   string                   `json:"to_skill,omitempty"`
+	ID        uint64                   `json:"id,omitempty"`
+	Before    uint64                   `json:"before,omitempty"`
+	MsgID     uint64                   `json:"msg_id,omitempty"`
+	Limit     int                      `json:"limit,omitempty"`
+	Connected bool                     `json:"connected,omitempty"`
+	Body      []byte                   `json:"body,omitempty"`
+	Send      *wire.SendRequest        `json:"send,omitempty"`
+	Sync      *wire.SyncRequest        `json:"sync,omitempty"`
+	Receipts  *wire.ReceiptsQuery      `json:"receipts,omitempty"`
+	Group     *wire.CreateGroupRequest `json:"group,omitempty"`
+	Members   *wire.MembersRequest     `json:"members,omitempty"`
+	OpenChat  *wire.OpenChatRequest    `json:"open_chat,omitempty"`
+	DryRun    *wire.DryRunRequest      `json:"dry_run,omitempty"`
+}
+
+type rpcMethod func(ctx context.Context, a rpcArgs) (any, error)
+
+// InternalHandler serves the internal API on svc and cs (nil without customer
+// service) to callers presenting key.
+func InternalHandler(svc Service, cs CS, key string) http.Handler {
+	methods := map[string]rpcMethod{
+		"send": func(ctx context.Context, a rpcArgs) (any, error) { return svc.Send(ctx, a.User, a.From, *a.Send) },
+		"sync": func(ctx context.Context, a rpcArgs) (any, error) { return svc.Sync(ctx, a.User, *a.Sync) },
+		"conversations": func(ctx context.Context, a rpcArgs) (any, error) {
+			return svc.Conversations(ctx, a.User)
+		},
+		"history": func(ctx context.Context, a rpcArgs) (any, error) {
+			return svc.History(ctx, a.User, a.ID, a.Before, a.Limit)
+		},
+		"mark_read": func(ctx context.Context, a rpcArgs) (any, error) {
+			return nil, svc.MarkRead(ctx, a.User, a.ID, a.MsgID)
+		},
+		"recall": func(ctx context.Context, a rpcArgs) (any, error) { return nil, svc.Recall(ctx, a.User, a.MsgID) },
+		"receipts": func(ctx context.Context, a rpcArgs) (any, error) {
+			return svc.Receipts(ctx, a.User, a.MsgID, *a.Receipts)
+		},
+		"user_groups": func(ctx context.Context, a rpcArgs) (any, error) { return svc.UserGroups(ctx, a.User) },
+		"create_group": func(ctx context.Context, a rpcArgs) (any, error) {
+			return svc.CreateGroup(ctx, a.User, *a.Group)
+		},
+		"group": func(ctx context.Context, a rpcArgs) (any, error) { return svc.Group(ctx, a.User, a.ID) },
+		"change_members": func(ctx context.Context, a rpcArgs) (any, error) {
+			return svc.ChangeMembers(ctx, a.User, a.ID, *a.Members)
+		},
+		"open_shop_chat": func(ctx context.Context, a rpcArgs) (any, error) {
+			return svc.OpenShopChat(ctx, a.User, a.Shop, *a.OpenChat)
+		},
+	}
+	if cs != nil {
+		csMethods := map[string]rpcMethod{
+			"cs_status": func(_ context.Context, a rpcArgs) (any, error) { return nil, cs.SetStatus(a.Shop, a.Agent, a.Status) },
+			"cs_presence": func(_ context.Context, a rpcArgs) (any, error) {
+				cs.Presence(a.Shop, a.Agent, a.Connected)
+				return nil, nil
+			},
+			"cs_agent_chats": func(_ context.Context, a rpcArgs) (any, error) { return cs.AgentChats(a.Shop, a.Agent) },
+			"cs_chat":        func(_ context.Context, a rpcArgs) (any, error) { return cs.Chat(a.Shop, a.ID) },
+			"cs_transfer": func(_ context.Context, a rpcArgs) (any, error) {
+				return cs.Transfer(a.Shop, a.ID, a.By, a.ToAgent, a.ToSkill)
+			},
+			"cs_close":      func(_ context.Context, a rpcArgs) (any, error) { return cs.Close(a.Shop, a.ID, a.By) },
+			"cs_rules":      func(_ context.Context, a rpcArgs) (any, error) { return cs.Rules(a.Shop) },
+			"cs_set_rules":  func(_ context.Context, a rpcArgs) (any, error) { return cs.SetRules(a.Shop, a.Body) },
+			"cs_dry_run":    func(_ context.Context, a rpcArgs) (any, error) { return cs.DryRun(a.Shop, *a.DryRun) },
+			"cs_agents":     func(_ context.Context, a rpcArgs) (any, error) { return cs.Agents(a.Shop) },
+			"cs_set_agents": func(_ context.Context, a rpcArgs) (any, error) { return cs.SetAgents(a.Shop, a.Body) },
+			"cs_audit":      func(_ context.Context, a rpcArgs) (any, error) { return cs.Audit(a.Shop, a.Limit) },
+			"cs_live":       func(_ context.Context, a rpcArgs) (any, error) { return cs.Live(a.Shop) },
+		}
+		for name, m := range csMethods {
+			methods[name] = m
+		}
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fail := func(err *wire.Error) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(err.Code.Status())
+			_ = json.NewEncoder(w).Encode(wire.ErrorBody{Error: err})
+		}
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get(nodeKeyHeader)), []byte(key)) != 1 {
+			fail(wire.Errorf(wire.CodeForbidden, "a node key is required"))
+			return
+		}
+		m, ok := methods[strings.TrimPrefix(r.URL.Path, internalPrefix)]
+		if !ok || r.Method != http.MethodPost {
+			fail(wire.Errorf(wire.CodeNotFound, "no internal method %s %s", r.Method, r.URL.Path))
+			return
+		}
+		var a rpcArgs
+		if err := json.NewDecoder(r.Body).Decode(&a); err != nil {
+			fail(wire.Errorf(wire.CodeBadJSON, "internal call: %v", err))
+			return
+		}
+		out, err := callSafely(r.Context(), m, a)
+		if err != nil {
+			fail(wire.AsError(err))
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(out)
+	})
+}
+
+// callSafely runs m, turning a missing argument (a caller's bug) into an error.
+func callSafely(ctx context.Context, m rpcMethod, a rpcArgs) (out any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = wire.Errorf(wire.CodeMissingField, "internal call is missing an argument: %v", r)
+		}
+	}()
+	return m(ctx, a)
+}
+
+// RemoteConfig configures a Remote.
+type RemoteConfig struct {
+	// URL is the dispatch node's base URL, e.g. http://10.0.0.5:8080. Required.
+	URL string
+	// Key is the cluster's node key. Required.
+	Key string
+	// Timeout bounds one call. Zero means 30 s.
+	Timeout time.Duration
+	// Logger receives failed fire-and-forget calls (agent presence). Nil means
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// Remote is the Service and CS of a gateway node without the pipeline: every call
+// goes to a dispatch node's internal API. A dispatch node that cannot be reached
+// answers CodeUnavailable, which clients retry.
+type Remote struct {
+	cfg  RemoteConfig
+	http *http.Client
+}
+
+var (
+	_ Service = (*Remote)(nil)
+	_ CS      = (*Remote)(nil)
+)
+
+// NewRemote returns a client of the internal API at cfg.URL.
+func NewRemote(cfg RemoteConfig) (*Remote, error) {
+	if cfg.URL == "" || cfg.Key == "" {
+		return nil, errors.New("gateway: a remote service needs the dispatch node's URL and the node key")
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 30 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	cfg.URL = strings.TrimSuffix(cfg.URL, "/")
+	return &Remote{cfg: cfg, http: &http.Client{Timeout: cfg.Timeout}}, nil
+}
+
+// call posts a to method and decodes the answer into out (may be nil).
+func (r *Remote) call(ctx context.Context, method string, a rpcArgs, out any) error {
+	body, err := json.Marshal(a)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.cfg.URL+internalPrefix+method, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set(nodeKeyHeader, r.cfg.Key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := r.http.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return wire.Errorf(wire.CodeUnavailable, "the dispatch node is unreachable; retry")
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return wire.Errorf(wire.CodeUnavailable, "the dispatch node's answer was cut off; retry")
+	}
+	if resp.StatusCode != http.StatusOK {
+		var eb wire.ErrorBody
+		if json.Unmarshal(b, &eb) != nil || eb.Error == nil {
+			return fmt.Errorf("gateway: internal %s: status %d", method, resp.StatusCode)
+		}
+		return eb.Error
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return fmt.Errorf("gateway: internal %s: %w", method, err)
+	}
+	return nil
+}
+
+// bg bounds the CS calls, whose interface has no context.
+func (r *Remote) bg() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), r.cfg.Timeout)
+}
+
+// remoteCall is call for methods returning a T.
+func remoteCall[T any](ctx context.Context, r *Remote, method string, a rpcArgs) (T, error) {
+	var out T
+	err := r.call(ctx, method, a, &out)
+	return out, err
+}
+
+// remoteCS is remoteCall for the CS methods.
+func remoteCS[T any](r *Remote, method string, a rpcArgs) (T, error) {
+	ctx, cancel := r.bg()
+	defer cancel()
+	return remoteCall[T](ctx, r, method, a)
+}
+
+// Send implements Service.
+func (r *Remote) Send(ctx context.Context, user, from string, req wire.SendRequest) (wire.SendResult, error) {
+	return remoteCall[wire.SendResult](ctx, r, "send", rpcArgs{User: user, From: from, Send: &req})
+}
+
+// Sync implements Service.
+func (r *Remote) Sync(ctx context.Context, user string, req wire.SyncRequest) (wire.SyncResult, error) {
+	return remoteCall[wire.SyncResult](ctx, r, "sync", rpcArgs{User: user, Sync: &req})
+}
+
+// Conversations implements Service.
+func (r *Remote) Conversations(ctx context.Context, user string) (wire.ConversationList, error) {
+	return remoteCall[wire.ConversationList](ctx, r, "conversations", rpcArgs{User: user})
+}
+
+// History implements Service.
+func (r *Remote) History(ctx context.Context, user string, conv, before uint64, limit int) (wire.HistoryResult, error) {
+	return remoteCall[wire.HistoryResult](ctx, r, "history", rpcArgs{User: user, ID: conv, Before: before, Limit: limit})
+}
+
+// MarkRead implements Service.
+func (r *Remote) MarkRead(ctx context.Context, user string, conv, msgID uint64) error {
+	return r.call(ctx, "mark_read", rpcArgs{User: user, ID: conv, MsgID: msgID}, nil)
+}
+
+// Recall implements Service.
+func (r *Remote) Recall(ctx context.Context, user string, msgID uint64) error {
+	return r.call(ctx, "recall", rpcArgs{User: user, MsgID: msgID}, nil)
+}
+
+// Receipts implements Service.
+func (r *Remote) Receipts(ctx context.Context, user string, msgID uint64, q wire.ReceiptsQuery) (wire.Receipts, error) {
+	return remoteCall[wire.Receipts](ctx, r, "receipts", rpcArgs{User: user, MsgID: msgID, Receipts: &q})
+}
+
+// UserGroups implements Service.
+func (r *Remote) UserGroups(ctx context.Context, user string) ([]uint64, error) {
+	return remoteCall[[]uint64](ctx, r, "user_groups", rpcArgs{User: user})
+}
+
+// CreateGroup implements Service.
+func (r *Remote) CreateGroup(ctx context.Context, user string, req wire.CreateGroupRequest) (wire.Group, error) {
+	return remoteCall[wire.Group](ctx, r, "create_group", rpcArgs{User: user, Group: &req})
+}
+
+// Group implements Service.
+func (r *Remote) Group(ctx context.Context, user string, id uint64) (wire.Group, error) {
+	return remoteCall[wire.Group](ctx, r, "group", rpcArgs{User: user, ID: id})
+}
+
+// ChangeMembers implements Service.
+func (r *Remote) ChangeMembers(ctx context.Context, user string, id uint64, req wire.MembersRequest) (wire.Group, error) {
+	return remoteCall[wire.Group](ctx, r, "change_members", rpcArgs{User: user, ID: id, Members: &req})
+}
+
+// OpenShopChat implements Service.
+func (r *Remote) OpenShopChat(ctx context.Context, buyer, shop string, req wire.OpenChatRequest) (wire.ChatState, error) {
+	return remoteCall[wire.ChatState](ctx, r, "open_shop_chat", rpcArgs{User: buyer, Shop: shop, OpenChat: &req})
+}
+
+// SetStatus implements CS.
+func (r *Remote) SetStatus(shop, agent, status string) error {
+	_, err := remoteCS[json.RawMessage](r, "cs_status", rpcArgs{Shop: shop, Agent: agent, Status: status})
+	return err
+}
+
+// Presence implements CS. A lost presence change is corrected by the agent's next
+// connection or status change; it is logged.
+func (r *Remote) Presence(shop, agent string, connected bool) {
+	if _, err := remoteCS[json.RawMessage](r, "cs_presence", rpcArgs{Shop: shop, Agent: agent, Connected: connected}); err != nil {
+		r.cfg.Logger.Warn("gateway: agent presence not delivered", "shop", shop, "agent", agent, "connected", connected, "err", err)
+	}
+}
+
+// AgentChats implements CS.
+func (r *Remote) AgentChats(shop, agent string) ([]wire.ChatState, error) {
+	return remoteCS[[]wire.ChatState](r, "cs_agent_chats", rpcArgs{Shop: shop, Agent: agent})
+}
+
+// Chat implements CS.
+func (r *Remote) Chat(shop string, chat uint64) (wire.ChatState, error) {
+	return remoteCS[wire.ChatState](r, "cs_chat", rpcArgs{Shop: shop, ID: chat})
+}
+
+// Transfer implements CS.
+func (r *Remote) Transfer(shop string, chat uint64, by, toAgent, toSkill string) (wire.ChatState, error) {
+	return remoteCS[wire.ChatState](r, "cs_transfer", rpcArgs{Shop: shop, ID: chat, By: by, ToAgent: toAgent, ToSkill: toSkill})
+}
+
+// Close implements CS.
+func (r *Remote) Close(shop string, chat uint64, by string) (wire.ChatState, error) {
+	return remoteCS[wire.ChatState](r, "cs_close", rpcArgs{Shop: shop, ID: chat, By: by})
+}
+
+// Rules implements CS.
+func (r *Remote) Rules(shop string) (any, error) {
+	return remoteCS[json.RawMessage](r, "cs_rules", rpcArgs{Shop: shop})
+}
+
+// SetRules implements CS.
+func (r *Remote) SetRules(shop string, body []byte) (any, error) {
+	return remoteCS[json.RawMessage](r, "cs_set_rules", rpcArgs{Shop: shop, Body: body})
+}
+
+// DryRun implements CS.
+func (r *Remote) DryRun(shop string, req wire.DryRunRequest) (wire.ChatState, error) {
+	return remoteCS[wire.ChatState](r, "cs_dry_run", rpcArgs{Shop: shop, DryRun: &req})
+}
+
+// Agents implements CS.
+func (r *Remote) Agents(shop string) (any, error) {
+	return remoteCS[json.RawMessage](r, "cs_agents", rpcArgs{Shop: shop})
+}
+
+// SetAgents implements CS.
+func (r *Remote) SetAgents(shop string, body []byte) (any, error) {
+	return remoteCS[json.RawMessage](r, "cs_set_agents", rpcArgs{Shop: shop, Body: body})
+}
+
+// Audit implements CS.
+func (r *Remote) Audit(shop string, limit int) (any, error) {
+	return remoteCS[json.RawMessage](r, "cs_audit", rpcArgs{Shop: shop, Limit: limit})
+}
+
+// Live implements CS.
+func (r *Remote) Live(shop string) (any, error) {
+	return remoteCS[json.RawMessage](r, "cs_live", rpcArgs{Shop: shop})
+}

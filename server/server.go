@@ -27,6 +27,7 @@ import (
 	"github.com/fanline/fanline/groupstream"
 	"github.com/fanline/fanline/internal/auth"
 	"github.com/fanline/fanline/internal/config"
+	"github.com/fanline/fanline/internal/cql"
 	"github.com/fanline/fanline/internal/ids"
 	"github.com/fanline/fanline/internal/kv"
 	"github.com/fanline/fanline/internal/metrics"
@@ -35,6 +36,7 @@ import (
 	"github.com/fanline/fanline/internal/wire"
 	"github.com/fanline/fanline/timeline"
 	"github.com/fanline/fanline/web"
+	"github.com/gocql/gocql"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
@@ -47,6 +49,7 @@ type Server struct {
 	log           *slog.Logger
 	db            *pebble.DB              // nil without the dispatch role or the pebble queue
 	rdb           *redis.Client           // nil unless a backend is redis
+	cassandra     *gocql.Session          // nil unless a backend is cassandra
 	redisPresence *presence.RedisRegistry // nil unless presence is redis
 	q             queue.Queue
 	hub           *gateway.Hub
@@ -171,6 +174,10 @@ func (s *Server) pipeline(m *metrics.Metrics, push pusher) (gateway.Service, gat
 	m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "fanline_storage_wal_bytes_total", Help: "Bytes written to the embedded store's write-ahead log.",
 	}, func() float64 { return float64(db.Metrics().WAL.BytesIn) }))
+	timelines, err := s.timelines()
+	if err != nil {
+		return nil, nil, err
+	}
 	router, err := csrouting.NewRouter(csrouting.Config{Store: csrouting.NewPebbleStore(s.db), Notifier: csNotifier{push}})
 	if err != nil {
 		return nil, nil, err
@@ -189,11 +196,46 @@ func (s *Server) pipeline(m *metrics.Metrics, push pusher) (gateway.Service, gat
 	}, s.q, groupstream.NewPebbleStore(s.db, groupstream.Config{
 		WriteMaxMembers:  cfg.Fanout.WriteMaxMembers,
 		WriteBackMembers: cfg.Fanout.WriteBackMembers,
-	}), timeline.NewPebbleStore(s.db), dedup, gen, push, m)
+	}), timelines, dedup, gen, push, m)
 	if err != nil {
 		return nil, nil, err
 	}
 	return s.disp, cs, nil
+}
+
+// timelines builds the configured timeline store.
+func (s *Server) timelines() (timeline.Store, error) {
+	switch s.cfg.Timeline.Backend {
+	case "pebble":
+		return timeline.NewPebbleStore(s.db), nil
+	case "cassandra":
+		var cfg timeline.CassandraStoreConfig
+		switch s.cfg.Timeline.Cache {
+		case "none":
+		case "redis":
+			rdb, err := s.redisClient()
+			if err != nil {
+				return nil, err
+			}
+			cfg.Cache = timeline.NewRedisEntryCache(rdb, timeline.RedisEntryCacheConfig{Entries: s.cfg.Timeline.CacheEntries})
+		default:
+			return nil, fmt.Errorf("server: timeline.cache must be none or redis, not %q", s.cfg.Timeline.Cache)
+		}
+		session, err := cql.Open(cqlConfig(s.cfg))
+		if err != nil {
+			return nil, err
+		}
+		s.cassandra = session
+		return timeline.NewCassandraStore(session, cfg), nil
+	default:
+		return nil, fmt.Errorf("server: timeline.backend must be pebble or cassandra, not %q", s.cfg.Timeline.Backend)
+	}
+}
+
+func cqlConfig(cfg config.Config) cql.Config {
+	c := cfg.Cassandra
+	return cql.Config{Hosts: c.Hosts, Keyspace: c.Keyspace, Replication: c.Replication, Consistency: c.Consistency,
+		LocalDC: c.LocalDC, Username: c.Username, Password: c.Password, Timeout: time.Duration(c.Timeout)}
 }
 
 // node names this process in the presence registry and on the push topic.
@@ -263,14 +305,23 @@ func openQueue(cfg config.Config, db *pebble.DB, log *slog.Logger) (queue.Queue,
 // Migrate creates or upgrades what the configured distributed backends need, and is
 // safe to run again: today the Kafka topics. The embedded backends need nothing.
 func Migrate(cfg config.Config, log *slog.Logger) error {
-	if cfg.Queue.Backend != "kafka" {
-		log.Info("migrate: nothing to do for the embedded queue")
-		return nil
+	if cfg.Queue.Backend == "kafka" {
+		if err := queue.CreateKafkaTopics(cfg.Kafka.Brokers, Topics(cfg), int16(cfg.Kafka.Replication)); err != nil {
+			return err
+		}
+		log.Info("migrate: kafka topics ready", "topics", Topics(cfg))
 	}
-	if err := queue.CreateKafkaTopics(cfg.Kafka.Brokers, Topics(cfg), int16(cfg.Kafka.Replication)); err != nil {
-		return err
+	if cfg.Timeline.Backend == "cassandra" {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		if err := cql.Migrate(ctx, cqlConfig(cfg), timeline.CassandraSchema); err != nil {
+			return err
+		}
+		log.Info("migrate: cassandra schema ready", "keyspace", cfg.Cassandra.Keyspace)
 	}
-	log.Info("migrate: kafka topics ready", "topics", Topics(cfg))
+	if cfg.Queue.Backend != "kafka" && cfg.Timeline.Backend != "cassandra" {
+		log.Info("migrate: nothing to do for the embedded backends")
+	}
 	return nil
 }
 
@@ -443,6 +494,9 @@ func (s *Server) closeBackends() {
 	}
 	if s.rdb != nil {
 		s.rdb.Close()
+	}
+	if s.cassandra != nil {
+		s.cassandra.Close()
 	}
 	if s.q != nil {
 		s.q.Close()

@@ -114,6 +114,38 @@ type Config struct {
 		Backend string `yaml:"backend"`
 	} `yaml:"dedup"`
 
+	Timeline struct {
+		// Backend keeps user timelines and conversation state in pebble (data_dir)
+		// or cassandra. Default pebble.
+		Backend string `yaml:"backend"`
+		// Cache puts each user's newest entries in redis in front of cassandra:
+		// redis or none. Default none.
+		Cache string `yaml:"cache"`
+		// CacheEntries is how many entries per user the cache keeps. Default 256.
+		CacheEntries int `yaml:"cache_entries"`
+	} `yaml:"timeline"`
+
+	Cassandra struct {
+		// Hosts are contact points (FANLINE_CASSANDRA_HOSTS: comma-separated).
+		// Required when a backend is cassandra.
+		Hosts []string `yaml:"hosts"`
+		// Keyspace holds the tables `fanline migrate` creates. Default fanline.
+		Keyspace string `yaml:"keyspace"`
+		// Replication is the CQL replication map migrate gives a new keyspace.
+		// Default {'class': 'NetworkTopologyStrategy', '<local_dc>': 3}, or
+		// SimpleStrategy with 3 replicas without local_dc.
+		Replication string `yaml:"replication"`
+		// Consistency of reads and writes. Default LOCAL_QUORUM.
+		Consistency string `yaml:"consistency"`
+		// LocalDC is the data centre queries prefer. Default: none preferred.
+		LocalDC string `yaml:"local_dc"`
+		// Username and Password authenticate when set. Default none.
+		Username string `yaml:"username"`
+		Password string `yaml:"password"`
+		// Timeout bounds one query. Default 5s.
+		Timeout Duration `yaml:"timeout"`
+	} `yaml:"cassandra"`
+
 	Cluster struct {
 		// DispatchURL is where a gateway-only node reaches the dispatch node's
 		// internal API, e.g. http://10.0.0.5:8080. Required with roles: [gateway].
@@ -237,6 +269,20 @@ func (c *Config) fill() {
 	def(&c.Queue.FanoutPartitions, 8)
 	def(&c.Queue.ControlPartitions, 8)
 	def(&c.Queue.PushPartitions, 16)
+	if c.Timeline.Backend == "" {
+		c.Timeline.Backend = "pebble"
+	}
+	if c.Timeline.Cache == "" {
+		c.Timeline.Cache = "none"
+	}
+	def(&c.Timeline.CacheEntries, 256)
+	if c.Cassandra.Keyspace == "" {
+		c.Cassandra.Keyspace = "fanline"
+	}
+	if c.Cassandra.Consistency == "" {
+		c.Cassandra.Consistency = "LOCAL_QUORUM"
+	}
+	defDur(&c.Cassandra.Timeout, 5*time.Second)
 	if len(c.Roles) == 0 {
 		c.Roles = []string{RoleGateway, RoleDispatch}
 	}
@@ -345,6 +391,9 @@ func (c Config) Masked() string {
 	}
 	if c.Redis.Password != "" {
 		c.Redis.Password = "***"
+	}
+	if c.Cassandra.Password != "" {
+		c.Cassandra.Password = "***"
 	}
 	b, _ := yaml.Marshal(c)
 	return string(b)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -62,4 +63,16 @@ func splitAddr(addr string) (host, port string) {
 		}
 	}
 	panic(fmt.Sprintf("testharness: bad address %q", addr))
+}
+
+// CassandraHosts returns the Cassandra contact points in FANLINE_CASSANDRA_HOSTS
+// (comma-separated), or skips the test saying why: no Cassandra server can be
+// installed on the CI machines, so these suites run only where one is provided.
+func CassandraHosts(t testing.TB) []string {
+	t.Helper()
+	v := os.Getenv("FANLINE_CASSANDRA_HOSTS")
+	if v == "" {
+		t.Skip("FANLINE_CASSANDRA_HOSTS is not set: no Cassandra server to run against; skipping")
+	}
+	return strings.Split(v, ",")
 }

@@ -242,3 +242,71 @@ func testConcurrent(t *testing.T, s timeline.Store) {
 		t.Fatalf("unread %d after 400 messages", m[1])
 	}
 }
+
+// CacheFactory returns a fresh, empty entry cache keeping the newest keep entries.
+type CacheFactory func(t *testing.T, keep int) timeline.EntryCache
+
+// RunCache runs the suite every timeline.EntryCache backend runs.
+func RunCache(t *testing.T, f CacheFactory) {
+	entries := func(from, to uint64) []timeline.Entry {
+		var out []timeline.Entry
+		for s := from; s <= to; s++ {
+			out = append(out, timeline.Entry{User: "u", Seq: s, Kind: timeline.KindMessage, ConversationID: 7, MsgID: 100 + s,
+				From: "v", At: time.Unix(int64(s), 0).UTC()})
+		}
+		return out
+	}
+	rangeOf := func(t *testing.T, c timeline.EntryCache, after, upto uint64) ([]timeline.Entry, bool) {
+		t.Helper()
+		es, ok, err := c.Range(ctx, "u", after, upto)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return es, ok
+	}
+	t.Run("WholeRangesOnly", func(t *testing.T) {
+		c := f(t, 100)
+		if _, ok := rangeOf(t, c, 0, 3); ok {
+			t.Fatal("empty cache claims a range")
+		}
+		if err := c.Add(ctx, "u", entries(1, 5)); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Add(ctx, "u", entries(3, 4)); err != nil { // repeats are harmless
+			t.Fatal(err)
+		}
+		es, ok := rangeOf(t, c, 1, 5)
+		if !ok || fmt.Sprint(es) != fmt.Sprint(entries(2, 5)) {
+			t.Fatalf("range 1..5: %v %v", ok, es)
+		}
+		if _, ok := rangeOf(t, c, 3, 7); ok {
+			t.Fatal("range past the cached entries claimed")
+		}
+		if err := c.Add(ctx, "u", entries(7, 8)); err != nil { // 6 is missing
+			t.Fatal(err)
+		}
+		if _, ok := rangeOf(t, c, 4, 8); ok {
+			t.Fatal("range with a hole claimed")
+		}
+		if es, ok := rangeOf(t, c, 6, 8); !ok || len(es) != 2 {
+			t.Fatalf("range after the hole: %v %v", ok, es)
+		}
+		if es, ok, err := c.Range(ctx, "other", 0, 0); err != nil || !ok || len(es) != 0 {
+			t.Fatalf("empty range: %v %v %v", es, ok, err)
+		}
+	})
+	t.Run("KeepsNewest", func(t *testing.T) {
+		c := f(t, 10)
+		for s := uint64(1); s <= 30; s += 5 {
+			if err := c.Add(ctx, "u", entries(s, s+4)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, ok := rangeOf(t, c, 19, 30); ok {
+			t.Fatal("trimmed entries still served")
+		}
+		if es, ok := rangeOf(t, c, 20, 30); !ok || es[0].Seq != 21 || es[9].Seq != 30 {
+			t.Fatalf("newest 10: %v %v", ok, es)
+		}
+	})
+}

@@ -23,7 +23,8 @@ import (
 // real Redis. Four users, two on each gateway, exchange 2,000 messages; the dispatch
 // process is killed with SIGKILL midway and restarted. Every device must receive its
 // whole timeline once, in order, and every acknowledged message must be stored once
-// with the msg_id it was acknowledged with.
+// with the msg_id it was acknowledged with. Then a read-fanout group spanning both
+// gateways: every member's device gets each message once, in stream order.
 func TestClusterOfProcesses(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs three server processes")
@@ -44,6 +45,10 @@ func TestClusterOfProcesses(t *testing.T) {
 		"FANLINE_AUTH_JWT_SECRET=cluster-test-secret-0123456789abcdef",
 		"FANLINE_LIMITS_RATE_PER_SECOND=-1",
 		"FANLINE_LOG_LEVEL=warn",
+		// Groups of more than two members are read-fanout: one stream, one push
+		// record per partition, delivered by each gateway to its members.
+		"FANLINE_FANOUT_WRITE_MAX_MEMBERS=2",
+		"FANLINE_FANOUT_WRITE_BACK_MEMBERS=1",
 	}
 	migrate := exec.Command(testharness.Binary(t), "migrate")
 	migrate.Env = append(os.Environ(), env...)
@@ -192,6 +197,39 @@ func TestClusterOfProcesses(t *testing.T) {
 		}
 		if n != want[i] {
 			t.Fatalf("%s: %d messages, want %d", u, n, want[i])
+		}
+	}
+
+	// A read-fanout group with members on both gateways. Its members were indexed
+	// by the gateways through the relayed membership change.
+	gctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	g, err := clients[0].CreateGroup(gctx, "everyone", "u1", "u2", "u3")
+	if err != nil || g.Fanout != "read" {
+		t.Fatalf("group: %+v %v", g, err)
+	}
+	const groupMsgs = 20
+	for k := 0; k < groupMsgs; k++ {
+		cmid := fmt.Sprintf("g-%02d", k)
+		if _, err := clients[1].Send(gctx, wire.SendRequest{ClientMsgID: cmid, ConversationID: g.GroupID, Type: "text", Body: text(cmid)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, c := range clients {
+		var seqs []uint64
+		for len(seqs) < groupMsgs {
+			select {
+			case e := <-c.Entries():
+				if e.Kind != wire.KindMessage || e.ConversationID != g.GroupID {
+					continue
+				}
+				if want := fmt.Sprintf("g-%02d", len(seqs)); e.ClientMsgID != want || (len(seqs) > 0 && e.GroupSeq <= seqs[len(seqs)-1]) {
+					t.Fatalf("%s: group message %s (group_seq %d) where %s was due, after %v", users[i], e.ClientMsgID, e.GroupSeq, want, seqs)
+				}
+				seqs = append(seqs, e.GroupSeq)
+			case <-gctx.Done():
+				t.Fatalf("%s: %d of %d group messages", users[i], len(seqs), groupMsgs)
+			}
 		}
 	}
 }

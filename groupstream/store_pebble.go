@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"hash/fnv"
 	"sort"
 	"sync"
 	"time"
@@ -25,9 +24,8 @@ type PebbleStore struct {
 	cfg Config
 
 	// locks serialise read-modify-write of one key (pair allocation, a group's
-	// record, membership, stream and read positions, a message's recall), striped by
-	// key hash. Lock order: ascending stripe index (lockConvs).
-	locks [64]sync.Mutex
+	// record, membership, stream and read positions, a message's recall).
+	locks keyLocks
 
 	// INVARIANT: a cached conversation or member list equals what Pebble holds: groups
 	// change only under their lock, and the cache is updated after the commit.
@@ -51,36 +49,6 @@ func NewPebbleStore(db *pebble.DB, cfg Config) *PebbleStore {
 	cfg.fill()
 	return &PebbleStore{db: db, cfg: cfg, convs: map[uint64]Conversation{}, pairs: map[string]uint64{},
 		members: map[uint64][]Member{}, reads: map[uint64]*readIndex{}}
-}
-
-func (s *PebbleStore) stripe(key string) int {
-	h := fnv.New32a()
-	h.Write([]byte(key))
-	return int(h.Sum32() % uint32(len(s.locks)))
-}
-
-func (s *PebbleStore) lock(key string) *sync.Mutex { return &s.locks[s.stripe(key)] }
-
-// lockConvs locks the stripes of conversations ids in ascending order and returns
-// the unlock.
-func (s *PebbleStore) lockConvs(ids []uint64) func() {
-	seen := map[int]bool{}
-	var order []int
-	for _, id := range ids {
-		if i := s.stripe(string(convKey(id))); !seen[i] {
-			seen[i] = true
-			order = append(order, i)
-		}
-	}
-	sort.Ints(order)
-	for _, i := range order {
-		s.locks[i].Lock()
-	}
-	return func() {
-		for _, i := range order {
-			s.locks[i].Unlock()
-		}
-	}
 }
 
 func pairKey(a, b string) kv.Key {
@@ -142,7 +110,7 @@ func (s *PebbleStore) pairConversation(ctx context.Context, pk kv.Key, build fun
 		}
 		return s.Conversation(ctx, id)
 	}
-	mu := s.lock(string(pk))
+	mu := s.locks.key(string(pk))
 	mu.Lock()
 	defer mu.Unlock()
 	if id, err := kv.GetU64(s.db, pk); err != nil || id != 0 {
@@ -205,33 +173,17 @@ func (s *PebbleStore) Conversation(ctx context.Context, id uint64) (Conversation
 
 // CreateGroup implements Store.
 func (s *PebbleStore) CreateGroup(ctx context.Context, id uint64, name, owner string, members []string, at time.Time) (Conversation, error) {
-	at = at.UTC()
-	c := Conversation{ID: id, Kind: KindGroup, CreatedAt: at, Name: name, Owner: owner, Version: 1}
+	c, list := s.cfg.newGroup(id, name, owner, members, at)
 	batch := s.db.NewBatch()
 	defer batch.Close()
-	seen := map[string]bool{}
-	var list []Member
-	for _, u := range append([]string{owner}, members...) {
-		if seen[u] {
-			continue
-		}
-		seen[u] = true
-		m := Member{User: u, Role: RoleMember, JoinedAt: at, JoinSeq: 1}
-		if u == owner {
-			m.Role = RoleOwner
-		}
+	for _, m := range list {
 		putMember(batch, id, m)
-		list = append(list, m)
 	}
-	c.MemberCount = len(list)
-	c.Fanout = s.cfg.mode("", c.MemberCount)
-	c.FanoutSince = 1
 	v, _ := json.Marshal(c)
 	_ = batch.Set(convKey(id), v, nil)
 	if err := batch.Commit(pebble.Sync); err != nil {
 		return Conversation{}, fmt.Errorf("groupstream: create group: %w", err)
 	}
-	sortMembers(list)
 	s.cacheGroup(c, list)
 	return c, nil
 }
@@ -240,10 +192,6 @@ func putMember(b *pebble.Batch, id uint64, m Member) {
 	v, _ := json.Marshal(m)
 	_ = b.Set(memberPrefix(id).Str(m.User), v, nil)
 	_ = b.Set(userGroupKey(m.User, id), nil, nil)
-}
-
-func sortMembers(list []Member) {
-	sort.Slice(list, func(i, j int) bool { return list[i].User < list[j].User })
 }
 
 func (s *PebbleStore) cacheGroup(c Conversation, members []Member) {
@@ -255,7 +203,7 @@ func (s *PebbleStore) cacheGroup(c Conversation, members []Member) {
 
 // ChangeMembers implements Store.
 func (s *PebbleStore) ChangeMembers(ctx context.Context, id uint64, ch MemberChange, at time.Time) (Conversation, error) {
-	mu := s.lock(string(convKey(id)))
+	mu := s.locks.key(convLockKey(id))
 	mu.Lock()
 	defer mu.Unlock()
 	c, err := s.Conversation(ctx, id)
@@ -269,91 +217,34 @@ func (s *PebbleStore) ChangeMembers(ctx context.Context, id uint64, ch MemberCha
 	if err != nil {
 		return c, err
 	}
-	byUser := make(map[string]Member, len(list))
-	for _, m := range list {
-		byUser[m.User] = m
+	next := c
+	plan, changed, err := s.cfg.planChange(&next, list, ch, at)
+	if err != nil || !changed {
+		return c, err
 	}
 	batch := s.db.NewBatch()
 	defer batch.Close()
-	changed := false
-	for _, u := range ch.Remove {
-		if _, ok := byUser[u]; !ok {
-			continue
-		}
-		if u == c.Owner {
-			return c, ErrOwner
-		}
-		m := byUser[u]
-		delete(byUser, u)
+	for i, u := range plan.removed {
 		_ = batch.Delete(memberPrefix(id).Str(u), nil)
 		_ = batch.Delete(userGroupKey(u, id), nil)
 		_ = batch.Delete(readKey(id, u), nil)
-		if c.ReadHead > 0 || c.FanoutMode() == FanoutRead {
-			// Stream entries up to here were the member's: their devices may still
-			// need to sync them.
-			v, _ := json.Marshal(Left{Conv: id, JoinSeq: max(m.JoinSeq, 1), LeftSeq: c.Head, At: at.UTC()})
+		if l := plan.left[i]; l.Conv != 0 {
+			v, _ := json.Marshal(l)
 			_ = batch.Set(leftKey(u, id), v, nil)
 		}
-		changed = true
 	}
-	for _, u := range ch.Add {
-		if _, ok := byUser[u]; ok {
-			continue
-		}
-		// A member receives the messages stored after they join (an earlier
-		// membership's unsynced stream entries are given up).
-		m := Member{User: u, Role: RoleMember, JoinedAt: at.UTC(), JoinSeq: c.Head + 1}
-		byUser[u] = m
+	for _, m := range plan.put {
 		putMember(batch, id, m)
-		_ = batch.Delete(leftKey(u, id), nil)
-		changed = true
+		_ = batch.Delete(leftKey(m.User, id), nil)
 	}
-	for _, step := range []struct {
-		users []string
-		role  string
-	}{{ch.Promote, RoleAdmin}, {ch.Demote, RoleMember}} {
-		role := step.role
-		for _, u := range step.users {
-			m, ok := byUser[u]
-			if !ok {
-				return c, fmt.Errorf("%w: %s is not a member", ErrNotFound, u)
-			}
-			if u == c.Owner {
-				return c, ErrOwner
-			}
-			if m.Role != role {
-				m.Role = role
-				byUser[u] = m
-				putMember(batch, id, m)
-				changed = true
-			}
-		}
-	}
-	if !changed {
-		return c, nil
-	}
-	if ch.Max > 0 && len(byUser) > ch.Max {
-		return c, ErrTooManyMembers
-	}
-	c.MemberCount = len(byUser)
-	c.Version++
-	if mode := s.cfg.mode(c.Fanout, c.MemberCount); mode != c.FanoutMode() {
-		c.Fanout, c.FanoutSince = mode, c.Head+1
-	}
-	v, _ := json.Marshal(c)
+	v, _ := json.Marshal(next)
 	_ = batch.Set(convKey(id), v, nil)
 	if err := batch.Commit(pebble.Sync); err != nil {
 		return c, fmt.Errorf("groupstream: change members: %w", err)
 	}
-	s.forgetReads(id, ch.Remove)
-	// A new slice: the old one may be held by callers of Members.
-	next := make([]Member, 0, len(byUser))
-	for _, m := range byUser {
-		next = append(next, m)
-	}
-	sortMembers(next)
-	s.cacheGroup(c, next)
-	return c, nil
+	s.forgetReads(id, plan.removed)
+	s.cacheGroup(next, plan.members)
+	return next, nil
 }
 
 // Member implements Store.
@@ -436,7 +327,7 @@ func (s *PebbleStore) PutMessages(ctx context.Context, msgs []Message) ([]Messag
 			convs = append(convs, m.ConversationID)
 		}
 	}
-	defer s.lockConvs(convs)()
+	defer s.locks.convs(convs)()
 	batch := s.db.NewBatch()
 	defer batch.Close()
 	out := make([]Message, len(msgs))
@@ -513,23 +404,11 @@ func (s *PebbleStore) group(ctx context.Context, groups map[uint64]*Conversation
 	return &c, nil
 }
 
-// sequence gives m the group's next stream seq and its fanout mode, switching the
-// group's mode at this seq when its size calls for it, and indexes a read-fanout
-// message in the stream. The caller holds the group's lock.
+// sequence gives m the group's next stream seq and fanout mode (Config.sequence) and
+// indexes a read-fanout message in the stream. The caller holds the group's lock.
 func (s *PebbleStore) sequence(b *pebble.Batch, g *Conversation, m *Message) {
-	g.Head++
-	m.Seq = g.Head
-	if mode := s.cfg.mode(g.Fanout, g.MemberCount); mode != g.FanoutMode() {
-		g.Fanout, g.FanoutSince = mode, m.Seq
-	}
-	m.Fanout = g.FanoutMode()
-	if m.ID > g.LastMsgID {
-		g.LastMsgID = m.ID
-	}
-	if m.Fanout == FanoutRead {
-		g.Rank++
-		g.ReadHead = m.Seq
-		putStreamEntry(b, g.ID, StreamEntry{Seq: m.Seq, Kind: wire.KindMessage, MsgID: m.ID, From: m.From, At: m.CreatedAt}, g.Rank)
+	if e, rank, read := s.cfg.sequence(g, m); read {
+		putStreamEntry(b, g.ID, e, rank)
 	}
 }
 
@@ -610,7 +489,7 @@ func (s *PebbleStore) Recall(ctx context.Context, id uint64, by string, at time.
 		return m, err
 	}
 	// The group's lock covers its stream; recalls of one message also serialise on it.
-	defer s.lockConvs([]uint64{m.ConversationID})()
+	defer s.locks.convs([]uint64{m.ConversationID})()
 	if m, err = s.message(s.db, id); err != nil || m.Recalled() {
 		return m, err
 	}
@@ -623,10 +502,7 @@ func (s *PebbleStore) Recall(ctx context.Context, id uint64, by string, at time.
 		return Message{}, err
 	}
 	if g != nil && g.FanoutMode() == FanoutRead {
-		g.Head++
-		g.ReadHead = g.Head
-		m.RecallSeq = g.Head
-		putStreamEntry(batch, g.ID, StreamEntry{Seq: g.Head, Kind: wire.KindRecall, MsgID: m.ID, From: by, At: m.RecalledAt}, g.Rank)
+		putStreamEntry(batch, g.ID, recallEntry(g, &m, by), g.Rank)
 		v, _ := json.Marshal(g)
 		_ = batch.Set(convKey(g.ID), v, nil)
 	}

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
-	"sync"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -131,48 +130,12 @@ func (s *PebbleStore) Unread(ctx context.Context, conv uint64, user string) (int
 	if err != nil {
 		return 0, err
 	}
-	from := max(read, m.JoinSeq-min(m.JoinSeq, 1))
+	from := unreadFrom(m, read)
 	if from >= c.ReadHead {
 		return 0, nil
 	}
 	rank, err := s.rankAt(conv, from)
 	return int64(c.Rank - rank), err
-}
-
-// readIndex is one group's members' read positions, sorted for counting.
-type readIndex struct {
-	mu     sync.RWMutex      // guards both fields
-	byUser map[string]uint64 // members with a read position
-	sorted []uint64          // the values of byUser, ascending
-}
-
-func (x *readIndex) set(user string, seq uint64) {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	if old, ok := x.byUser[user]; ok {
-		if seq <= old {
-			return
-		}
-		i := sort.Search(len(x.sorted), func(i int) bool { return x.sorted[i] >= old })
-		x.sorted = append(x.sorted[:i], x.sorted[i+1:]...)
-	}
-	x.byUser[user] = seq
-	i := sort.Search(len(x.sorted), func(i int) bool { return x.sorted[i] >= seq })
-	x.sorted = append(x.sorted, 0)
-	copy(x.sorted[i+1:], x.sorted[i:])
-	x.sorted[i] = seq
-}
-
-func (x *readIndex) remove(user string) {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	old, ok := x.byUser[user]
-	if !ok {
-		return
-	}
-	delete(x.byUser, user)
-	i := sort.Search(len(x.sorted), func(i int) bool { return x.sorted[i] >= old })
-	x.sorted = append(x.sorted[:i], x.sorted[i+1:]...)
 }
 
 // maxReadIndexes bounds the groups whose read positions are held in memory.
@@ -234,7 +197,7 @@ func (s *PebbleStore) forgetReads(conv uint64, users []string) {
 
 // SetReadSeq implements Store.
 func (s *PebbleStore) SetReadSeq(ctx context.Context, conv uint64, user string, seq uint64) error {
-	defer s.lockConvs([]uint64{conv})()
+	defer s.locks.convs([]uint64{conv})()
 	if _, err := s.Member(ctx, conv, user); err != nil {
 		return err
 	}
@@ -261,7 +224,7 @@ func (s *PebbleStore) loadedReadIndex(conv uint64) (*readIndex, error) {
 	if ok {
 		return x, nil
 	}
-	defer s.lockConvs([]uint64{conv})()
+	defer s.locks.convs([]uint64{conv})()
 	return s.readIndexOf(conv)
 }
 
@@ -271,9 +234,7 @@ func (s *PebbleStore) ReadCount(ctx context.Context, conv, seq uint64) (int, err
 	if err != nil {
 		return 0, err
 	}
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	return len(x.sorted) - sort.Search(len(x.sorted), func(i int) bool { return x.sorted[i] >= seq }), nil
+	return x.count(seq), nil
 }
 
 // Readers implements Store.
@@ -286,14 +247,5 @@ func (s *PebbleStore) Readers(ctx context.Context, conv, seq uint64, after strin
 	if err != nil {
 		return nil, err
 	}
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	var out []string
-	i := sort.Search(len(members), func(i int) bool { return members[i].User > after })
-	for ; i < len(members) && len(out) < limit; i++ {
-		if x.byUser[members[i].User] >= seq {
-			out = append(out, members[i].User)
-		}
-	}
-	return out, nil
+	return x.readers(members, seq, after, limit), nil
 }

@@ -1,0 +1,253 @@
+package groupstream
+
+import (
+	"fmt"
+	"hash/fnv"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/fanline/fanline/internal/wire"
+)
+
+// keyLocks serialise, within one process, read-modify-writes of one key (a pair's
+// allocation, a group's record, membership, stream and read positions, a message's
+// recall), striped by key hash. Lock order: ascending stripe index.
+type keyLocks [64]sync.Mutex
+
+func stripeOf(key string) int {
+	h := fnv.New32a()
+	h.Write([]byte(key))
+	return int(h.Sum32() % 64)
+}
+
+// convLockKey is the lock key of a conversation's record.
+func convLockKey(id uint64) string { return "c" + strconv.FormatUint(id, 10) }
+
+// key returns the lock of one key.
+func (l *keyLocks) key(k string) *sync.Mutex { return &l[stripeOf(k)] }
+
+// convs locks the stripes of conversations ids in ascending order and returns the
+// unlock.
+func (l *keyLocks) convs(ids []uint64) func() {
+	seen := map[int]bool{}
+	var order []int
+	for _, id := range ids {
+		if i := stripeOf(convLockKey(id)); !seen[i] {
+			seen[i] = true
+			order = append(order, i)
+		}
+	}
+	sort.Ints(order)
+	for _, i := range order {
+		l[i].Lock()
+	}
+	return func() {
+		for _, i := range order {
+			l[i].Unlock()
+		}
+	}
+}
+
+// readIndex is one group's members' read positions, sorted for counting.
+type readIndex struct {
+	mu     sync.RWMutex      // guards both fields
+	byUser map[string]uint64 // members with a read position
+	sorted []uint64          // the values of byUser, ascending
+}
+
+func (x *readIndex) set(user string, seq uint64) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if old, ok := x.byUser[user]; ok {
+		if seq <= old {
+			return
+		}
+		i := sort.Search(len(x.sorted), func(i int) bool { return x.sorted[i] >= old })
+		x.sorted = append(x.sorted[:i], x.sorted[i+1:]...)
+	}
+	x.byUser[user] = seq
+	i := sort.Search(len(x.sorted), func(i int) bool { return x.sorted[i] >= seq })
+	x.sorted = append(x.sorted, 0)
+	copy(x.sorted[i+1:], x.sorted[i:])
+	x.sorted[i] = seq
+}
+
+func (x *readIndex) remove(user string) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	old, ok := x.byUser[user]
+	if !ok {
+		return
+	}
+	delete(x.byUser, user)
+	i := sort.Search(len(x.sorted), func(i int) bool { return x.sorted[i] >= old })
+	x.sorted = append(x.sorted[:i], x.sorted[i+1:]...)
+}
+
+// count returns how many members' positions are at seq or past it.
+func (x *readIndex) count(seq uint64) int {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return len(x.sorted) - sort.Search(len(x.sorted), func(i int) bool { return x.sorted[i] >= seq })
+}
+
+// readers returns up to limit of members (sorted by user id), after the user id
+// after, whose position is at seq or past it.
+func (x *readIndex) readers(members []Member, seq uint64, after string, limit int) []string {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	var out []string
+	i := sort.Search(len(members), func(i int) bool { return members[i].User > after })
+	for ; i < len(members) && len(out) < limit; i++ {
+		if x.byUser[members[i].User] >= seq {
+			out = append(out, members[i].User)
+		}
+	}
+	return out
+}
+
+// sequence gives m group g's next stream seq and its fanout mode, switching the
+// group's mode at this seq when its size calls for it. For a read-fanout message it
+// returns the stream entry to store with the group's rank after it.
+func (c Config) sequence(g *Conversation, m *Message) (e StreamEntry, rank uint64, read bool) {
+	g.Head++
+	m.Seq = g.Head
+	if mode := c.mode(g.Fanout, g.MemberCount); mode != g.FanoutMode() {
+		g.Fanout, g.FanoutSince = mode, m.Seq
+	}
+	m.Fanout = g.FanoutMode()
+	if m.ID > g.LastMsgID {
+		g.LastMsgID = m.ID
+	}
+	if m.Fanout != FanoutRead {
+		return StreamEntry{}, 0, false
+	}
+	g.Rank++
+	g.ReadHead = m.Seq
+	return StreamEntry{Seq: m.Seq, Kind: wire.KindMessage, MsgID: m.ID, From: m.From, At: m.CreatedAt}, g.Rank, true
+}
+
+// recallEntry appends the recall of m by by to read-fanout group g's stream and
+// returns the entry to store (with the group's unchanged rank).
+func recallEntry(g *Conversation, m *Message, by string) StreamEntry {
+	g.Head++
+	g.ReadHead = g.Head
+	m.RecallSeq = g.Head
+	return StreamEntry{Seq: g.Head, Kind: wire.KindRecall, MsgID: m.ID, From: by, At: m.RecalledAt}
+}
+
+// memberPlan is what a membership change writes.
+type memberPlan struct {
+	put     []Member // added members and changed roles
+	removed []string
+	left    []Left // past memberships of removed members, by removed[i]'s user
+	members []Member
+}
+
+// planChange applies ch to group c with members list: it updates c (count, version,
+// fanout mode) and returns what to write, or changed false when nothing changes.
+func (cfg Config) planChange(c *Conversation, list []Member, ch MemberChange, at time.Time) (p memberPlan, changed bool, err error) {
+	byUser := make(map[string]Member, len(list))
+	for _, m := range list {
+		byUser[m.User] = m
+	}
+	for _, u := range ch.Remove {
+		m, ok := byUser[u]
+		if !ok {
+			continue
+		}
+		if u == c.Owner {
+			return p, false, ErrOwner
+		}
+		delete(byUser, u)
+		p.removed = append(p.removed, u)
+		if c.ReadHead > 0 || c.FanoutMode() == FanoutRead {
+			// Stream entries up to here were the member's: their devices may still
+			// need to sync them.
+			p.left = append(p.left, Left{Conv: c.ID, JoinSeq: max(m.JoinSeq, 1), LeftSeq: c.Head, At: at.UTC()})
+		} else {
+			p.left = append(p.left, Left{})
+		}
+	}
+	for _, u := range ch.Add {
+		if _, ok := byUser[u]; ok {
+			continue
+		}
+		// A member receives the messages stored after they join (an earlier
+		// membership's unsynced stream entries are given up).
+		m := Member{User: u, Role: RoleMember, JoinedAt: at.UTC(), JoinSeq: c.Head + 1}
+		byUser[u] = m
+		p.put = append(p.put, m)
+	}
+	for _, step := range []struct {
+		users []string
+		role  string
+	}{{ch.Promote, RoleAdmin}, {ch.Demote, RoleMember}} {
+		for _, u := range step.users {
+			m, ok := byUser[u]
+			if !ok {
+				return p, false, fmt.Errorf("%w: %s is not a member", ErrNotFound, u)
+			}
+			if u == c.Owner {
+				return p, false, ErrOwner
+			}
+			if m.Role != step.role {
+				m.Role = step.role
+				byUser[u] = m
+				p.put = append(p.put, m)
+			}
+		}
+	}
+	if len(p.put) == 0 && len(p.removed) == 0 {
+		return p, false, nil
+	}
+	if ch.Max > 0 && len(byUser) > ch.Max {
+		return p, false, ErrTooManyMembers
+	}
+	c.MemberCount = len(byUser)
+	c.Version++
+	if mode := cfg.mode(c.Fanout, c.MemberCount); mode != c.FanoutMode() {
+		c.Fanout, c.FanoutSince = mode, c.Head+1
+	}
+	// A new slice: the old one may be held by callers of Members.
+	p.members = make([]Member, 0, len(byUser))
+	for _, m := range byUser {
+		p.members = append(p.members, m)
+	}
+	sortMembers(p.members)
+	return p, true, nil
+}
+
+// newGroup builds group id's record and member list.
+func (cfg Config) newGroup(id uint64, name, owner string, members []string, at time.Time) (Conversation, []Member) {
+	at = at.UTC()
+	c := Conversation{ID: id, Kind: KindGroup, CreatedAt: at, Name: name, Owner: owner, Version: 1}
+	seen := map[string]bool{}
+	var list []Member
+	for _, u := range append([]string{owner}, members...) {
+		if seen[u] {
+			continue
+		}
+		seen[u] = true
+		m := Member{User: u, Role: RoleMember, JoinedAt: at, JoinSeq: 1}
+		if u == owner {
+			m.Role = RoleOwner
+		}
+		list = append(list, m)
+	}
+	c.MemberCount = len(list)
+	c.Fanout = cfg.mode("", c.MemberCount)
+	c.FanoutSince = 1
+	sortMembers(list)
+	return c, list
+}
+
+func sortMembers(list []Member) {
+	sort.Slice(list, func(i, j int) bool { return list[i].User < list[j].User })
+}
+
+// unreadFrom is the stream seq after which a member's read-fanout messages are
+// unread: their read position, or the seq before they joined.
+func unreadFrom(m Member, read uint64) uint64 { return max(read, m.JoinSeq-min(m.JoinSeq, 1)) }

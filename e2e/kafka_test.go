@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -82,4 +83,25 @@ func TestPipelineOnKafka(t *testing.T) {
 func withTempDirs(t *testing.T, cfg config.Config) config.Config {
 	cfg.Addr, cfg.DataDir = "127.0.0.1:0", t.TempDir()
 	return cfg
+}
+
+// TestCassandraBackendsNeedAServer: choosing a Cassandra backend without a reachable
+// server fails at start and at migrate with a clear error, never later.
+func TestCassandraBackendsNeedAServer(t *testing.T) {
+	for name, pick := range map[string]func(*config.Config){
+		"timeline":    func(c *config.Config) { c.Timeline.Backend = "cassandra" },
+		"groupstream": func(c *config.Config) { c.Groupstream.Backend = "cassandra" },
+	} {
+		for _, hosts := range [][]string{nil, {testharness.FreeAddr(t)}} {
+			cfg, _ := config.Load("", nil)
+			pick(&cfg)
+			cfg.Cassandra.Hosts, cfg.Cassandra.Timeout = hosts, config.Duration(time.Second)
+			if _, err := server.New(withTempDirs(t, cfg), slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "cql:") {
+				t.Errorf("%s on %v: server.New = %v", name, hosts, err)
+			}
+			if err := server.Migrate(cfg, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "cql:") {
+				t.Errorf("%s on %v: Migrate = %v", name, hosts, err)
+			}
+		}
+	}
 }

@@ -1,6 +1,8 @@
 package groupstream
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"sort"
@@ -251,3 +253,62 @@ func sortMembers(list []Member) {
 // unreadFrom is the stream seq after which a member's read-fanout messages are
 // unread: their read position, or the seq before they joined.
 func unreadFrom(m Member, read uint64) uint64 { return max(read, m.JoinSeq-min(m.JoinSeq, 1)) }
+
+// decodeMember decodes user's stored membership of conv.
+func decodeMember(conv uint64, user string, v []byte) (Member, error) {
+	m := Member{User: user}
+	if err := json.Unmarshal(v, &m); err != nil {
+		return Member{}, fmt.Errorf("groupstream: member %s of %d: %w", user, conv, err)
+	}
+	return m, nil
+}
+
+// pairMembers is the membership of a direct or shop conversation, which has no
+// member rows.
+func pairMembers(c Conversation) []Member {
+	out := make([]Member, len(c.Members))
+	for i, u := range c.Members {
+		out[i] = Member{User: u, Role: RoleMember, JoinedAt: c.CreatedAt}
+	}
+	return out
+}
+
+// pairMember is user's membership of a direct or shop conversation.
+func pairMember(c Conversation, user string) (Member, error) {
+	if !c.HasMember(user) {
+		return Member{}, ErrNotFound
+	}
+	return Member{User: user, Role: RoleMember, JoinedAt: c.CreatedAt}, nil
+}
+
+// ranked is what unread needs from a backend.
+type ranked interface {
+	Conversation(ctx context.Context, id uint64) (Conversation, error)
+	Member(ctx context.Context, conv uint64, user string) (Member, error)
+	ReadSeq(ctx context.Context, conv uint64, user string) (uint64, error)
+	// rankAt returns the group's rank after its last stream entry at or before seq.
+	rankAt(ctx context.Context, conv, seq uint64) (uint64, error)
+}
+
+// unread is Store.Unread on any backend: the group's rank now minus its rank at the
+// member's read position (or join point).
+func unread(ctx context.Context, s ranked, conv uint64, user string) (int64, error) {
+	c, err := s.Conversation(ctx, conv)
+	if err != nil || c.ReadHead == 0 {
+		return 0, err
+	}
+	m, err := s.Member(ctx, conv, user)
+	if err != nil {
+		return 0, err
+	}
+	read, err := s.ReadSeq(ctx, conv, user)
+	if err != nil {
+		return 0, err
+	}
+	from := unreadFrom(m, read)
+	if from >= c.ReadHead {
+		return 0, nil
+	}
+	rank, err := s.rankAt(ctx, conv, from)
+	return int64(c.Rank - rank), err
+}

@@ -254,10 +254,7 @@ func (s *PebbleStore) Member(ctx context.Context, conv uint64, user string) (Mem
 		return Member{}, err
 	}
 	if c.Kind != KindGroup {
-		if !c.HasMember(user) {
-			return Member{}, ErrNotFound
-		}
-		return Member{User: user, Role: RoleMember, JoinedAt: c.CreatedAt}, nil
+		return pairMember(c, user)
 	}
 	s.cacheMu.RLock()
 	list, ok := s.members[conv]
@@ -276,11 +273,7 @@ func (s *PebbleStore) Member(ctx context.Context, conv uint64, user string) (Mem
 		}
 		return Member{}, err
 	}
-	m := Member{User: user}
-	if err := json.Unmarshal(v, &m); err != nil {
-		return Member{}, fmt.Errorf("groupstream: member %s of %d: %w", user, conv, err)
-	}
-	return m, nil
+	return decodeMember(conv, user, v)
 }
 
 // Members implements Store.
@@ -290,11 +283,7 @@ func (s *PebbleStore) Members(ctx context.Context, conv uint64) ([]Member, error
 		return nil, err
 	}
 	if c.Kind != KindGroup {
-		out := make([]Member, len(c.Members))
-		for i, u := range c.Members {
-			out[i] = Member{User: u, Role: RoleMember, JoinedAt: c.CreatedAt}
-		}
-		return out, nil
+		return pairMembers(c), nil
 	}
 	s.cacheMu.RLock()
 	list, ok := s.members[conv]
@@ -303,12 +292,9 @@ func (s *PebbleStore) Members(ctx context.Context, conv uint64) ([]Member, error
 		return list, nil
 	}
 	err = s.scan(memberPrefix(conv), func(k, v []byte) error {
-		m := Member{User: string(k[1 : 1+k[0]])}
-		if err := json.Unmarshal(v, &m); err != nil {
-			return fmt.Errorf("groupstream: member of %d: %w", conv, err)
-		}
+		m, err := decodeMember(conv, string(k[1:1+k[0]]), v)
 		list = append(list, m)
-		return nil
+		return err
 	})
 	if err != nil {
 		return nil, err

@@ -99,7 +99,7 @@ func (s *PebbleStore) Stream(ctx context.Context, conv, after uint64, limit int)
 }
 
 // rankAt returns the group's rank after its last stream entry at or before seq.
-func (s *PebbleStore) rankAt(conv, seq uint64) (uint64, error) {
+func (s *PebbleStore) rankAt(_ context.Context, conv, seq uint64) (uint64, error) {
 	prefix := streamPrefix(conv)
 	it, err := s.db.NewIter(&pebble.IterOptions{
 		LowerBound: prefix,
@@ -118,24 +118,7 @@ func (s *PebbleStore) rankAt(conv, seq uint64) (uint64, error) {
 
 // Unread implements Store.
 func (s *PebbleStore) Unread(ctx context.Context, conv uint64, user string) (int64, error) {
-	c, err := s.Conversation(ctx, conv)
-	if err != nil || c.ReadHead == 0 {
-		return 0, err
-	}
-	m, err := s.Member(ctx, conv, user)
-	if err != nil {
-		return 0, err
-	}
-	read, err := s.ReadSeq(ctx, conv, user)
-	if err != nil {
-		return 0, err
-	}
-	from := unreadFrom(m, read)
-	if from >= c.ReadHead {
-		return 0, nil
-	}
-	rank, err := s.rankAt(conv, from)
-	return int64(c.Rank - rank), err
+	return unread(ctx, s, conv, user)
 }
 
 // maxReadIndexes bounds the groups whose read positions are held in memory.

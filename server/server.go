@@ -178,6 +178,10 @@ func (s *Server) pipeline(m *metrics.Metrics, push pusher) (gateway.Service, gat
 	if err != nil {
 		return nil, nil, err
 	}
+	streams, err := s.streams()
+	if err != nil {
+		return nil, nil, err
+	}
 	router, err := csrouting.NewRouter(csrouting.Config{Store: csrouting.NewPebbleStore(s.db), Notifier: csNotifier{push}})
 	if err != nil {
 		return nil, nil, err
@@ -193,10 +197,7 @@ func (s *Server) pipeline(m *metrics.Metrics, push pusher) (gateway.Service, gat
 		MaxInFlight:     cfg.Limits.MaxInFlightSends,
 		MaxGroupMembers: cfg.Limits.MaxGroupMembers,
 		Logger:          s.log,
-	}, s.q, groupstream.NewPebbleStore(s.db, groupstream.Config{
-		WriteMaxMembers:  cfg.Fanout.WriteMaxMembers,
-		WriteBackMembers: cfg.Fanout.WriteBackMembers,
-	}), timelines, dedup, gen, push, m)
+	}, s.q, streams, timelines, dedup, gen, push, m)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -221,15 +222,44 @@ func (s *Server) timelines() (timeline.Store, error) {
 		default:
 			return nil, fmt.Errorf("server: timeline.cache must be none or redis, not %q", s.cfg.Timeline.Cache)
 		}
-		session, err := cql.Open(cqlConfig(s.cfg))
+		session, err := s.cassandraSession()
 		if err != nil {
 			return nil, err
 		}
-		s.cassandra = session
 		return timeline.NewCassandraStore(session, cfg), nil
 	default:
 		return nil, fmt.Errorf("server: timeline.backend must be pebble or cassandra, not %q", s.cfg.Timeline.Backend)
 	}
+}
+
+// streams builds the configured conversation and stream store.
+func (s *Server) streams() (groupstream.Store, error) {
+	cfg := groupstream.Config{WriteMaxMembers: s.cfg.Fanout.WriteMaxMembers, WriteBackMembers: s.cfg.Fanout.WriteBackMembers}
+	switch s.cfg.Groupstream.Backend {
+	case "pebble":
+		return groupstream.NewPebbleStore(s.db, cfg), nil
+	case "cassandra":
+		session, err := s.cassandraSession()
+		if err != nil {
+			return nil, err
+		}
+		return groupstream.NewCassandraStore(session, groupstream.CassandraStoreConfig{Config: cfg}), nil
+	default:
+		return nil, fmt.Errorf("server: groupstream.backend must be pebble or cassandra, not %q", s.cfg.Groupstream.Backend)
+	}
+}
+
+// cassandraSession connects to Cassandra once, for every backend configured on it.
+func (s *Server) cassandraSession() (*gocql.Session, error) {
+	if s.cassandra != nil {
+		return s.cassandra, nil
+	}
+	session, err := cql.Open(cqlConfig(s.cfg))
+	if err != nil {
+		return nil, err
+	}
+	s.cassandra = session
+	return session, nil
 }
 
 func cqlConfig(cfg config.Config) cql.Config {
@@ -311,15 +341,22 @@ func Migrate(cfg config.Config, log *slog.Logger) error {
 		}
 		log.Info("migrate: kafka topics ready", "topics", Topics(cfg))
 	}
+	var schemas []cql.Schema
 	if cfg.Timeline.Backend == "cassandra" {
+		schemas = append(schemas, timeline.CassandraSchema)
+	}
+	if cfg.Groupstream.Backend == "cassandra" {
+		schemas = append(schemas, groupstream.CassandraSchema)
+	}
+	if len(schemas) > 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
-		if err := cql.Migrate(ctx, cqlConfig(cfg), timeline.CassandraSchema); err != nil {
+		if err := cql.Migrate(ctx, cqlConfig(cfg), schemas...); err != nil {
 			return err
 		}
 		log.Info("migrate: cassandra schema ready", "keyspace", cfg.Cassandra.Keyspace)
 	}
-	if cfg.Queue.Backend != "kafka" && cfg.Timeline.Backend != "cassandra" {
+	if cfg.Queue.Backend != "kafka" && len(schemas) == 0 {
 		log.Info("migrate: nothing to do for the embedded backends")
 	}
 	return nil

@@ -125,6 +125,12 @@ type Config struct {
 		CacheEntries int `yaml:"cache_entries"`
 	} `yaml:"timeline"`
 
+	Groupstream struct {
+		// Backend keeps conversations, messages, group streams and read positions in
+		// pebble (data_dir) or cassandra. Default pebble.
+		Backend string `yaml:"backend"`
+	} `yaml:"groupstream"`
+
 	Cassandra struct {
 		// Hosts are contact points (FANLINE_CASSANDRA_HOSTS: comma-separated).
 		// Required when a backend is cassandra.
@@ -271,6 +277,9 @@ func (c *Config) fill() {
 	def(&c.Queue.PushPartitions, 16)
 	if c.Timeline.Backend == "" {
 		c.Timeline.Backend = "pebble"
+	}
+	if c.Groupstream.Backend == "" {
+		c.Groupstream.Backend = "pebble"
 	}
 	if c.Timeline.Cache == "" {
 		c.Timeline.Cache = "none"

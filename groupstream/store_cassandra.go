@@ -1,0 +1,793 @@
+package groupstream
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/fanline/fanline/internal/cql"
+	"github.com/fanline/fanline/internal/ids"
+	"github.com/fanline/fanline/internal/wire"
+	"github.com/gocql/gocql"
+)
+
+// Bucketing keeps every partition far below ~100 MB:
+//
+//   - stream: (conv, seq >> 16), 65,536 entries of ~100 bytes (~7 MB).
+//   - history: (conv, msg_id >> 53), ~25 days of one conversation's message ids at
+//     ~30 bytes a row.
+//   - conversations: (id), a group's record (static) and one row per member: a
+//     20,000-member group is ~3 MB.
+//   - read_positions: (conv), one row per member that read.
+//   - messages: (id), one message each.
+const (
+	streamBucketBits  = 16
+	historyBucketBits = 53
+)
+
+func streamBucket(seq uint64) int64 { return int64(seq >> streamBucketBits) }
+func historyBucket(id uint64) int64 { return int64(id >> historyBucketBits) }
+
+// idBucketAt is the history bucket of ids minted at t.
+func idBucketAt(t time.Time) int64 {
+	ms := max(0, t.Sub(ids.Epoch).Milliseconds())
+	return historyBucket(uint64(ms) << 22)
+}
+
+// CassandraSchema is the conversation and stream tables; `fanline migrate` applies
+// it.
+var CassandraSchema = cql.Schema{Name: "groupstream", Statements: []string{
+	// A conversation's record is static beside one row per group member, so a
+	// membership change and the record's new version are one conditional batch.
+	`CREATE TABLE IF NOT EXISTS conversations (
+		id bigint, user text, doc blob STATIC, rev bigint STATIC, member blob,
+		PRIMARY KEY ((id), user))`,
+	`CREATE TABLE IF NOT EXISTS conversation_pairs (pair text, id bigint, PRIMARY KEY ((pair)))`,
+	`CREATE TABLE IF NOT EXISTS user_groups (user text, id bigint, PRIMARY KEY ((user), id))`,
+	`CREATE TABLE IF NOT EXISTS left_groups (user text, id bigint, doc blob, PRIMARY KEY ((user), id))`,
+	`CREATE TABLE IF NOT EXISTS messages (id bigint, doc blob, PRIMARY KEY ((id)))`,
+	`CREATE TABLE IF NOT EXISTS history (conv bigint, bucket bigint, msg bigint,
+		PRIMARY KEY ((conv, bucket), msg)) WITH CLUSTERING ORDER BY (msg DESC)`,
+	`CREATE TABLE IF NOT EXISTS stream (conv bigint, bucket bigint, seq bigint, kind text, msg bigint, rank bigint,
+		at timestamp, sender text, PRIMARY KEY ((conv, bucket), seq))`,
+	`CREATE TABLE IF NOT EXISTS read_positions (conv bigint, user text, seq bigint, PRIMARY KEY ((conv), user))`,
+}}
+
+// The statements, bound with values (gocql prepares each once per connection).
+const (
+	cqlConv         = `SELECT doc, rev FROM conversations WHERE id = ? LIMIT 1`
+	cqlNewConv      = `INSERT INTO conversations (id, doc, rev) VALUES (?, ?, 1) IF NOT EXISTS`
+	cqlClaimConv    = `UPDATE conversations SET doc = ?, rev = ? WHERE id = ? IF rev = ?`
+	cqlPutMember    = `UPDATE conversations SET member = ? WHERE id = ? AND user = ?`
+	cqlDelMember    = `DELETE FROM conversations WHERE id = ? AND user = ?`
+	cqlMember       = `SELECT member FROM conversations WHERE id = ? AND user = ?`
+	cqlMembers      = `SELECT user, member FROM conversations WHERE id = ?`
+	cqlPair         = `SELECT id FROM conversation_pairs WHERE pair = ?`
+	cqlPutPair      = `INSERT INTO conversation_pairs (pair, id) VALUES (?, ?) IF NOT EXISTS`
+	cqlPutUserGroup = `INSERT INTO user_groups (user, id) VALUES (?, ?)`
+	cqlDelUserGroup = `DELETE FROM user_groups WHERE user = ? AND id = ?`
+	cqlUserGroups   = `SELECT id FROM user_groups WHERE user = ?`
+	cqlPutLeft      = `INSERT INTO left_groups (user, id, doc) VALUES (?, ?, ?) USING TTL 2592000`
+	cqlDelLeft      = `DELETE FROM left_groups WHERE user = ? AND id = ?`
+	cqlLeft         = `SELECT doc FROM left_groups WHERE user = ?`
+	cqlMessage      = `SELECT doc FROM messages WHERE id = ?`
+	cqlPutMessage   = `INSERT INTO messages (id, doc) VALUES (?, ?)`
+	cqlRecall       = `UPDATE messages SET doc = ? WHERE id = ? IF doc = ?`
+	cqlPutHistory   = `INSERT INTO history (conv, bucket, msg) VALUES (?, ?, ?)`
+	cqlHistory      = `SELECT msg FROM history WHERE conv = ? AND bucket = ? AND msg < ? LIMIT ?`
+	cqlPutStream    = `INSERT INTO stream (conv, bucket, seq, kind, msg, rank, at, sender) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
+	cqlStream       = `SELECT seq, kind, msg, at, sender FROM stream WHERE conv = ? AND bucket = ? AND seq > ? LIMIT ?`
+	cqlRankAt       = `SELECT rank FROM stream WHERE conv = ? AND bucket = ? AND seq <= ? ORDER BY seq DESC LIMIT 1`
+	cqlSetRead      = `INSERT INTO read_positions (conv, user, seq) VALUES (?, ?, ?)`
+	cqlRead         = `SELECT seq FROM read_positions WHERE conv = ? AND user = ?`
+	cqlReads        = `SELECT user, seq FROM read_positions WHERE conv = ?`
+	cqlDelRead      = `DELETE FROM read_positions WHERE conv = ? AND user = ?`
+)
+
+// ErrConflict is returned when another process changed a group's record during a
+// write; the caller retries (the pipeline's stages do, with backoff).
+var ErrConflict = errors.New("groupstream: the group changed meanwhile")
+
+// CassandraStoreConfig configures a CassandraStore.
+type CassandraStoreConfig struct {
+	Config
+	// ReadIndexTTL is how long a group's read positions loaded for "read by N of M"
+	// are used before they are loaded again (other nodes move them too). Zero means
+	// 5 s.
+	ReadIndexTTL time.Duration
+}
+
+// CassandraStore is the distributed Store, on tables created by `fanline migrate`
+// (CassandraSchema).
+//
+// A group's record carries a revision; every change to it (a message's stream seq,
+// a membership change, a recall in read-fanout) is a conditional write on the
+// revision read, retried by the caller on ErrConflict. A message's stream seq is
+// claimed before the message is written: a writer that dies between the two leaves
+// an unused seq, never a seq used twice (devices already see gaps in stream seqs:
+// write-fanout messages use seqs the stream does not hold). Direct and shop
+// conversations never change and are cached; groups and members are read from
+// Cassandra, as other nodes change them.
+type CassandraStore struct {
+	s   *gocql.Session
+	cfg CassandraStoreConfig
+
+	locks keyLocks // serialise this process's writes per conversation
+
+	cacheMu sync.RWMutex // guards convs
+	convs   map[uint64]Conversation
+
+	readsMu sync.Mutex // guards reads
+	reads   map[uint64]*loadedIndex
+}
+
+// loadedIndex is a read index and when it was loaded.
+type loadedIndex struct {
+	x  *readIndex
+	at time.Time
+}
+
+var _ Store = (*CassandraStore)(nil)
+
+// NewCassandraStore returns a Store on session s (cql.Open).
+func NewCassandraStore(s *gocql.Session, cfg CassandraStoreConfig) *CassandraStore {
+	cfg.fill()
+	if cfg.ReadIndexTTL <= 0 {
+		cfg.ReadIndexTTL = 5 * time.Second
+	}
+	return &CassandraStore{s: s, cfg: cfg, convs: map[uint64]Conversation{}, reads: map[uint64]*loadedIndex{}}
+}
+
+func cassErr(err error) error { return fmt.Errorf("groupstream: cassandra: %w", err) }
+
+// load returns conversation id and its revision.
+func (s *CassandraStore) load(ctx context.Context, id uint64) (Conversation, int64, error) {
+	var c Conversation
+	var blob []byte
+	var rev int64
+	err := s.s.Query(cqlConv, int64(id)).WithContext(ctx).Scan(&blob, &rev)
+	if errors.Is(err, gocql.ErrNotFound) || (err == nil && len(blob) == 0) {
+		return c, 0, ErrNotFound
+	}
+	if err != nil {
+		return c, 0, cassErr(err)
+	}
+	if err := json.Unmarshal(blob, &c); err != nil {
+		return c, 0, fmt.Errorf("groupstream: conversation %d: %w", id, err)
+	}
+	return c, rev, nil
+}
+
+// claim writes group c, read at rev, with the extra statements of its partition
+// (member rows), if nobody changed it meanwhile.
+func (s *CassandraStore) claim(ctx context.Context, c Conversation, rev int64, extra func(b *gocql.Batch)) error {
+	doc, _ := json.Marshal(c)
+	b := s.s.NewBatch(gocql.LoggedBatch).WithContext(ctx)
+	b.Query(cqlClaimConv, doc, rev+1, int64(c.ID), rev)
+	if extra != nil {
+		extra(b)
+	}
+	applied, iter, err := s.s.ExecuteBatchCAS(b)
+	if iter != nil {
+		_ = iter.Close()
+	}
+	if err != nil {
+		return cassErr(err)
+	}
+	if !applied {
+		return fmt.Errorf("%w: group %d", ErrConflict, c.ID)
+	}
+	return nil
+}
+
+func (s *CassandraStore) cache(c Conversation) {
+	if c.Kind == KindGroup {
+		return // groups change; other nodes change them
+	}
+	s.cacheMu.Lock()
+	defer s.cacheMu.Unlock()
+	if len(s.convs) >= maxCachedConversations {
+		clear(s.convs)
+	}
+	s.convs[c.ID] = c
+}
+
+// Conversation implements Store.
+func (s *CassandraStore) Conversation(ctx context.Context, id uint64) (Conversation, error) {
+	s.cacheMu.RLock()
+	c, ok := s.convs[id]
+	s.cacheMu.RUnlock()
+	if ok {
+		return c, nil
+	}
+	c, _, err := s.load(ctx, id)
+	if err == nil {
+		s.cache(c)
+	}
+	return c, err
+}
+
+// DirectConversation implements Store.
+func (s *CassandraStore) DirectConversation(ctx context.Context, a, b string, newID func() uint64) (Conversation, error) {
+	members := []string{a, b}
+	if b < a {
+		members = []string{b, a}
+	}
+	return s.pairConversation(ctx, "d:"+members[0]+":"+members[1], func() Conversation {
+		return Conversation{ID: newID(), Kind: KindDirect, Members: members, CreatedAt: time.Now().UTC()}
+	})
+}
+
+// ShopConversation implements Store.
+func (s *CassandraStore) ShopConversation(ctx context.Context, buyer, shop string, newID func() uint64) (Conversation, error) {
+	return s.pairConversation(ctx, "s:"+shop+":"+buyer, func() Conversation {
+		return Conversation{ID: newID(), Kind: KindShop, Members: []string{buyer}, Shop: shop, CreatedAt: time.Now().UTC()}
+	})
+}
+
+// pairConversation returns the conversation mapped at pair, allocating it with
+// build the first time: the record first, then the mapping IF NOT EXISTS, so every
+// node gets the first mapping's conversation (a losing record is never referenced).
+func (s *CassandraStore) pairConversation(ctx context.Context, pair string, build func() Conversation) (Conversation, error) {
+	var id int64
+	err := s.s.Query(cqlPair, pair).WithContext(ctx).Scan(&id)
+	if err == nil {
+		return s.Conversation(ctx, uint64(id))
+	}
+	if !errors.Is(err, gocql.ErrNotFound) {
+		return Conversation{}, cassErr(err)
+	}
+	c := build()
+	doc, _ := json.Marshal(c)
+	if _, err := s.s.Query(cqlNewConv, int64(c.ID), doc).WithContext(ctx).MapScanCAS(map[string]any{}); err != nil {
+		return Conversation{}, cassErr(err)
+	}
+	existing := map[string]any{}
+	applied, err := s.s.Query(cqlPutPair, pair, int64(c.ID)).WithContext(ctx).MapScanCAS(existing)
+	if err != nil {
+		return Conversation{}, cassErr(err)
+	}
+	if !applied {
+		other, _ := existing["id"].(int64)
+		return s.Conversation(ctx, uint64(other))
+	}
+	s.cache(c)
+	return c, nil
+}
+
+// CreateGroup implements Store.
+func (s *CassandraStore) CreateGroup(ctx context.Context, id uint64, name, owner string, members []string, at time.Time) (Conversation, error) {
+	c, list := s.cfg.newGroup(id, name, owner, members, at)
+	doc, _ := json.Marshal(c)
+	b := s.s.NewBatch(gocql.LoggedBatch).WithContext(ctx)
+	b.Query(cqlNewConv, int64(id), doc)
+	for _, m := range list {
+		v, _ := json.Marshal(m)
+		b.Query(cqlPutMember, v, int64(id), m.User)
+	}
+	applied, iter, err := s.s.ExecuteBatchCAS(b)
+	if iter != nil {
+		_ = iter.Close()
+	}
+	if err != nil {
+		return Conversation{}, cassErr(err)
+	}
+	if !applied {
+		return Conversation{}, fmt.Errorf("groupstream: group %d exists", id)
+	}
+	ub := s.s.NewBatch(gocql.LoggedBatch).WithContext(ctx)
+	for _, m := range list {
+		ub.Query(cqlPutUserGroup, m.User, int64(id))
+	}
+	if err := s.s.ExecuteBatch(ub); err != nil {
+		return Conversation{}, cassErr(err)
+	}
+	return c, nil
+}
+
+// ChangeMembers implements Store.
+func (s *CassandraStore) ChangeMembers(ctx context.Context, id uint64, ch MemberChange, at time.Time) (Conversation, error) {
+	mu := s.locks.key(convLockKey(id))
+	mu.Lock()
+	defer mu.Unlock()
+	c, rev, err := s.load(ctx, id)
+	if err != nil {
+		return c, err
+	}
+	if c.Kind != KindGroup {
+		return c, ErrNotFound
+	}
+	list, err := s.Members(ctx, id)
+	if err != nil {
+		return c, err
+	}
+	next := c
+	plan, changed, err := s.cfg.planChange(&next, list, ch, at)
+	if err != nil || !changed {
+		return c, err
+	}
+	err = s.claim(ctx, next, rev, func(b *gocql.Batch) {
+		for _, u := range plan.removed {
+			b.Query(cqlDelMember, int64(id), u)
+		}
+		for _, m := range plan.put {
+			v, _ := json.Marshal(m)
+			b.Query(cqlPutMember, v, int64(id), m.User)
+		}
+	})
+	if err != nil {
+		return c, err
+	}
+	// The rows of other partitions follow the claim (a logged batch: all or none).
+	b := s.s.NewBatch(gocql.LoggedBatch).WithContext(ctx)
+	for i, u := range plan.removed {
+		b.Query(cqlDelUserGroup, u, int64(id))
+		b.Query(cqlDelRead, int64(id), u)
+		if l := plan.left[i]; l.Conv != 0 {
+			v, _ := json.Marshal(l)
+			b.Query(cqlPutLeft, u, int64(id), v)
+		}
+	}
+	for _, m := range plan.put {
+		b.Query(cqlPutUserGroup, m.User, int64(id))
+		b.Query(cqlDelLeft, m.User, int64(id))
+	}
+	if err := s.s.ExecuteBatch(b); err != nil {
+		return c, cassErr(err)
+	}
+	s.forgetReads(id, plan.removed)
+	return next, nil
+}
+
+// Member implements Store.
+func (s *CassandraStore) Member(ctx context.Context, conv uint64, user string) (Member, error) {
+	c, err := s.Conversation(ctx, conv)
+	if err != nil {
+		return Member{}, err
+	}
+	if c.Kind != KindGroup {
+		return pairMember(c, user)
+	}
+	var blob []byte
+	err = s.s.Query(cqlMember, int64(conv), user).WithContext(ctx).Scan(&blob)
+	if errors.Is(err, gocql.ErrNotFound) || (err == nil && len(blob) == 0) {
+		return Member{}, ErrNotFound
+	}
+	if err != nil {
+		return Member{}, cassErr(err)
+	}
+	return decodeMember(conv, user, blob)
+}
+
+// Members implements Store; rows come in user order (the clustering key).
+func (s *CassandraStore) Members(ctx context.Context, conv uint64) ([]Member, error) {
+	c, err := s.Conversation(ctx, conv)
+	if err != nil {
+		return nil, err
+	}
+	if c.Kind != KindGroup {
+		return pairMembers(c), nil
+	}
+	it := s.s.Query(cqlMembers, int64(conv)).WithContext(ctx).Iter()
+	var out []Member
+	var user *string
+	var blob []byte
+	for it.Scan(&user, &blob) {
+		if user == nil || len(blob) == 0 {
+			continue // the record's static row
+		}
+		m, err := decodeMember(conv, *user, blob)
+		if err != nil {
+			it.Close()
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	if err := it.Close(); err != nil {
+		return nil, cassErr(err)
+	}
+	return out, nil
+}
+
+// PutMessages implements Store: stream seqs are claimed on the groups first, then
+// messages, history rows, stream entries and the senders' read positions written.
+func (s *CassandraStore) PutMessages(ctx context.Context, msgs []Message) ([]Message, error) {
+	convs := make([]uint64, 0, 1)
+	for _, m := range msgs {
+		if m.IsMessage() {
+			convs = append(convs, m.ConversationID)
+		}
+	}
+	defer s.locks.convs(convs)()
+	type group struct {
+		c   Conversation
+		rev int64
+	}
+	groups := map[uint64]*group{}
+	out := make([]Message, len(msgs))
+	var fresh []int // indexes of msgs to write
+	type entry struct {
+		conv uint64
+		e    StreamEntry
+		rank uint64
+	}
+	var entries []entry
+	type readMove struct {
+		conv uint64
+		user string
+		seq  uint64
+	}
+	var moves []readMove
+	for i, m := range msgs {
+		stored, err := s.Message(ctx, m.ID)
+		if err == nil {
+			out[i] = stored
+			continue
+		}
+		if !errors.Is(err, ErrNotFound) {
+			return nil, err
+		}
+		if m.IsMessage() {
+			g, ok := groups[m.ConversationID]
+			if !ok {
+				c, rev, err := s.load(ctx, m.ConversationID)
+				if err != nil && !errors.Is(err, ErrNotFound) {
+					return nil, err
+				}
+				if err == nil && c.Kind == KindGroup {
+					g = &group{c, rev}
+				}
+				groups[m.ConversationID] = g
+			}
+			if g != nil {
+				if e, rank, read := s.cfg.sequence(&g.c, &m); read {
+					entries = append(entries, entry{g.c.ID, e, rank})
+				}
+				moves = append(moves, readMove{g.c.ID, m.From, m.Seq})
+			}
+		}
+		out[i] = m
+		fresh = append(fresh, i)
+	}
+	for _, g := range groups {
+		if g != nil {
+			if err := s.claim(ctx, g.c, g.rev, nil); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if len(fresh) == 0 {
+		return out, nil
+	}
+	// One statement each: a batch of bodies would pass Cassandra's batch size limit.
+	var qs []*gocql.Query
+	for _, i := range fresh {
+		m := out[i]
+		doc, err := json.Marshal(m)
+		if err != nil {
+			return nil, fmt.Errorf("groupstream: encode message %d: %w", m.ID, err)
+		}
+		qs = append(qs, s.s.Query(cqlPutMessage, int64(m.ID), doc),
+			s.s.Query(cqlPutHistory, int64(m.ConversationID), historyBucket(m.ID), int64(m.ID)))
+	}
+	for _, en := range entries {
+		qs = append(qs, s.s.Query(cqlPutStream, int64(en.conv), streamBucket(en.e.Seq), int64(en.e.Seq), en.e.Kind,
+			int64(en.e.MsgID), int64(en.rank), en.e.At, en.e.From))
+	}
+	for _, mv := range moves {
+		qs = append(qs, s.s.Query(cqlSetRead, int64(mv.conv), mv.user, int64(mv.seq)))
+	}
+	for _, q := range qs {
+		if err := q.WithContext(ctx).Exec(); err != nil {
+			return nil, cassErr(err)
+		}
+	}
+	for _, mv := range moves {
+		s.movedRead(mv.conv, mv.user, mv.seq)
+	}
+	return out, nil
+}
+
+// Message implements Store.
+func (s *CassandraStore) Message(ctx context.Context, id uint64) (Message, error) {
+	m, _, err := s.message(ctx, id)
+	return m, err
+}
+
+// message returns message id and its stored encoding.
+func (s *CassandraStore) message(ctx context.Context, id uint64) (Message, []byte, error) {
+	var blob []byte
+	err := s.s.Query(cqlMessage, int64(id)).WithContext(ctx).Scan(&blob)
+	if errors.Is(err, gocql.ErrNotFound) {
+		return Message{}, nil, ErrNotFound
+	}
+	if err != nil {
+		return Message{}, nil, cassErr(err)
+	}
+	var m Message
+	if err := json.Unmarshal(blob, &m); err != nil {
+		return Message{}, nil, fmt.Errorf("groupstream: message %d: %w", id, err)
+	}
+	return m, blob, nil
+}
+
+// LookupMessages implements Store.
+func (s *CassandraStore) LookupMessages(ctx context.Context, ids []uint64) (map[uint64]wire.Entry, error) {
+	out := make(map[uint64]wire.Entry, len(ids))
+	for _, id := range ids {
+		if _, ok := out[id]; ok {
+			continue
+		}
+		m, err := s.Message(ctx, id)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out[id] = m.Entry()
+	}
+	return out, nil
+}
+
+// History implements Store, walking the history buckets from before's (or now's)
+// back to the conversation's creation.
+func (s *CassandraStore) History(ctx context.Context, conv, before uint64, limit int) ([]Message, bool, error) {
+	c, err := s.Conversation(ctx, conv)
+	if err != nil {
+		return nil, false, err
+	}
+	from, upper := nowHistoryBucket(), int64(math.MaxInt64)
+	if before != 0 {
+		from, upper = historyBucket(before), int64(before)
+	}
+	var ids []int64
+	for b := from; b >= idBucketAt(c.CreatedAt)-1 && b >= 0 && len(ids) <= limit; b-- {
+		it := s.s.Query(cqlHistory, int64(conv), b, upper, limit+1-len(ids)).WithContext(ctx).Iter()
+		var id int64
+		for it.Scan(&id) {
+			ids = append(ids, id)
+		}
+		if err := it.Close(); err != nil {
+			return nil, false, cassErr(err)
+		}
+	}
+	more := len(ids) > limit
+	if more {
+		ids = ids[:limit]
+	}
+	out := make([]Message, 0, len(ids))
+	for _, id := range ids {
+		m, err := s.Message(ctx, uint64(id))
+		if err != nil {
+			return nil, false, err
+		}
+		out = append(out, m)
+	}
+	return out, more, nil
+}
+
+// nowHistoryBucket is the history bucket of an id minted now, plus one for clock
+// skew between nodes.
+func nowHistoryBucket() int64 { return idBucketAt(time.Now()) + 1 }
+
+// Recall implements Store.
+func (s *CassandraStore) Recall(ctx context.Context, id uint64, by string, at time.Time) (Message, error) {
+	m, err := s.Message(ctx, id)
+	if err != nil || m.Recalled() {
+		return m, err
+	}
+	defer s.locks.convs([]uint64{m.ConversationID})()
+	m, old, err := s.message(ctx, id)
+	if err != nil || m.Recalled() {
+		return m, err
+	}
+	m.RecalledAt, m.RecalledBy = at.UTC(), by
+	c, rev, err := s.load(ctx, m.ConversationID)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return Message{}, err
+	}
+	if err == nil && c.Kind == KindGroup && c.FanoutMode() == FanoutRead {
+		e := recallEntry(&c, &m, by)
+		if err := s.claim(ctx, c, rev, nil); err != nil {
+			return Message{}, err
+		}
+		err := s.s.Query(cqlPutStream, int64(c.ID), streamBucket(e.Seq), int64(e.Seq), e.Kind, int64(e.MsgID), int64(c.Rank),
+			e.At, e.From).WithContext(ctx).Exec()
+		if err != nil {
+			return Message{}, cassErr(err)
+		}
+	}
+	doc, _ := json.Marshal(m)
+	applied, err := s.s.Query(cqlRecall, doc, int64(id), old).WithContext(ctx).MapScanCAS(map[string]any{})
+	if err != nil {
+		return Message{}, cassErr(err)
+	}
+	if !applied {
+		return s.Message(ctx, id) // recalled meanwhile by another node: the first recall stands
+	}
+	return m, nil
+}
+
+// UserGroups implements Store.
+func (s *CassandraStore) UserGroups(ctx context.Context, user string) ([]uint64, error) {
+	it := s.s.Query(cqlUserGroups, user).WithContext(ctx).Iter()
+	var out []uint64
+	var id int64
+	for it.Scan(&id) {
+		out = append(out, uint64(id))
+	}
+	if err := it.Close(); err != nil {
+		return nil, cassErr(err)
+	}
+	return out, nil
+}
+
+// LeftGroups implements Store; Cassandra drops the rows after 30 days (TTL).
+func (s *CassandraStore) LeftGroups(ctx context.Context, user string) ([]Left, error) {
+	it := s.s.Query(cqlLeft, user).WithContext(ctx).Iter()
+	var out []Left
+	var blob []byte
+	for it.Scan(&blob) {
+		var l Left
+		if err := json.Unmarshal(blob, &l); err != nil {
+			it.Close()
+			return nil, fmt.Errorf("groupstream: past membership of %s: %w", user, err)
+		}
+		if time.Since(l.At) <= keepLeftFor {
+			out = append(out, l)
+		}
+	}
+	if err := it.Close(); err != nil {
+		return nil, cassErr(err)
+	}
+	return out, nil
+}
+
+// Stream implements Store.
+func (s *CassandraStore) Stream(ctx context.Context, conv, after uint64, limit int) ([]StreamEntry, error) {
+	c, err := s.Conversation(ctx, conv)
+	if err != nil || c.ReadHead <= after {
+		return nil, err
+	}
+	var out []StreamEntry
+	for b := streamBucket(after + 1); b <= streamBucket(c.ReadHead) && len(out) < limit; b++ {
+		it := s.s.Query(cqlStream, int64(conv), b, int64(after), limit-len(out)).WithContext(ctx).Iter()
+		var seq, msg int64
+		var kind, from string
+		var at time.Time
+		for it.Scan(&seq, &kind, &msg, &at, &from) {
+			out = append(out, StreamEntry{Seq: uint64(seq), Kind: kind, MsgID: uint64(msg), From: from, At: at.UTC()})
+		}
+		if err := it.Close(); err != nil {
+			return nil, cassErr(err)
+		}
+	}
+	return out, nil
+}
+
+// rankAt returns the group's rank after its last stream entry at or before seq.
+func (s *CassandraStore) rankAt(ctx context.Context, conv, seq uint64) (uint64, error) {
+	for b := streamBucket(seq); b >= 0; b-- {
+		var rank int64
+		err := s.s.Query(cqlRankAt, int64(conv), b, int64(seq)).WithContext(ctx).Scan(&rank)
+		if err == nil {
+			return uint64(rank), nil
+		}
+		if !errors.Is(err, gocql.ErrNotFound) {
+			return 0, cassErr(err)
+		}
+	}
+	return 0, nil
+}
+
+// Unread implements Store.
+func (s *CassandraStore) Unread(ctx context.Context, conv uint64, user string) (int64, error) {
+	return unread(ctx, s, conv, user)
+}
+
+// SetReadSeq implements Store.
+func (s *CassandraStore) SetReadSeq(ctx context.Context, conv uint64, user string, seq uint64) error {
+	defer s.locks.convs([]uint64{conv})()
+	if _, err := s.Member(ctx, conv, user); err != nil {
+		return err
+	}
+	old, err := s.ReadSeq(ctx, conv, user)
+	if err != nil || seq <= old {
+		return err
+	}
+	if err := s.s.Query(cqlSetRead, int64(conv), user, int64(seq)).WithContext(ctx).Exec(); err != nil {
+		return cassErr(err)
+	}
+	s.movedRead(conv, user, seq)
+	return nil
+}
+
+// ReadSeq implements Store.
+func (s *CassandraStore) ReadSeq(ctx context.Context, conv uint64, user string) (uint64, error) {
+	var seq int64
+	err := s.s.Query(cqlRead, int64(conv), user).WithContext(ctx).Scan(&seq)
+	if errors.Is(err, gocql.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, cassErr(err)
+	}
+	return uint64(seq), nil
+}
+
+// readIndex returns conv's read positions, loaded at most ReadIndexTTL ago.
+func (s *CassandraStore) readIndex(ctx context.Context, conv uint64) (*readIndex, error) {
+	s.readsMu.Lock()
+	l, ok := s.reads[conv]
+	s.readsMu.Unlock()
+	if ok && time.Since(l.at) < s.cfg.ReadIndexTTL {
+		return l.x, nil
+	}
+	x := &readIndex{byUser: map[string]uint64{}}
+	it := s.s.Query(cqlReads, int64(conv)).WithContext(ctx).Iter()
+	var user string
+	var seq int64
+	for it.Scan(&user, &seq) {
+		x.set(user, uint64(seq))
+	}
+	if err := it.Close(); err != nil {
+		return nil, cassErr(err)
+	}
+	s.readsMu.Lock()
+	if len(s.reads) >= maxReadIndexes {
+		clear(s.reads)
+	}
+	s.reads[conv] = &loadedIndex{x: x, at: time.Now()}
+	s.readsMu.Unlock()
+	return x, nil
+}
+
+// movedRead updates a loaded read index after this process moved a position.
+func (s *CassandraStore) movedRead(conv uint64, user string, seq uint64) {
+	s.readsMu.Lock()
+	l := s.reads[conv]
+	s.readsMu.Unlock()
+	if l != nil {
+		l.x.set(user, seq)
+	}
+}
+
+// forgetReads drops removed members from a loaded read index.
+func (s *CassandraStore) forgetReads(conv uint64, users []string) {
+	s.readsMu.Lock()
+	l := s.reads[conv]
+	s.readsMu.Unlock()
+	if l == nil {
+		return
+	}
+	for _, u := range users {
+		l.x.remove(u)
+	}
+}
+
+// ReadCount implements Store.
+func (s *CassandraStore) ReadCount(ctx context.Context, conv, seq uint64) (int, error) {
+	x, err := s.readIndex(ctx, conv)
+	if err != nil {
+		return 0, err
+	}
+	return x.count(seq), nil
+}
+
+// Readers implements Store.
+func (s *CassandraStore) Readers(ctx context.Context, conv, seq uint64, after string, limit int) ([]string, error) {
+	members, err := s.Members(ctx, conv)
+	if err != nil {
+		return nil, err
+	}
+	x, err := s.readIndex(ctx, conv)
+	if err != nil {
+		return nil, err
+	}
+	return x.readers(members, seq, after, limit), nil
+}

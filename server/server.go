@@ -298,6 +298,12 @@ func (s *Server) opsHandler(internal http.Handler, m *metrics.Metrics) http.Hand
 		_, _ = w.Write([]byte(`{"status":"ready"}`))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusNotFound)
+		_ = json.NewEncoder(w).Encode(wire.ErrorBody{Error: wire.Errorf(wire.CodeNotFound,
+			"no such endpoint on a dispatch node: clients talk to gateway nodes")})
+	})
 	return mux
 }
 
@@ -463,7 +469,7 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 // WebSockets after their in-flight frames, let the stages finish their batches, close
 // the backends.
 func (s *Server) Run(ctx context.Context) error {
-	if s.cfg.Dev() {
+	if s.cfg.Dev() && s.gw != nil {
 		s.log.Warn("dev mode is on: anyone can get a token from POST /v1/dev/token; set dev_mode: false in production")
 	}
 	s.log.Info("fanline serving", "addr", s.Addr(), "data", s.cfg.DataDir, "roles", s.cfg.Roles, "node", s.node())

@@ -188,7 +188,11 @@ func NewRemote(cfg RemoteConfig) (*Remote, error) {
 		cfg.Logger = slog.Default()
 	}
 	cfg.URL = strings.TrimSuffix(cfg.URL, "/")
-	return &Remote{cfg: cfg, http: &http.Client{Timeout: cfg.Timeout}}, nil
+	// Every client request of the node becomes one call: keep enough connections
+	// open that a busy node does not open one per call.
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConns, tr.MaxIdleConnsPerHost = 1024, 1024
+	return &Remote{cfg: cfg, http: &http.Client{Timeout: cfg.Timeout, Transport: tr}}, nil
 }
 
 // call posts a to method and decodes the answer into out (may be nil).

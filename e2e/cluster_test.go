@@ -24,7 +24,8 @@ import (
 // process is killed with SIGKILL midway and restarted. Every device must receive its
 // whole timeline once, in order, and every acknowledged message must be stored once
 // with the msg_id it was acknowledged with. Then a read-fanout group spanning both
-// gateways: every member's device gets each message once, in stream order.
+// gateways: every member's device gets each message once, in stream order; and the
+// customer-service scenario with the buyer and the agents on different gateways.
 func TestClusterOfProcesses(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs three server processes")
@@ -232,4 +233,8 @@ func TestClusterOfProcesses(t *testing.T) {
 			}
 		}
 	}
+
+	// Customer service across the nodes: admin and buyer on one gateway, the agents
+	// on the other; routing, presence and cs events go through the dispatch node.
+	customerServiceChat(t, gateways[0], gateways[1])
 }

@@ -46,12 +46,18 @@ func messagesOf(c *client.Client, conv wire.ID, into *[]wire.Entry) {
 // moves to another agent who reads the whole history and answers.
 func TestCustomerServiceChat(t *testing.T) {
 	ts := startServer(t, nil)
+	customerServiceChat(t, ts.URL, ts.URL)
+}
+
+// customerServiceChat runs the scenario with the admin and the buyer on the server
+// at front and the agents on the one at back (the same server, or two gateway nodes).
+func customerServiceChat(t *testing.T, front, back string) {
 	ctx := context.Background()
-	adminTok, err := client.DevToken(ctx, ts.URL, "boss", wire.RoleAdmin, "acme")
+	adminTok, err := client.DevToken(ctx, front, "boss", wire.RoleAdmin, "acme")
 	if err != nil {
 		t.Fatal(err)
 	}
-	admin := client.NewAdmin(ts.URL, "acme", adminTok)
+	admin := client.NewAdmin(front, "acme", adminTok)
 	if err := admin.PutAgents(ctx, map[string]any{"agents": []map[string]any{
 		{"agent_id": "ann", "skills": []string{"after_sales"}, "capacity": 2},
 		{"agent_id": "bob", "skills": []string{"after_sales"}, "capacity": 2},
@@ -76,15 +82,15 @@ func TestCustomerServiceChat(t *testing.T) {
 		t.Fatalf("rules: %+v %v", rules, err)
 	}
 	// Authorisation: only the shop's own admin configures it.
-	otherTok, _ := client.DevToken(ctx, ts.URL, "boss2", wire.RoleAdmin, "zeta")
-	err = client.NewAdmin(ts.URL, "acme", otherTok).PutRouting(ctx, map[string]any{}, nil)
+	otherTok, _ := client.DevToken(ctx, front, "boss2", wire.RoleAdmin, "zeta")
+	err = client.NewAdmin(front, "acme", otherTok).PutRouting(ctx, map[string]any{}, nil)
 	wantCode(t, "another shop's admin", err, wire.CodeForbidden)
 
-	ann := connectAs(t, ts.URL, "ann", wire.RoleAgent, "acme")
+	ann := connectAs(t, back, "ann", wire.RoleAgent, "acme")
 	if err := ann.SetStatus(ctx, "online"); err != nil {
 		t.Fatal(err)
 	}
-	buyer := connectAs(t, ts.URL, "carla", "", "")
+	buyer := connectAs(t, front, "carla", "", "")
 	chat, err := buyer.OpenChat(ctx, "acme", wire.OpenChatRequest{Entry: "order", OrderID: "o-17", Text: "my parcel is late"})
 	if err != nil || chat.State != "assigned" || chat.AgentID != "ann" || chat.Reason != "" {
 		t.Fatalf("open: %+v %v", chat, err)
@@ -119,7 +125,7 @@ func TestCustomerServiceChat(t *testing.T) {
 		t.Fatalf("the buyer sees the agent's reply as %+v", e)
 	}
 	// An agent of the shop who does not serve the chat cannot write in it.
-	bob := connectAs(t, ts.URL, "bob", wire.RoleAgent, "acme")
+	bob := connectAs(t, back, "bob", wire.RoleAgent, "acme")
 	_, err = bob.SendHTTP(ctx, wire.SendRequest{ClientMsgID: "x", ConversationID: conv, Type: "text", Body: text("hi")})
 	wantCode(t, "bob writes in ann's chat", err, wire.CodeNotParticipant)
 	if err := bob.SetStatus(ctx, "online"); err != nil {

@@ -187,7 +187,9 @@ func (q *KafkaQueue) Consume(ctx context.Context, topic, group string, h Handler
 	return exitErr(ctx, q.done)
 }
 
-// Tail implements Queue with a plain partition consumer from the newest offset.
+// Tail implements Queue with a plain partition consumer from the newest offset. A
+// broker that cannot be reached is retried with backoff (the tail then resumes from
+// the newest offset again).
 func (q *KafkaQueue) Tail(ctx context.Context, topic string, part int, h Handler) error {
 	n, ok := q.cfg.Topics[topic]
 	if !ok {
@@ -198,6 +200,24 @@ func (q *KafkaQueue) Tail(ctx context.Context, topic string, part int, h Handler
 	}
 	ctx, cancel := untilClosed(ctx, q.done)
 	defer cancel()
+	var delay time.Duration
+	for ctx.Err() == nil {
+		err := q.tail(ctx, topic, part, h)
+		if err == nil || ctx.Err() != nil {
+			break
+		}
+		delay = q.cfg.Backoff.Next(delay)
+		q.cfg.Logger.Warn("queue: kafka tail failed, retrying", "topic", topic, "partition", part, "retry_in", delay, "err", err)
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+		}
+	}
+	return exitErr(ctx, q.done)
+}
+
+// tail follows one partition until ctx is done (nil) or the consumer fails.
+func (q *KafkaQueue) tail(ctx context.Context, topic string, part int, h Handler) error {
 	// Its own client: a fetch waiting on the producer's connection would hold up
 	// produce requests (one request in flight per connection, for idempotence).
 	c, err := sarama.NewConsumer(q.cfg.Brokers, q.cfg.sarama())
@@ -221,8 +241,14 @@ func (q *KafkaQueue) Tail(ctx context.Context, topic string, part int, h Handler
 	defer pc.Close() // closes Errors()
 	for {
 		batch := nextBatch(ctx, pc.Messages(), q.cfg.MaxBatch)
-		if batch == nil || !q.cfg.handle(ctx, h, part, records(batch), "topic", topic, "tail", true) {
-			return exitErr(ctx, q.done)
+		if batch == nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return errors.New("queue: kafka tail: the partition consumer stopped")
+		}
+		if !q.cfg.handle(ctx, h, part, records(batch), "topic", topic, "tail", true) {
+			return nil
 		}
 	}
 }

@@ -69,3 +69,20 @@ func TestCheckRoles(t *testing.T) {
 		t.Errorf("default roles %v", c.Roles)
 	}
 }
+
+// TestDeploymentConfigs: the example cluster configuration loads and is coherent
+// once the secret comes from the environment, as its comments say.
+func TestDeploymentConfigs(t *testing.T) {
+	for _, f := range []string{"dispatch.yaml", "gateway.yaml"} {
+		c, err := Load(filepath.Join("..", "..", "deployments", "cluster", f), []string{"FANLINE_AUTH_JWT_SECRET=from-the-environment"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Check(); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+		if c.Dev() || c.Queue.Backend != "kafka" || c.Presence.Backend != "redis" {
+			t.Errorf("%s: %+v", f, c)
+		}
+	}
+}

@@ -126,22 +126,32 @@ func (h *Hub) Push(user string, e wire.Entry, cursor string) {
 
 // PushFrame offers a frame to a user's connections here; it never blocks.
 func (h *Hub) PushFrame(user string, f wire.ServerFrame) {
-	h.pushTo(f, func() map[*conn]struct{} { return h.users[user] })
+	if b, err := json.Marshal(f); err == nil {
+		h.pushUser(user, b)
+	}
 }
 
 // PushShop offers a frame to the connections here of a shop's agents and admins; it
 // never blocks.
 func (h *Hub) PushShop(shop string, f wire.ServerFrame) {
-	h.pushTo(f, func() map[*conn]struct{} { return h.staff[shop] })
+	if b, err := json.Marshal(f); err == nil {
+		h.pushShop(shop, b)
+	}
 }
 
-// pushTo encodes f once and offers it to the connections conns returns (called
-// under h.mu).
-func (h *Hub) pushTo(f wire.ServerFrame, conns func() map[*conn]struct{}) {
-	b, err := json.Marshal(f)
-	if err != nil {
-		return
-	}
+// pushUser offers an encoded frame to a user's connections here.
+func (h *Hub) pushUser(user string, b []byte) {
+	h.pushTo(b, func() map[*conn]struct{} { return h.users[user] })
+}
+
+// pushShop offers an encoded frame to a shop's staff connections here.
+func (h *Hub) pushShop(shop string, b []byte) {
+	h.pushTo(b, func() map[*conn]struct{} { return h.staff[shop] })
+}
+
+// pushTo offers encoded frame b to the connections conns returns (called under
+// h.mu).
+func (h *Hub) pushTo(b []byte, conns func() map[*conn]struct{}) {
 	h.mu.RLock()
 	slow := offerAll(conns(), outFrame{data: b}, nil)
 	h.mu.RUnlock()
@@ -152,10 +162,13 @@ func (h *Hub) pushTo(f wire.ServerFrame, conns func() map[*conn]struct{}) {
 // offered to every connection here of the group's members but those in skip. It never
 // blocks.
 func (h *Hub) PushGroup(group uint64, e wire.Entry, skip map[string]bool) {
-	b, err := json.Marshal(wire.ServerFrame{Type: wire.FrameMessage, Entry: &e})
-	if err != nil {
-		return
+	if b, err := json.Marshal(wire.ServerFrame{Type: wire.FrameMessage, Entry: &e}); err == nil {
+		h.pushGroup(group, b, skip)
 	}
+}
+
+// pushGroup is PushGroup with the frame encoded.
+func (h *Hub) pushGroup(group uint64, b []byte, skip map[string]bool) {
 	pm, err := websocket.NewPreparedMessage(websocket.TextMessage, b)
 	if err != nil {
 		return

@@ -53,14 +53,15 @@ var _ dispatch.Pusher = (*Relay)(nil)
 // relayed is one push on the push topic.
 type relayed struct {
 	// Node is the gateway node it is for; empty for a broadcast.
-	Node    string            `json:"node,omitempty"`
-	User    string            `json:"user,omitempty"`
-	Shop    string            `json:"shop,omitempty"`
-	Group   uint64            `json:"group,omitempty"`
-	Skip    []string          `json:"skip,omitempty"`
-	Added   []string          `json:"added,omitempty"`
-	Removed []string          `json:"removed,omitempty"`
-	Frame   *wire.ServerFrame `json:"frame,omitempty"`
+	Node    string   `json:"node,omitempty"`
+	User    string   `json:"user,omitempty"`
+	Shop    string   `json:"shop,omitempty"`
+	Group   uint64   `json:"group,omitempty"`
+	Skip    []string `json:"skip,omitempty"`
+	Added   []string `json:"added,omitempty"`
+	Removed []string `json:"removed,omitempty"`
+	// Frame is the encoded wire.ServerFrame, passed through to the connections.
+	Frame json.RawMessage `json:"frame,omitempty"`
 }
 
 // NewRelay returns a relay producing to q's push topic.
@@ -102,17 +103,28 @@ func (r *Relay) Push(user string, e wire.Entry, cursor string) {
 }
 
 // PushFrame sends a frame to a user's connections, wherever they are.
-func (r *Relay) PushFrame(user string, f wire.ServerFrame) { r.offer(relayed{User: user, Frame: &f}) }
+func (r *Relay) PushFrame(user string, f wire.ServerFrame) { r.offerFrame(relayed{User: user}, f) }
 
 // PushShop sends a frame to every connection of a shop's agents and admins.
-func (r *Relay) PushShop(shop string, f wire.ServerFrame) { r.offer(relayed{Shop: shop, Frame: &f}) }
+func (r *Relay) PushShop(shop string, f wire.ServerFrame) { r.offerFrame(relayed{Shop: shop}, f) }
 
 // PushGroup implements dispatch.Pusher: one record per partition, not per member.
 func (r *Relay) PushGroup(group uint64, e wire.Entry, skip map[string]bool) {
-	p := relayed{Group: group, Frame: &wire.ServerFrame{Type: wire.FrameMessage, Entry: &e}}
+	p := relayed{Group: group}
 	for u := range skip {
 		p.Skip = append(p.Skip, u)
 	}
+	r.offerFrame(p, wire.ServerFrame{Type: wire.FrameMessage, Entry: &e})
+}
+
+// offerFrame queues p carrying f, encoded once here as the connections will get it.
+func (r *Relay) offerFrame(p relayed, f wire.ServerFrame) {
+	b, err := json.Marshal(f)
+	if err != nil {
+		r.m.PushesDropped.Inc()
+		return
+	}
+	p.Frame = b
 	r.offer(p)
 }
 
@@ -213,15 +225,15 @@ func (h *Hub) Receive(ctx context.Context, q queue.Queue, node string, partition
 func (h *Hub) deliver(p relayed) {
 	switch {
 	case p.User != "" && p.Frame != nil:
-		h.PushFrame(p.User, *p.Frame)
+		h.pushUser(p.User, p.Frame)
 	case p.Shop != "" && p.Frame != nil:
-		h.PushShop(p.Shop, *p.Frame)
-	case p.Group != 0 && p.Frame != nil && p.Frame.Entry != nil:
+		h.pushShop(p.Shop, p.Frame)
+	case p.Group != 0 && p.Frame != nil:
 		skip := make(map[string]bool, len(p.Skip))
 		for _, u := range p.Skip {
 			skip[u] = true
 		}
-		h.PushGroup(p.Group, *p.Frame.Entry, skip)
+		h.pushGroup(p.Group, p.Frame, skip)
 	case p.Group != 0:
 		h.GroupMembers(p.Group, p.Added, p.Removed)
 	}

@@ -107,6 +107,14 @@ func (c *Client) Conversations(ctx context.Context) (wire.ConversationList, erro
 	return out, err
 }
 
+// Unread returns the user's unread counts (the badge): the total and each
+// conversation with unread messages.
+func (c *Client) Unread(ctx context.Context) (wire.UnreadCounts, error) {
+	var out wire.UnreadCounts
+	err := c.do(ctx, http.MethodGet, "/v1/unread", nil, &out)
+	return out, err
+}
+
 // History pages a conversation's messages, newest first; before 0 is the newest.
 func (c *Client) History(ctx context.Context, conv wire.ID, before wire.ID, limit int) (wire.HistoryResult, error) {
 	q := url.Values{}

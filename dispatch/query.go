@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/fanline/fanline/groupstream"
@@ -60,34 +61,61 @@ func (d *Dispatcher) Conversations(ctx context.Context, user string) (wire.Conve
 // their derived unread (stream head minus the member's read position), their newest
 // message, and a row for a group the timeline has no entry of.
 func (d *Dispatcher) withReadGroups(ctx context.Context, user string, states []timeline.ConvState, total int64) ([]timeline.ConvState, int64, error) {
-	groups, err := d.readFanoutGroups(ctx, user)
-	if err != nil {
-		return nil, 0, err
-	}
 	at := make(map[uint64]int, len(states))
 	for i, st := range states {
 		at[st.ConversationID] = i
 	}
-	for _, c := range groups {
-		id := c.ID
-		unread, err := d.streams.Unread(ctx, id, user)
-		if errors.Is(err, groupstream.ErrNotFound) {
-			continue // removed meanwhile
-		}
-		if err != nil {
-			return nil, 0, err
-		}
-		i, ok := at[id]
+	err := d.readGroupsUnread(ctx, user, func(c groupstream.Conversation, unread int64) {
+		i, ok := at[c.ID]
 		if !ok {
 			i = len(states)
-			states = append(states, timeline.ConvState{ConversationID: id, Kind: groupstream.KindGroup})
+			states = append(states, timeline.ConvState{ConversationID: c.ID, Kind: groupstream.KindGroup})
 		}
 		st := &states[i]
 		st.Unread += unread
 		total += unread
 		st.LastMsgID = max(st.LastMsgID, c.LastMsgID)
+	})
+	return states, total, err
+}
+
+// readGroupsUnread calls f with each of user's read-fanout groups and its derived
+// unread count.
+func (d *Dispatcher) readGroupsUnread(ctx context.Context, user string, f func(c groupstream.Conversation, unread int64)) error {
+	groups, err := d.readFanoutGroups(ctx, user)
+	if err != nil {
+		return err
 	}
-	return states, total, nil
+	for _, c := range groups {
+		unread, err := d.streams.Unread(ctx, c.ID, user)
+		if errors.Is(err, groupstream.ErrNotFound) {
+			continue // removed meanwhile
+		}
+		if err != nil {
+			return err
+		}
+		f(c, unread)
+	}
+	return nil
+}
+
+// Unread returns the user's unread counts: the badge, without the conversation list.
+func (d *Dispatcher) Unread(ctx context.Context, user string) (wire.UnreadCounts, error) {
+	c, err := d.timelines.Unread(ctx, user)
+	if err != nil {
+		return wire.UnreadCounts{}, err
+	}
+	out := wire.UnreadCounts{TotalUnread: c.Total, Conversations: make(map[string]int64, len(c.Convs))}
+	for conv, n := range c.Convs {
+		out.Conversations[strconv.FormatUint(conv, 10)] = n
+	}
+	err = d.readGroupsUnread(ctx, user, func(g groupstream.Conversation, unread int64) {
+		if unread > 0 {
+			out.Conversations[strconv.FormatUint(g.ID, 10)] += unread
+			out.TotalUnread += unread
+		}
+	})
+	return out, err
 }
 
 // History returns messages of a conversation older than before, newest first.

@@ -234,6 +234,18 @@ func TestClusterOfProcesses(t *testing.T) {
 		}
 	}
 
+	// The badge, through the internal API, agrees with the conversation list.
+	for i, c := range clients {
+		badge, err := c.Unread(gctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		list, err := c.Conversations(gctx)
+		if err != nil || badge.TotalUnread != list.TotalUnread {
+			t.Fatalf("%s: badge %+v, conversations total %d, %v", users[i], badge, list.TotalUnread, err)
+		}
+	}
+
 	// Customer service across the nodes: admin and buyer on one gateway, the agents
 	// on the other; routing, presence and cs events go through the dispatch node.
 	customerServiceChat(t, gateways[0], gateways[1])

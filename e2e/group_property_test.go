@@ -24,14 +24,24 @@ import (
 //
 // It runs on a write-fanout group and on a read-fanout one (unread derived from read
 // positions, "read by N of M" counted from them, readers paged on demand).
+//
+// The badge (GET /v1/unread) must agree too, also when its counts are copied to
+// Redis (timeline.counters: redis).
 func TestGroupReadsMatchOracle(t *testing.T) {
-	t.Run("write", func(t *testing.T) { groupReadsOracle(t, 500, "write") })
-	t.Run("read", func(t *testing.T) { groupReadsOracle(t, 3, "read") })
+	t.Run("write", func(t *testing.T) { groupReadsOracle(t, 500, "write", nil) })
+	t.Run("read", func(t *testing.T) { groupReadsOracle(t, 3, "read", nil) })
+	t.Run("write-redis-counters", func(t *testing.T) {
+		addr := testharness.StartRedis(t)
+		groupReadsOracle(t, 500, "write", func(c *config.Config) { c.Timeline.Counters, c.Redis.Addr = "redis", addr })
+	})
 }
 
-func groupReadsOracle(t *testing.T, writeMax int, fanout string) {
+func groupReadsOracle(t *testing.T, writeMax int, fanout string, tweak func(*config.Config)) {
 	ts := startServer(t, func(c *config.Config) {
 		c.Fanout.WriteMaxMembers, c.Fanout.WriteBackMembers = writeMax, writeMax
+		if tweak != nil {
+			tweak(c)
+		}
 	})
 	ctx := context.Background()
 	names := []string{"m0", "m1", "m2", "m3", "m4"}
@@ -111,6 +121,17 @@ func groupReadsOracle(t *testing.T, writeMax int, fanout string) {
 		}
 		if len(list.Conversations) != 1 || list.Conversations[0].Unread != want || list.TotalUnread != want {
 			t.Errorf("%s: unread %+v, oracle %d", n, list.Conversations, want)
+		}
+		badge, err := cs[n].Unread(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantConvs := map[string]int64{}
+		if want > 0 {
+			wantConvs[fmt.Sprint(uint64(g.GroupID))] = want
+		}
+		if badge.TotalUnread != want || fmt.Sprint(badge.Conversations) != fmt.Sprint(wantConvs) {
+			t.Errorf("%s: badge %+v, oracle %d", n, badge, want)
 		}
 	}
 	for _, m := range msgs {

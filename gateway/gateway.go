@@ -32,6 +32,7 @@ type Service interface {
 	Send(ctx context.Context, user, from string, req wire.SendRequest) (wire.SendResult, error)
 	Sync(ctx context.Context, user string, req wire.SyncRequest) (wire.SyncResult, error)
 	Conversations(ctx context.Context, user string) (wire.ConversationList, error)
+	Unread(ctx context.Context, user string) (wire.UnreadCounts, error)
 	History(ctx context.Context, user string, conv, before uint64, limit int) (wire.HistoryResult, error)
 	MarkRead(ctx context.Context, user string, conv, msgID uint64) error
 	Recall(ctx context.Context, user string, msgID uint64) error
@@ -184,6 +185,7 @@ func (g *Gateway) routes() *gin.Engine {
 	a.POST("/messages", g.send)
 	a.GET("/sync", g.sync)
 	a.GET("/conversations", g.conversations)
+	a.GET("/unread", g.unread)
 	a.GET("/conversations/:id/messages", g.history)
 	a.POST("/conversations/:id/read", g.markRead)
 	a.POST("/messages/:id/recall", g.recall)
@@ -375,6 +377,15 @@ func (g *Gateway) sync(c *gin.Context) {
 
 func (g *Gateway) conversations(c *gin.Context) {
 	res, err := g.svc.Conversations(c.Request.Context(), user(c).ID)
+	if err != nil {
+		g.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, res)
+}
+
+func (g *Gateway) unread(c *gin.Context) {
+	res, err := g.svc.Unread(c.Request.Context(), user(c).ID)
 	if err != nil {
 		g.fail(c, err)
 		return

@@ -63,6 +63,7 @@ func InternalHandler(svc Service, cs CS, key string) http.Handler {
 		"conversations": func(ctx context.Context, a rpcArgs) (any, error) {
 			return svc.Conversations(ctx, a.User)
 		},
+		"unread": func(ctx context.Context, a rpcArgs) (any, error) { return svc.Unread(ctx, a.User) },
 		"history": func(ctx context.Context, a rpcArgs) (any, error) {
 			return svc.History(ctx, a.User, a.ID, a.Before, a.Limit)
 		},
@@ -267,6 +268,11 @@ func (r *Remote) Sync(ctx context.Context, user string, req wire.SyncRequest) (w
 // Conversations implements Service.
 func (r *Remote) Conversations(ctx context.Context, user string) (wire.ConversationList, error) {
 	return remoteCall[wire.ConversationList](ctx, r, "conversations", rpcArgs{User: user})
+}
+
+// Unread implements Service.
+func (r *Remote) Unread(ctx context.Context, user string) (wire.UnreadCounts, error) {
+	return remoteCall[wire.UnreadCounts](ctx, r, "unread", rpcArgs{User: user})
 }
 
 // History implements Service.

@@ -206,11 +206,23 @@ func (s *Server) pipeline(m *metrics.Metrics, push pusher) (gateway.Service, gat
 
 // timelines builds the configured timeline store.
 func (s *Server) timelines() (timeline.Store, error) {
+	var counters timeline.UnreadCounters
+	switch s.cfg.Timeline.Counters {
+	case "none":
+	case "redis":
+		rdb, err := s.redisClient()
+		if err != nil {
+			return nil, err
+		}
+		counters = timeline.NewRedisUnreadCounters(rdb, timeline.RedisUnreadCountersConfig{})
+	default:
+		return nil, fmt.Errorf("server: timeline.counters must be none or redis, not %q", s.cfg.Timeline.Counters)
+	}
 	switch s.cfg.Timeline.Backend {
 	case "pebble":
-		return timeline.NewPebbleStore(s.db), nil
+		return timeline.NewPebbleStore(s.db, timeline.PebbleStoreConfig{Counters: counters}), nil
 	case "cassandra":
-		var cfg timeline.CassandraStoreConfig
+		cfg := timeline.CassandraStoreConfig{Counters: counters}
 		switch s.cfg.Timeline.Cache {
 		case "none":
 		case "redis":

@@ -89,4 +89,8 @@ type Store interface {
 	// in conv gets ErrNotFound, unless convKind is set: then the state is created
 	// (a read-fanout group the user has only read from its stream).
 	MarkRead(ctx context.Context, user string, conv, msgID uint64, convKind string, at time.Time) (*Entry, ConvState, error)
+	// Unread returns user's unread counts (per conversation with unread messages, and
+	// the total) at the timeline's head, from the store's UnreadCounters when it has
+	// a current copy.
+	Unread(ctx context.Context, user string) (Counts, error)
 }

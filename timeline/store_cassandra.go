@@ -75,6 +75,9 @@ type CassandraStoreConfig struct {
 	// Cache holds the newest entries of each timeline, read before Cassandra. Nil:
 	// every read goes to Cassandra.
 	Cache EntryCache
+	// Counters keeps a copy of the unread counts for Unread, which then reads one
+	// row of the user's partition instead of all. Nil: Unread reads the partition.
+	Counters UnreadCounters
 }
 
 // CassandraStore is the distributed Store, on tables created by `fanline migrate`
@@ -270,6 +273,13 @@ func (s *CassandraStore) claim(ctx context.Context, w *write, user string) error
 		return fmt.Errorf("%w of %s (at %d)", ErrConflict, user, base)
 	}
 	return nil
+}
+
+func (s *CassandraStore) counters() UnreadCounters { return s.cfg.Counters }
+
+// Unread implements Store.
+func (s *CassandraStore) Unread(ctx context.Context, user string) (Counts, error) {
+	return unreadCounts(ctx, s, s.cfg.Counters, user)
 }
 
 // Append implements Store.

@@ -37,6 +37,7 @@ func TestCassandraStoreConformance(t *testing.T) {
 			s.Close()
 		})
 		cache := timeline.NewRedisEntryCache(rdb, timeline.RedisEntryCacheConfig{Prefix: cfg.Keyspace + ":"})
-		return timeline.NewCassandraStore(s, timeline.CassandraStoreConfig{Cache: cache})
+		counters := timeline.NewRedisUnreadCounters(rdb, timeline.RedisUnreadCountersConfig{Prefix: cfg.Keyspace + ":"})
+		return timeline.NewCassandraStore(s, timeline.CassandraStoreConfig{Cache: cache, Counters: counters})
 	})
 }

@@ -22,6 +22,7 @@ import (
 //	n <user>                               -> total unread
 type PebbleStore struct {
 	db    *pebble.DB
+	cfg   PebbleStoreConfig
 	locks userLocks
 	// caches[i] is the write-through cache of the users in stripe i, guarded by
 	// locks[i].
@@ -52,9 +53,16 @@ var (
 	_ engine = (*PebbleStore)(nil)
 )
 
+// PebbleStoreConfig configures a PebbleStore.
+type PebbleStoreConfig struct {
+	// Counters keeps a copy of the unread counts for Unread. Nil: Unread reads the
+	// conversation states.
+	Counters UnreadCounters
+}
+
 // NewPebbleStore returns a Store on db.
-func NewPebbleStore(db *pebble.DB) *PebbleStore {
-	s := &PebbleStore{db: db}
+func NewPebbleStore(db *pebble.DB, cfg PebbleStoreConfig) *PebbleStore {
+	s := &PebbleStore{db: db, cfg: cfg}
 	for i := range s.caches {
 		s.caches[i].clear()
 	}
@@ -196,6 +204,13 @@ func (s *PebbleStore) commit(_ context.Context, w *write) error {
 		}
 	}
 	return nil
+}
+
+func (s *PebbleStore) counters() UnreadCounters { return s.cfg.Counters }
+
+// Unread implements Store.
+func (s *PebbleStore) Unread(ctx context.Context, user string) (Counts, error) {
+	return unreadCounts(ctx, s, s.cfg.Counters, user)
 }
 
 // Append implements Store.

@@ -16,7 +16,7 @@ func TestPebbleStoreConformance(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { db.Close() })
-		return timeline.NewPebbleStore(db)
+		return timeline.NewPebbleStore(db, timeline.PebbleStoreConfig{})
 	})
 }
 

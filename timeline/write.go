@@ -28,6 +28,8 @@ type engine interface {
 	// commit stores the write durably and atomically per user: its entries (and
 	// their index), heads, states and totals.
 	commit(ctx context.Context, w *write) error
+	// counters is the copy of unread counts to keep up to date (nil: none).
+	counters() UnreadCounters
 }
 
 // write is one Append or MarkRead: what it read, and the changes it makes.
@@ -226,6 +228,7 @@ func appendItems(ctx context.Context, e engine, items []Item) ([]Entry, error) {
 	if err := e.commit(ctx, w); err != nil {
 		return nil, fmt.Errorf("timeline: append: %w", err)
 	}
+	afterCommit(ctx, e.counters(), w)
 	return w.entries, nil
 }
 
@@ -255,6 +258,7 @@ func markRead(ctx context.Context, e engine, user string, conv, msgID uint64, co
 	if err := e.commit(ctx, w); err != nil {
 		return nil, ConvState{}, fmt.Errorf("timeline: mark read: %w", err)
 	}
+	afterCommit(ctx, e.counters(), w)
 	return &en, *st, nil
 }
 

@@ -123,6 +123,10 @@ type Config struct {
 		Cache string `yaml:"cache"`
 		// CacheEntries is how many entries per user the cache keeps. Default 256.
 		CacheEntries int `yaml:"cache_entries"`
+		// Counters keeps a copy of each user's unread counts in redis (changed by
+		// Lua scripts), so GET /v1/unread reads one hash instead of every
+		// conversation state: redis or none. Default none.
+		Counters string `yaml:"counters"`
 	} `yaml:"timeline"`
 
 	Groupstream struct {
@@ -285,6 +289,9 @@ func (c *Config) fill() {
 		c.Timeline.Cache = "none"
 	}
 	def(&c.Timeline.CacheEntries, 256)
+	if c.Timeline.Counters == "" {
+		c.Timeline.Counters = "none"
+	}
 	if c.Cassandra.Keyspace == "" {
 		c.Cassandra.Keyspace = "fanline"
 	}

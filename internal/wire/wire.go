@@ -140,6 +140,14 @@ type ConversationList struct {
 	TotalUnread   int64          `json:"total_unread"`
 }
 
+// UnreadCounts answers GET /v1/unread: the badge.
+type UnreadCounts struct {
+	TotalUnread int64 `json:"total_unread"`
+	// Conversations maps each conversation with unread messages (its id, as a
+	// string) to their number.
+	Conversations map[string]int64 `json:"conversations"`
+}
+
 // HistoryResult answers GET /v1/conversations/{id}/messages.
 type HistoryResult struct {
 	Messages []Entry `json:"messages"`

@@ -174,7 +174,43 @@ func testOracle(t *testing.T, s timeline.Store) {
 	msgs := map[key][]timeline.Item{}
 	read := map[key]uint64{}
 	var next uint64 = 100
+	oracle := func(user string) map[uint64]int64 {
+		out := map[uint64]int64{}
+		for conv := uint64(1); conv <= 4; conv++ {
+			for _, it := range msgs[key{user, conv}] {
+				if it.From != user && it.MsgID > read[key{user, conv}] {
+					out[conv]++
+				}
+			}
+			if out[conv] == 0 {
+				delete(out, conv)
+			}
+		}
+		return out
+	}
+	// Unread (the badge) agrees with the oracle whenever it is asked, with or without
+	// a copy of the counts.
+	checkBadge := func(step int) {
+		for _, user := range users {
+			c, err := s.Unread(ctx, user)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := oracle(user)
+			var total int64
+			for _, n := range want {
+				total += n
+			}
+			head, _ := s.Head(ctx, user)
+			if fmt.Sprint(c.Convs) != fmt.Sprint(want) || c.Total != total || c.Head != head {
+				t.Fatalf("step %d, %s: Unread = %+v, want %v (total %d) at head %d", step, user, c, want, total, head)
+			}
+		}
+	}
 	for step := 0; step < 600; step++ {
+		if step%40 == 0 || step%40 == 1 {
+			checkBadge(step)
+		}
 		user := users[r.Intn(len(users))]
 		conv := uint64(r.Intn(4) + 1)
 		k := key{user, conv}
@@ -207,18 +243,14 @@ func testOracle(t *testing.T, s timeline.Store) {
 	}
 	for _, user := range users {
 		got, _ := unread(t, s, user)
+		want := oracle(user)
 		for conv := uint64(1); conv <= 4; conv++ {
-			var want int64
-			for _, it := range msgs[key{user, conv}] {
-				if it.From != user && it.MsgID > read[key{user, conv}] {
-					want++
-				}
-			}
-			if got[conv] != want {
-				t.Errorf("%s conv %d: unread %d, oracle %d", user, conv, got[conv], want)
+			if got[conv] != want[conv] {
+				t.Errorf("%s conv %d: unread %d, oracle %d", user, conv, got[conv], want[conv])
 			}
 		}
 	}
+	checkBadge(600)
 }
 
 func testConcurrent(t *testing.T, s timeline.Store) {
@@ -307,6 +339,84 @@ func RunCache(t *testing.T, f CacheFactory) {
 		}
 		if es, ok := rangeOf(t, c, 20, 30); !ok || es[0].Seq != 21 || es[9].Seq != 30 {
 			t.Fatalf("newest 10: %v %v", ok, es)
+		}
+	})
+}
+
+// CountersFactory returns fresh, empty unread counters.
+type CountersFactory func(t *testing.T) timeline.UnreadCounters
+
+// RunCounters runs the suite every timeline.UnreadCounters backend runs.
+func RunCounters(t *testing.T, f CountersFactory) {
+	get := func(t *testing.T, c timeline.UnreadCounters) (timeline.Counts, bool) {
+		t.Helper()
+		got, ok, err := c.Get(ctx, "u")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got, ok
+	}
+	must := func(t *testing.T, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	total := func(n int64) *int64 { return &n }
+	t.Run("SeedThenChanges", func(t *testing.T) {
+		c := f(t)
+		if _, ok := get(t, c); ok {
+			t.Fatal("empty counters claim a copy")
+		}
+		// A change before any seed is not a copy, but its head refuses older seeds.
+		must(t, c.Set(ctx, "u", 5, map[uint64]int64{1: 1}, total(1)))
+		if _, ok := get(t, c); ok {
+			t.Fatal("a change alone made a complete copy")
+		}
+		must(t, c.Seed(ctx, "u", timeline.Counts{Head: 4, Total: 9, Convs: map[uint64]int64{1: 9}}))
+		if _, ok := get(t, c); ok {
+			t.Fatal("a seed older than a recorded change was taken")
+		}
+		must(t, c.Seed(ctx, "u", timeline.Counts{Head: 5, Total: 3, Convs: map[uint64]int64{1: 1, 2: 2, 4: 0}}))
+		got, ok := get(t, c)
+		if !ok || got.Head != 5 || got.Total != 3 || fmt.Sprint(got.Convs) != "map[1:1 2:2]" {
+			t.Fatalf("seeded: %+v %v", got, ok)
+		}
+		must(t, c.Set(ctx, "u", 6, map[uint64]int64{1: 0, 3: 4}, total(6)))
+		must(t, c.Set(ctx, "u", 6, map[uint64]int64{1: 7}, total(7))) // replayed head
+		must(t, c.Set(ctx, "u", 2, map[uint64]int64{1: 7}, total(7))) // late
+		must(t, c.Set(ctx, "u", 7, map[uint64]int64{2: 1}, nil))      // total unchanged
+		must(t, c.Seed(ctx, "u", timeline.Counts{Head: 6, Total: 0}))
+		got, ok = get(t, c)
+		if !ok || got.Head != 7 || got.Total != 6 || fmt.Sprint(got.Convs) != "map[2:1 3:4]" {
+			t.Fatalf("after changes: %+v %v", got, ok)
+		}
+		if _, ok, err := c.Get(ctx, "other"); err != nil || ok {
+			t.Fatalf("another user: %v %v", ok, err)
+		}
+	})
+	t.Run("ConcurrentChangesKeepTheNewest", func(t *testing.T) {
+		c := f(t)
+		must(t, c.Seed(ctx, "u", timeline.Counts{Head: 1, Convs: map[uint64]int64{}}))
+		heads := rand.New(rand.NewSource(3)).Perm(200)
+		var wg sync.WaitGroup
+		for w := 0; w < 8; w++ {
+			wg.Add(1)
+			go func(w int) {
+				defer wg.Done()
+				for i := w; i < len(heads); i += 8 {
+					h := int64(heads[i] + 2)
+					if err := c.Set(ctx, "u", uint64(h), map[uint64]int64{1: h, uint64(h): 1}, &h); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}(w)
+		}
+		wg.Wait()
+		got, ok := get(t, c)
+		if !ok || got.Head != 201 || got.Total != 201 || got.Convs[1] != 201 {
+			t.Fatalf("after concurrent changes: head %d total %d conv 1 = %d (%v)", got.Head, got.Total, got.Convs[1], ok)
 		}
 	})
 }

@@ -4,52 +4,30 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"hash/fnv"
 	"sort"
 	"strconv"
 	"sync"
 	"time"
 
+	"github.com/fanline/fanline/internal/keylock"
 	"github.com/fanline/fanline/internal/wire"
 )
 
-// keyLocks serialise, within one process, read-modify-writes of one key (a pair's
-// allocation, a group's record, membership, stream and read positions, a message's
-// recall), striped by key hash. Lock order: ascending stripe index.
-type keyLocks [64]sync.Mutex
-
-func stripeOf(key string) int {
-	h := fnv.New32a()
-	h.Write([]byte(key))
-	return int(h.Sum32() % 64)
-}
+// convStripes is how many lock stripes serialise, within one process,
+// read-modify-writes of one key of a store (a pair's allocation, a group's record,
+// membership, stream and read positions, a message's recall).
+const convStripes = 64
 
 // convLockKey is the lock key of a conversation's record.
 func convLockKey(id uint64) string { return "c" + strconv.FormatUint(id, 10) }
 
-// key returns the lock of one key.
-func (l *keyLocks) key(k string) *sync.Mutex { return &l[stripeOf(k)] }
-
-// convs locks the stripes of conversations ids in ascending order and returns the
-// unlock.
-func (l *keyLocks) convs(ids []uint64) func() {
-	seen := map[int]bool{}
-	var order []int
-	for _, id := range ids {
-		if i := stripeOf(convLockKey(id)); !seen[i] {
-			seen[i] = true
-			order = append(order, i)
-		}
+// lockConvs locks conversations ids and returns the unlock.
+func lockConvs(l *keylock.Set, ids []uint64) func() {
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		keys[i] = convLockKey(id)
 	}
-	sort.Ints(order)
-	for _, i := range order {
-		l[i].Lock()
-	}
-	return func() {
-		for _, i := range order {
-			l[i].Unlock()
-		}
-	}
+	return l.Lock(keys...)
 }
 
 // readIndex is one group's members' read positions, sorted for counting.
@@ -220,6 +198,22 @@ func (cfg Config) planChange(c *Conversation, list []Member, ch MemberChange, at
 	}
 	sortMembers(p.members)
 	return p, true, nil
+}
+
+// groupChange checks that c is a group and plans ch against its members, read with
+// members: next is c after the change.
+func (cfg Config) groupChange(ctx context.Context, members func(context.Context, uint64) ([]Member, error), c Conversation,
+	ch MemberChange, at time.Time) (next Conversation, p memberPlan, changed bool, err error) {
+	if c.Kind != KindGroup {
+		return c, p, false, ErrNotFound
+	}
+	list, err := members(ctx, c.ID)
+	if err != nil {
+		return c, p, false, err
+	}
+	next = c
+	p, changed, err = cfg.planChange(&next, list, ch, at)
+	return next, p, changed, err
 }
 
 // newGroup builds group id's record and member list.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/fanline/fanline/internal/cql"
 	"github.com/fanline/fanline/internal/ids"
+	"github.com/fanline/fanline/internal/keylock"
 	"github.com/fanline/fanline/internal/wire"
 	"github.com/gocql/gocql"
 )
@@ -116,7 +117,7 @@ type CassandraStore struct {
 	s   *gocql.Session
 	cfg CassandraStoreConfig
 
-	locks keyLocks // serialise this process's writes per conversation
+	locks *keylock.Set // serialise this process's writes per conversation
 
 	cacheMu sync.RWMutex // guards convs
 	convs   map[uint64]Conversation
@@ -139,7 +140,7 @@ func NewCassandraStore(s *gocql.Session, cfg CassandraStoreConfig) *CassandraSto
 	if cfg.ReadIndexTTL <= 0 {
 		cfg.ReadIndexTTL = 5 * time.Second
 	}
-	return &CassandraStore{s: s, cfg: cfg, convs: map[uint64]Conversation{}, reads: map[uint64]*loadedIndex{}}
+	return &CassandraStore{s: s, cfg: cfg, locks: keylock.New(convStripes), convs: map[uint64]Conversation{}, reads: map[uint64]*loadedIndex{}}
 }
 
 func cassErr(err error) error { return fmt.Errorf("groupstream: cassandra: %w", err) }
@@ -291,22 +292,12 @@ func (s *CassandraStore) CreateGroup(ctx context.Context, id uint64, name, owner
 
 // ChangeMembers implements Store.
 func (s *CassandraStore) ChangeMembers(ctx context.Context, id uint64, ch MemberChange, at time.Time) (Conversation, error) {
-	mu := s.locks.key(convLockKey(id))
-	mu.Lock()
-	defer mu.Unlock()
+	defer s.locks.Lock(convLockKey(id))()
 	c, rev, err := s.load(ctx, id)
 	if err != nil {
 		return c, err
 	}
-	if c.Kind != KindGroup {
-		return c, ErrNotFound
-	}
-	list, err := s.Members(ctx, id)
-	if err != nil {
-		return c, err
-	}
-	next := c
-	plan, changed, err := s.cfg.planChange(&next, list, ch, at)
+	next, plan, changed, err := s.cfg.groupChange(ctx, s.Members, c, ch, at)
 	if err != nil || !changed {
 		return c, err
 	}
@@ -402,7 +393,7 @@ func (s *CassandraStore) PutMessages(ctx context.Context, msgs []Message) ([]Mes
 			convs = append(convs, m.ConversationID)
 		}
 	}
-	defer s.locks.convs(convs)()
+	defer lockConvs(s.locks, convs)()
 	type group struct {
 		c   Conversation
 		rev int64
@@ -581,7 +572,7 @@ func (s *CassandraStore) Recall(ctx context.Context, id uint64, by string, at ti
 	if err != nil || m.Recalled() {
 		return m, err
 	}
-	defer s.locks.convs([]uint64{m.ConversationID})()
+	defer lockConvs(s.locks, []uint64{m.ConversationID})()
 	m, old, err := s.message(ctx, id)
 	if err != nil || m.Recalled() {
 		return m, err
@@ -692,7 +683,7 @@ func (s *CassandraStore) Unread(ctx context.Context, conv uint64, user string) (
 
 // SetReadSeq implements Store.
 func (s *CassandraStore) SetReadSeq(ctx context.Context, conv uint64, user string, seq uint64) error {
-	defer s.locks.convs([]uint64{conv})()
+	defer lockConvs(s.locks, []uint64{conv})()
 	if _, err := s.Member(ctx, conv, user); err != nil {
 		return err
 	}

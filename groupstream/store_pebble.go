@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/fanline/fanline/internal/keylock"
 	"github.com/fanline/fanline/internal/kv"
 	"github.com/fanline/fanline/internal/wire"
 )
@@ -25,7 +26,7 @@ type PebbleStore struct {
 
 	// locks serialise read-modify-write of one key (pair allocation, a group's
 	// record, membership, stream and read positions, a message's recall).
-	locks keyLocks
+	locks *keylock.Set
 
 	// INVARIANT: a cached conversation or member list equals what Pebble holds: groups
 	// change only under their lock, and the cache is updated after the commit.
@@ -47,7 +48,7 @@ const maxCachedConversations = 1 << 18
 // NewPebbleStore returns a Store on db.
 func NewPebbleStore(db *pebble.DB, cfg Config) *PebbleStore {
 	cfg.fill()
-	return &PebbleStore{db: db, cfg: cfg, convs: map[uint64]Conversation{}, pairs: map[string]uint64{},
+	return &PebbleStore{db: db, cfg: cfg, locks: keylock.New(convStripes), convs: map[uint64]Conversation{}, pairs: map[string]uint64{},
 		members: map[uint64][]Member{}, reads: map[uint64]*readIndex{}}
 }
 
@@ -110,9 +111,7 @@ func (s *PebbleStore) pairConversation(ctx context.Context, pk kv.Key, build fun
 		}
 		return s.Conversation(ctx, id)
 	}
-	mu := s.locks.key(string(pk))
-	mu.Lock()
-	defer mu.Unlock()
+	defer s.locks.Lock(string(pk))()
 	if id, err := kv.GetU64(s.db, pk); err != nil || id != 0 {
 		if err != nil {
 			return Conversation{}, fmt.Errorf("groupstream: %w", err)
@@ -203,22 +202,12 @@ func (s *PebbleStore) cacheGroup(c Conversation, members []Member) {
 
 // ChangeMembers implements Store.
 func (s *PebbleStore) ChangeMembers(ctx context.Context, id uint64, ch MemberChange, at time.Time) (Conversation, error) {
-	mu := s.locks.key(convLockKey(id))
-	mu.Lock()
-	defer mu.Unlock()
+	defer s.locks.Lock(convLockKey(id))()
 	c, err := s.Conversation(ctx, id)
 	if err != nil {
 		return c, err
 	}
-	if c.Kind != KindGroup {
-		return c, ErrNotFound
-	}
-	list, err := s.Members(ctx, id)
-	if err != nil {
-		return c, err
-	}
-	next := c
-	plan, changed, err := s.cfg.planChange(&next, list, ch, at)
+	next, plan, changed, err := s.cfg.groupChange(ctx, s.Members, c, ch, at)
 	if err != nil || !changed {
 		return c, err
 	}
@@ -313,7 +302,7 @@ func (s *PebbleStore) PutMessages(ctx context.Context, msgs []Message) ([]Messag
 			convs = append(convs, m.ConversationID)
 		}
 	}
-	defer s.locks.convs(convs)()
+	defer lockConvs(s.locks, convs)()
 	batch := s.db.NewBatch()
 	defer batch.Close()
 	out := make([]Message, len(msgs))
@@ -475,7 +464,7 @@ func (s *PebbleStore) Recall(ctx context.Context, id uint64, by string, at time.
 		return m, err
 	}
 	// The group's lock covers its stream; recalls of one message also serialise on it.
-	defer s.locks.convs([]uint64{m.ConversationID})()
+	defer lockConvs(s.locks, []uint64{m.ConversationID})()
 	if m, err = s.message(s.db, id); err != nil || m.Recalled() {
 		return m, err
 	}

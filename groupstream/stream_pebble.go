@@ -180,7 +180,7 @@ func (s *PebbleStore) forgetReads(conv uint64, users []string) {
 
 // SetReadSeq implements Store.
 func (s *PebbleStore) SetReadSeq(ctx context.Context, conv uint64, user string, seq uint64) error {
-	defer s.locks.convs([]uint64{conv})()
+	defer lockConvs(s.locks, []uint64{conv})()
 	if _, err := s.Member(ctx, conv, user); err != nil {
 		return err
 	}
@@ -207,7 +207,7 @@ func (s *PebbleStore) loadedReadIndex(conv uint64) (*readIndex, error) {
 	if ok {
 		return x, nil
 	}
-	defer s.locks.convs([]uint64{conv})()
+	defer lockConvs(s.locks, []uint64{conv})()
 	return s.readIndexOf(conv)
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/fanline/fanline/internal/cql"
 	"github.com/fanline/fanline/internal/ids"
+	"github.com/fanline/fanline/internal/keylock"
 	"github.com/gocql/gocql"
 )
 
@@ -93,7 +94,7 @@ type CassandraStoreConfig struct {
 type CassandraStore struct {
 	s     *gocql.Session
 	cfg   CassandraStoreConfig
-	locks userLocks
+	locks *keylock.Set // serialise this process's writes per user
 }
 
 var (
@@ -103,7 +104,7 @@ var (
 
 // NewCassandraStore returns a Store on session s (cql.Open).
 func NewCassandraStore(s *gocql.Session, cfg CassandraStoreConfig) *CassandraStore {
-	return &CassandraStore{s: s, cfg: cfg}
+	return &CassandraStore{s: s, cfg: cfg, locks: keylock.New(userStripes)}
 }
 
 func (s *CassandraStore) loadHead(ctx context.Context, user string) (uint64, error) {
@@ -146,7 +147,7 @@ func (s *CassandraStore) loadState(ctx context.Context, user string, conv uint64
 
 // indexed implements engine: the index row must point at or below the head, to the
 // same item.
-func (s *CassandraStore) indexed(ctx context.Context, it Item) (bool, error) {
+func (s *CassandraStore) indexed(ctx context.Context, it Item, head uint64) (bool, error) {
 	var seq int64
 	err := s.s.Query(cqlIndexed, it.User, int64(it.ConversationID), indexBucket(it.MsgID), int64(it.MsgID), it.Kind, it.From).
 		WithContext(ctx).Scan(&seq)
@@ -156,9 +157,8 @@ func (s *CassandraStore) indexed(ctx context.Context, it Item) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("timeline: cassandra: %w", err)
 	}
-	head, err := s.loadHead(ctx, it.User)
-	if err != nil || uint64(seq) > head {
-		return false, err
+	if uint64(seq) > head {
+		return false, nil
 	}
 	var blob []byte
 	err = s.s.Query(cqlEntry, it.User, entryBucket(uint64(seq)), seq).WithContext(ctx).Scan(&blob)
@@ -176,11 +176,7 @@ func (s *CassandraStore) indexed(ctx context.Context, it Item) (bool, error) {
 }
 
 // othersAfter implements engine, scanning the index buckets from msgID's to now's.
-func (s *CassandraStore) othersAfter(ctx context.Context, user string, conv, msgID uint64) (int64, error) {
-	head, err := s.loadHead(ctx, user)
-	if err != nil {
-		return 0, err
-	}
+func (s *CassandraStore) othersAfter(ctx context.Context, user string, conv, msgID, head uint64) (int64, error) {
 	var n int64
 	last := max(indexBucket(msgID), nowBucket())
 	for b := indexBucket(msgID); b <= last; b++ {
@@ -284,13 +280,13 @@ func (s *CassandraStore) Unread(ctx context.Context, user string) (Counts, error
 
 // Append implements Store.
 func (s *CassandraStore) Append(ctx context.Context, items []Item) ([]Entry, error) {
-	defer s.locks.lock(usersOf(items))()
+	defer s.locks.Lock(usersOf(items)...)()
 	return appendItems(ctx, s, items)
 }
 
 // MarkRead implements Store.
 func (s *CassandraStore) MarkRead(ctx context.Context, user string, conv, msgID uint64, convKind string, at time.Time) (*Entry, ConvState, error) {
-	defer s.locks.lock([]string{user})()
+	defer s.locks.Lock(user)()
 	return markRead(ctx, s, user, conv, msgID, convKind, at)
 }
 

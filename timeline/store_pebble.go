@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/fanline/fanline/internal/keylock"
 	"github.com/fanline/fanline/internal/kv"
 )
 
@@ -21,12 +22,12 @@ import (
 //	s <user> <conv>                        -> conversation state
 //	n <user>                               -> total unread
 type PebbleStore struct {
-	db    *pebble.DB
-	cfg   PebbleStoreConfig
-	locks userLocks
-	// caches[i] is the write-through cache of the users in stripe i, guarded by
-	// locks[i].
-	caches [256]cache
+	db  *pebble.DB
+	cfg PebbleStoreConfig
+	// locks serialise the writes of each user in this process; caches[i] is the
+	// write-through cache of the users in stripe i, guarded by that stripe.
+	locks  *keylock.Set
+	caches [userStripes]cache
 }
 
 // cache holds committed heads, totals and states of some users.
@@ -62,7 +63,7 @@ type PebbleStoreConfig struct {
 
 // NewPebbleStore returns a Store on db.
 func NewPebbleStore(db *pebble.DB, cfg PebbleStoreConfig) *PebbleStore {
-	s := &PebbleStore{db: db, cfg: cfg}
+	s := &PebbleStore{db: db, cfg: cfg, locks: keylock.New(userStripes)}
 	for i := range s.caches {
 		s.caches[i].clear()
 	}
@@ -99,7 +100,7 @@ func indexKey(it Item) (kv.Key, error) {
 }
 
 // cacheOf returns user's stripe cache; the caller holds the stripe lock.
-func (s *PebbleStore) cacheOf(user string) *cache { return &s.caches[stripeOf(user)] }
+func (s *PebbleStore) cacheOf(user string) *cache { return &s.caches[s.locks.Stripe(user)] }
 
 func (s *PebbleStore) loadHead(_ context.Context, user string) (uint64, error) {
 	if h, ok := s.cacheOf(user).heads[user]; ok {
@@ -131,7 +132,7 @@ func (s *PebbleStore) loadState(_ context.Context, user string, conv uint64) (Co
 	return st, true, nil
 }
 
-func (s *PebbleStore) indexed(_ context.Context, it Item) (bool, error) {
+func (s *PebbleStore) indexed(_ context.Context, it Item, _ uint64) (bool, error) {
 	ik, err := indexKey(it)
 	if err != nil {
 		return false, err
@@ -140,7 +141,7 @@ func (s *PebbleStore) indexed(_ context.Context, it Item) (bool, error) {
 	return exists, err
 }
 
-func (s *PebbleStore) othersAfter(_ context.Context, user string, conv, msgID uint64) (int64, error) {
+func (s *PebbleStore) othersAfter(_ context.Context, user string, conv, msgID, _ uint64) (int64, error) {
 	prefix := indexPrefix(user, conv)
 	it, err := s.db.NewIter(&pebble.IterOptions{
 		LowerBound: append(kv.Key(nil), prefix...).U64(msgID + 1),
@@ -215,13 +216,13 @@ func (s *PebbleStore) Unread(ctx context.Context, user string) (Counts, error) {
 
 // Append implements Store.
 func (s *PebbleStore) Append(ctx context.Context, items []Item) ([]Entry, error) {
-	defer s.locks.lock(usersOf(items))()
+	defer s.locks.Lock(usersOf(items)...)()
 	return appendItems(ctx, s, items)
 }
 
 // MarkRead implements Store.
 func (s *PebbleStore) MarkRead(ctx context.Context, user string, conv, msgID uint64, convKind string, at time.Time) (*Entry, ConvState, error) {
-	defer s.locks.lock([]string{user})()
+	defer s.locks.Lock(user)()
 	return markRead(ctx, s, user, conv, msgID, convKind, at)
 }
 

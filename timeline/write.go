@@ -3,9 +3,6 @@ package timeline
 import (
 	"context"
 	"fmt"
-	"hash/fnv"
-	"sort"
-	"sync"
 	"time"
 )
 
@@ -20,11 +17,12 @@ type engine interface {
 	loadTotal(ctx context.Context, user string) (int64, error)
 	// loadState returns the committed state of user in conv; ok is false for none.
 	loadState(ctx context.Context, user string, conv uint64) (st ConvState, ok bool, err error)
-	// indexed reports whether the entry for it is committed.
-	indexed(ctx context.Context, it Item) (bool, error)
+	// indexed reports whether the entry for it is committed; head is the user's
+	// committed head.
+	indexed(ctx context.Context, it Item, head uint64) (bool, error)
 	// othersAfter counts the committed messages of user's conv from other senders
-	// with id > msgID.
-	othersAfter(ctx context.Context, user string, conv, msgID uint64) (int64, error)
+	// with id > msgID; head is the user's committed head.
+	othersAfter(ctx context.Context, user string, conv, msgID, head uint64) (int64, error)
 	// commit stores the write durably and atomically per user: its entries (and
 	// their index), heads, states and totals.
 	commit(ctx context.Context, w *write) error
@@ -135,12 +133,18 @@ func (w *write) present(ctx context.Context, it Item) (bool, error) {
 	if w.made[refOf(it)] {
 		return true, nil
 	}
-	return w.e.indexed(ctx, it)
+	if _, err := w.head(ctx, it.User); err != nil {
+		return false, err
+	}
+	return w.e.indexed(ctx, it, w.base[it.User])
 }
 
 // unreadAfter counts messages from others in user's conv with id > msgID.
 func (w *write) unreadAfter(ctx context.Context, user string, conv, msgID uint64) (int64, error) {
-	n, err := w.e.othersAfter(ctx, user, conv, msgID)
+	if _, err := w.head(ctx, user); err != nil {
+		return 0, err
+	}
+	n, err := w.e.othersAfter(ctx, user, conv, msgID, w.base[user])
 	for _, it := range w.items {
 		if it.User == user && it.ConversationID == conv && it.Kind == KindMessage && it.MsgID > msgID && it.From != user {
 			n++
@@ -262,36 +266,8 @@ func markRead(ctx context.Context, e engine, user string, conv, msgID uint64, co
 	return &en, *st, nil
 }
 
-// userLocks serialise the writes of each user in this process, striped by user hash.
-// Lock order: ascending stripe index.
-type userLocks [256]sync.Mutex
-
-func stripeOf(user string) int {
-	h := fnv.New32a()
-	h.Write([]byte(user))
-	return int(h.Sum32() % 256)
-}
-
-// lock locks the stripes of users in ascending order and returns the unlock.
-func (l *userLocks) lock(users []string) func() {
-	idx := map[int]bool{}
-	for _, u := range users {
-		idx[stripeOf(u)] = true
-	}
-	order := make([]int, 0, len(idx))
-	for i := range idx {
-		order = append(order, i)
-	}
-	sort.Ints(order)
-	for _, i := range order {
-		l[i].Lock()
-	}
-	return func() {
-		for _, i := range order {
-			l[i].Unlock()
-		}
-	}
-}
+// userStripes is how many lock stripes serialise the writes of users in a store.
+const userStripes = 256
 
 func usersOf(items []Item) []string {
 	users := make([]string, len(items))

@@ -19,11 +19,7 @@ type Claims struct {
 }
 
 // User is who a verified token speaks for.
-type User struct {
-	ID   string
-	Role string
-	Shop string
-}
+type User = wire.Principal
 
 // Issuer signs and verifies tokens with one secret.
 type Issuer struct {
@@ -56,8 +52,12 @@ func CheckUser(u User) *wire.Error {
 		if !wire.ValidUserID(u.Shop) {
 			return wire.Errorf(wire.CodeInvalidField, "agents and admins need a shop_id of 1-64 characters of [A-Za-z0-9_.:@-]")
 		}
+	case wire.RoleOperator:
+		if u.Shop != "" {
+			return wire.Errorf(wire.CodeInvalidField, "operators have no shop_id")
+		}
 	default:
-		return wire.Errorf(wire.CodeInvalidField, "role must be buyer, agent or admin")
+		return wire.Errorf(wire.CodeInvalidField, "role must be buyer, agent, admin or operator")
 	}
 	return nil
 }

@@ -204,12 +204,25 @@ type ReceiptsQuery struct {
 	Limit   int
 }
 
-// Roles a token can carry.
+// Roles a token can carry. Agents and admins act for the shop their token names;
+// operators run the platform (its /v1/ops endpoints) and have no conversations.
 const (
-	RoleBuyer = "buyer"
-	RoleAgent = "agent"
-	RoleAdmin = "admin"
+	RoleBuyer    = "buyer"
+	RoleAgent    = "agent"
+	RoleAdmin    = "admin"
+	RoleOperator = "operator"
 )
+
+// Principal is who a request speaks for, from its verified token: the user, their role
+// and, for agents and admins, their shop. Authorisation decides from all three.
+type Principal struct {
+	ID   string `json:"id"`
+	Role string `json:"role"`
+	Shop string `json:"shop,omitempty"`
+}
+
+// Staff reports whether the principal acts for a shop (an agent or an admin).
+func (p Principal) Staff() bool { return p.Role == RoleAgent || p.Role == RoleAdmin }
 
 var userIDPattern = regexp.MustCompile(`^[A-Za-z0-9_.:@-]{1,64}$`)
 

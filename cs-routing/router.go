@@ -135,6 +135,10 @@ type Config struct {
 	AuditSize int
 	// Store keeps shops' rules and agents. Nil: kept in memory only.
 	Store Store
+	// PendingPresence is how many connected agents, in all, are remembered for
+	// shops that are not configured yet (the oldest connection is forgotten first).
+	// Zero means 10,000.
+	PendingPresence int
 }
 
 // Router routes the chats of every shop.
@@ -144,8 +148,12 @@ type Router struct {
 	closed      atomic.Bool  // set by Stop: timers that fire later do nothing
 	storeErrors atomic.Int64 // chat states the Store failed to keep
 
-	mu    sync.Mutex // guards shops (the map; each shop has its own lock)
-	shops map[string]*shop
+	// mu guards shops (the map; each shop has its own lock) and pending. A shop
+	// exists once an admin configured it (SetRules, SetAgents, or the Store at
+	// start-up); nothing else allocates per-shop state.
+	mu      sync.Mutex
+	shops   map[string]*shop
+	pending *pendingPresence // connected agents of shops not configured yet
 }
 
 // NewRouter returns a Router with the shops cfg.Store holds.
@@ -156,7 +164,10 @@ func NewRouter(cfg Config) (*Router, error) {
 	if cfg.AuditSize <= 0 {
 		cfg.AuditSize = 10000
 	}
-	r := &Router{cfg: cfg, clock: cfg.Clock, shops: map[string]*shop{}}
+	if cfg.PendingPresence <= 0 {
+		cfg.PendingPresence = 10000
+	}
+	r := &Router{cfg: cfg, clock: cfg.Clock, shops: map[string]*shop{}, pending: newPendingPresence(cfg.PendingPresence)}
 	if cfg.Store == nil {
 		return r, nil
 	}
@@ -213,6 +224,7 @@ type shop struct {
 	avgServe time.Duration // moving average of how long a chat stays assigned
 	openStop func() bool   // the timer for the next opening, when closed
 	closes   int           // chats closed, to sweep old ones now and then
+	forgotAt time.Time     // when forgetOldChats last swept
 }
 
 type served struct {
@@ -261,16 +273,33 @@ type chat struct {
 	told          int // the queue position the buyer was last told
 }
 
+// shop returns the shop id, or nil. Only configuring a shop may create it (create
+// true): its agents connected meanwhile are then remembered as present.
 func (r *Router) shop(id string, create bool) *shop {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s := r.shops[id]
 	if s == nil && create {
 		s = &shop{r: r, id: id, agents: map[string]*agent{}, chats: map[string]*chat{}, served: map[string]served{},
-			rr: map[string]string{}, present: map[string]bool{}, avgServe: 5 * time.Minute}
+			rr: map[string]string{}, present: map[string]bool{}, avgServe: 5 * time.Minute, forgotAt: r.clock.Now()}
+		for _, a := range r.pending.take(id) {
+			s.present[a] = true
+		}
 		r.shops[id] = s
 	}
 	return s
+}
+
+// Configured reports whether the shop has routing rules. It allocates nothing, so
+// callers may ask it about any shop id.
+func (r *Router) Configured(shopID string) bool {
+	s := r.shop(shopID, false)
+	if s == nil {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rules != nil
 }
 
 // locked returns the shop, locked; the caller unlocks it.
@@ -305,7 +334,14 @@ func (r *Router) lockedChat(shopID, chatID string) (*shop, *chat, error) {
 // stores them as the shop's rules with the next version. It returns the stored rules
 // or every problem found.
 func (r *Router) SetRules(shopID string, rules Rules) (Rules, []Problem, error) {
-	s := r.shop(shopID, true)
+	s := r.shop(shopID, false)
+	if s == nil {
+		// A new shop: refused rules create nothing.
+		if ps := rules.validate(nil); len(ps) > 0 {
+			return Rules{}, ps, nil
+		}
+		s = r.shop(shopID, true)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if ps := rules.validate(s.agents); len(ps) > 0 {
@@ -340,9 +376,22 @@ func (r *Router) Rules(shopID string) (Rules, error) {
 // 1. Skills the rules do not define yet are allowed: a new skill group needs its
 // agents before the rules can name it (an empty group is a rules problem).
 func (r *Router) SetAgents(shopID string, list []AgentConfig) ([]Problem, error) {
+	if ps := agentProblems(list); len(ps) > 0 {
+		return ps, nil // a refused list creates nothing
+	}
 	s := r.shop(shopID, true)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := s.save(s.rules, list); err != nil {
+		return nil, err
+	}
+	s.setAgents(list)
+	s.drain()
+	return nil, nil
+}
+
+// agentProblems checks an agent list: ids, capacities and skills.
+func agentProblems(list []AgentConfig) []Problem {
 	var ps []Problem
 	ids := map[string]bool{}
 	for i, a := range list {
@@ -358,15 +407,7 @@ func (r *Router) SetAgents(shopID string, list []AgentConfig) ([]Problem, error)
 			ps = append(ps, Problem{f + ".skills", "needs at least one skill"})
 		}
 	}
-	if len(ps) > 0 {
-		return ps, nil
-	}
-	if err := s.save(s.rules, list); err != nil {
-		return nil, err
-	}
-	s.setAgents(list)
-	s.drain()
-	return nil, nil
+	return ps
 }
 
 // setAgents replaces the agent list; removed agents' chats go back to the queue.
@@ -445,55 +486,6 @@ func (r *Router) SetStatus(shopID, agentID, status string) error {
 	}
 	s.drain()
 	return nil
-}
-
-// Presence tells the router whether an agent has a live connection. A disconnected
-// agent takes no new chats; after the rules' presence grace their chats go to others
-// and their status becomes offline.
-func (r *Router) Presence(shopID, agentID string, connected bool) {
-	s := r.shop(shopID, true)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	// Remembered for agents not configured yet (or a shop without rules yet).
-	if connected {
-		s.present[agentID] = true
-	} else {
-		delete(s.present, agentID)
-	}
-	a := s.agents[agentID]
-	if a == nil || a.connected == connected || s.rules == nil {
-		if a != nil {
-			a.connected = connected
-		}
-		return
-	}
-	a.connected = connected
-	if a.graceStop != nil {
-		a.graceStop()
-		a.graceStop = nil
-	}
-	if connected {
-		s.drain()
-		return
-	}
-	s.armGrace(a)
-}
-
-// armGrace hands a's chats to others unless a connects within the presence grace.
-func (s *shop) armGrace(a *agent) {
-	grace := time.Duration(s.rules.PresenceGrace)
-	if grace <= 0 {
-		grace = 30 * time.Second
-	}
-	a.graceStop = s.after(grace, func() {
-		if a.connected || s.agents[a.ID] != a {
-			return
-		}
-		a.graceStop = nil
-		a.status = Offline
-		s.requeueAll(a, fmt.Sprintf("%s disconnected for %s", a.ID, grace))
-		s.drain()
-	})
 }
 
 // Open classifies and routes a buyer's chat. A chat that exists and is closed is

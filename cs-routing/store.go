@@ -3,6 +3,7 @@ package csrouting
 import (
 	"encoding/json"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -40,6 +41,9 @@ type Store interface {
 	// PutChat stores a chat's state. It need not be synced: a crash may lose the
 	// last changes, which the agents' and buyers' next actions redo.
 	PutChat(shop string, c ChatRecord) error
+	// DeleteChats deletes chats' states (closed long ago). Like PutChat it need
+	// not be synced: a delete lost in a crash is done again at the next start.
+	DeleteChats(shop string, ids []string) error
 	// All returns every shop with its chats.
 	All() (map[string]ShopConfig, error)
 }
@@ -66,6 +70,19 @@ func (s *PebbleStore) PutChat(shop string, c ChatRecord) error {
 	}
 	if err := s.db.Set(chatPrefix(shop).Str(c.ID), v, pebble.NoSync); err != nil {
 		return fmt.Errorf("csrouting: save chat %s: %w", c.ID, err)
+	}
+	return nil
+}
+
+// DeleteChats implements Store.
+func (s *PebbleStore) DeleteChats(shop string, ids []string) error {
+	batch := s.db.NewBatch()
+	defer batch.Close()
+	for _, id := range ids {
+		_ = batch.Delete(chatPrefix(shop).Str(id), nil)
+	}
+	if err := batch.Commit(pebble.NoSync); err != nil {
+		return fmt.Errorf("csrouting: delete chats of %s: %w", shop, err)
 	}
 	return nil
 }
@@ -134,11 +151,15 @@ const keepClosedFor = maxStickyDays * 24 * time.Hour
 
 // restore rebuilds the shop's chats after a restart: waiting chats keep their place;
 // chats of agents who are not connected (nobody is, yet) move on after the presence
-// grace unless their agent comes back.
+// grace unless their agent comes back. Chats closed more than keepClosedFor ago are
+// deleted from the Store.
 func (s *shop) restore(recs []ChatRecord) {
 	now := s.r.clock.Now()
+	var old []string
+	defer func() { s.deleteChats(old) }()
 	for _, rec := range recs {
 		if rec.State == Closed && now.Sub(rec.ClosedAt) > keepClosedFor {
+			old = append(old, rec.ID)
 			continue
 		}
 		c := &chat{id: rec.ID, buyer: rec.Buyer, skill: rec.Skill, weight: rec.Weight, priority: rec.Priority,
@@ -173,18 +194,30 @@ func (s *shop) restore(recs []ChatRecord) {
 	}
 }
 
-// forgetOldChats drops, every 1,024 closes, the chats closed longer than
-// keepClosedFor ago, so memory holds open chats and a month of closed ones.
+// A close runs forgetOldChats every forgetCloses closes, and when forgetEvery has
+// passed since it last ran (so a quiet shop trims too).
+const (
+	forgetEvery  = 24 * time.Hour
+	forgetCloses = 1024
+)
+
+// forgetOldChats drops, every 1,024 closes or once a day when a chat closes, the
+// chats closed longer than keepClosedFor ago, from memory and from the Store, so
+// both hold open chats and a month of closed ones. The caller holds the shop's lock.
 func (s *shop) forgetOldChats() {
-	if s.closes++; s.closes%1024 != 0 {
+	now := s.r.clock.Now()
+	if s.closes++; s.closes%forgetCloses != 0 && now.Sub(s.forgotAt) < forgetEvery {
 		return
 	}
-	now := s.r.clock.Now()
+	s.forgotAt = now
+	var old []string
 	for id, c := range s.chats {
 		if c.state == Closed && now.Sub(c.closedAt) > keepClosedFor {
 			delete(s.chats, id)
+			old = append(old, id)
 		}
 	}
+	s.deleteChats(old)
 	for buyer, sv := range s.served {
 		if now.Sub(sv.at) > keepClosedFor {
 			delete(s.served, buyer)
@@ -205,7 +238,19 @@ func (s *shop) keep(c *chat) {
 	}
 }
 
-// StoreErrors counts chat states the Store failed to keep.
+// deleteChats deletes old chats' states from the Store; the caller holds the shop's
+// lock. A failure is counted (the chats are deleted at the next restart).
+func (s *shop) deleteChats(ids []string) {
+	if s.r.cfg.Store == nil || len(ids) == 0 {
+		return
+	}
+	sort.Strings(ids)
+	if err := s.r.cfg.Store.DeleteChats(s.id, ids); err != nil {
+		s.r.storeErrors.Add(1)
+	}
+}
+
+// StoreErrors counts chat states the Store failed to keep or delete.
 func (r *Router) StoreErrors() int64 { return r.storeErrors.Load() }
 
 // save stores the shop's configuration; the caller holds its lock.

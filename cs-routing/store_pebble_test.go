@@ -2,6 +2,8 @@ package csrouting_test
 
 import (
 	"fmt"
+	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -113,5 +115,76 @@ func TestClosedChatsForgotten(t *testing.T) {
 	}
 	if d, err := r.Chat("s", "7"); err != nil || d.State != csrouting.Closed {
 		t.Fatalf("a chat closed today: %+v %v", d, err)
+	}
+}
+
+// TestClosedChatsDeletedFromStore: chats closed more than 30 days ago are deleted
+// from Pebble by the next trim (a close, at most a day after the previous trim) and
+// at a restart.
+func TestClosedChatsDeletedFromStore(t *testing.T) {
+	db, err := kv.Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	clock := newManualClock(time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC))
+	store := csrouting.NewPebbleStore(db)
+	r, err := csrouting.NewRouter(csrouting.Config{Clock: clock, Store: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.SetAgents("s", []csrouting.AgentConfig{{ID: "ann", Skills: []string{"x"}, Capacity: 1}})
+	if _, ps, err := r.SetRules("s", csrouting.Rules{Skills: []csrouting.SkillGroup{{Name: "x"}}}); ps != nil || err != nil {
+		t.Fatal(ps, err)
+	}
+	r.SetStatus("s", "ann", csrouting.Online)
+	r.Presence("s", "ann", true)
+	openClose := func(id string) {
+		t.Helper()
+		if _, err := r.Open("s", csrouting.OpenRequest{Chat: id, Buyer: "b" + id, Entry: "shop"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.Close("s", id, "ann"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stored := func() string {
+		t.Helper()
+		all, err := store.All()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, c := range all["s"].Chats {
+			ids = append(ids, c.ID)
+		}
+		sort.Strings(ids)
+		return strings.Join(ids, ",")
+	}
+	openClose("old1")
+	openClose("old2")
+	clock.Advance(20 * 24 * time.Hour)
+	openClose("mid")
+	if got := stored(); got != "mid,old1,old2" {
+		t.Fatalf("stored after 20 days: %s", got)
+	}
+	clock.Advance(11 * 24 * time.Hour)
+	openClose("new")
+	if got := stored(); got != "mid,new" {
+		t.Fatalf("stored 31 days after old1 and old2 closed: %s", got)
+	}
+	if _, err := r.Chat("s", "old1"); err != csrouting.ErrUnknownChat {
+		t.Fatalf("old1 in memory: %v", err)
+	}
+	// A restart deletes what expired meanwhile.
+	clock.Advance(25 * 24 * time.Hour)
+	if _, err := csrouting.NewRouter(csrouting.Config{Clock: clock, Store: store}); err != nil {
+		t.Fatal(err)
+	}
+	if got := stored(); got != "new" {
+		t.Fatalf("stored after a restart 56 days after mid closed: %s", got)
+	}
+	if r.StoreErrors() != 0 {
+		t.Fatalf("%d store errors", r.StoreErrors())
 	}
 }

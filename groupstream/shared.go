@@ -37,12 +37,25 @@ type readIndex struct {
 	sorted []uint64          // the values of byUser, ascending
 }
 
-func (x *readIndex) set(user string, seq uint64) {
+// set moves user's position up to seq (never back); it reports whether user is new
+// to x.
+func (x *readIndex) set(user string, seq uint64) (added bool) {
+	return x.update(user, seq, false)
+}
+
+// put sets user's position to seq, as a write stored it (a sender's position moves
+// to their message even from past it); it reports whether user is new to x.
+func (x *readIndex) put(user string, seq uint64) (added bool) {
+	return x.update(user, seq, true)
+}
+
+func (x *readIndex) update(user string, seq uint64, back bool) (added bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if old, ok := x.byUser[user]; ok {
-		if seq <= old {
-			return
+	old, ok := x.byUser[user]
+	if ok {
+		if seq == old || (seq < old && !back) {
+			return false
 		}
 		i := sort.Search(len(x.sorted), func(i int) bool { return x.sorted[i] >= old })
 		x.sorted = append(x.sorted[:i], x.sorted[i+1:]...)
@@ -52,18 +65,21 @@ func (x *readIndex) set(user string, seq uint64) {
 	x.sorted = append(x.sorted, 0)
 	copy(x.sorted[i+1:], x.sorted[i:])
 	x.sorted[i] = seq
+	return !ok
 }
 
-func (x *readIndex) remove(user string) {
+// remove drops user's position; it reports whether x had one.
+func (x *readIndex) remove(user string) bool {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	old, ok := x.byUser[user]
 	if !ok {
-		return
+		return false
 	}
 	delete(x.byUser, user)
 	i := sort.Search(len(x.sorted), func(i int) bool { return x.sorted[i] >= old })
 	x.sorted = append(x.sorted[:i], x.sorted[i+1:]...)
+	return true
 }
 
 // count returns how many members' positions are at seq or past it.

@@ -48,6 +48,10 @@ type Config struct {
 	// WriteBackMembers: a read-fanout group with fewer members than this returns to
 	// write-fanout. Zero means 80% of WriteMaxMembers; it is at most WriteMaxMembers.
 	WriteBackMembers int
+	// CacheBytes bounds the memory a store keeps of conversations, group member
+	// lists and groups' read positions (estimated: strings and struct overhead). A
+	// value larger than a quarter of it is not cached. Zero means 64 MiB.
+	CacheBytes int64
 }
 
 func (c *Config) fill() {
@@ -58,6 +62,9 @@ func (c *Config) fill() {
 		c.WriteBackMembers = c.WriteMaxMembers * 4 / 5
 	}
 	c.WriteBackMembers = min(c.WriteBackMembers, c.WriteMaxMembers)
+	if c.CacheBytes <= 0 {
+		c.CacheBytes = defaultCacheBytes
+	}
 }
 
 // mode returns the fanout mode of a group in mode cur with n members.

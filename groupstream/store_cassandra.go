@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"sync"
 	"time"
 
 	"github.com/fanline/fanline/internal/cql"
@@ -119,11 +118,10 @@ type CassandraStore struct {
 
 	locks *keylock.Set // serialise this process's writes per conversation
 
-	cacheMu sync.RWMutex // guards convs
-	convs   map[uint64]Conversation
-
-	readsMu sync.Mutex // guards reads
-	reads   map[uint64]*loadedIndex
+	// cache holds direct and shop conversations (they never change) and groups'
+	// read indexes as loaded (for ReadIndexTTL), bounded in bytes
+	// (Config.CacheBytes).
+	cache *byteCache
 }
 
 // loadedIndex is a read index and when it was loaded.
@@ -140,8 +138,12 @@ func NewCassandraStore(s *gocql.Session, cfg CassandraStoreConfig) *CassandraSto
 	if cfg.ReadIndexTTL <= 0 {
 		cfg.ReadIndexTTL = 5 * time.Second
 	}
-	return &CassandraStore{s: s, cfg: cfg, locks: keylock.New(convStripes), convs: map[uint64]Conversation{}, reads: map[uint64]*loadedIndex{}}
+	return &CassandraStore{s: s, cfg: cfg, locks: keylock.New(convStripes), cache: newByteCache(cfg.CacheBytes)}
 }
+
+// CachedBytes returns the bytes of conversations and read positions held in
+// memory, as accounted against Config.CacheBytes.
+func (s *CassandraStore) CachedBytes() int64 { return s.cache.bytes() }
 
 func cassErr(err error) error { return fmt.Errorf("groupstream: cassandra: %w", err) }
 
@@ -185,29 +187,21 @@ func (s *CassandraStore) claim(ctx context.Context, c Conversation, rev int64, e
 	return nil
 }
 
-func (s *CassandraStore) cache(c Conversation) {
+func (s *CassandraStore) cached(c Conversation) {
 	if c.Kind == KindGroup {
 		return // groups change; other nodes change them
 	}
-	s.cacheMu.Lock()
-	defer s.cacheMu.Unlock()
-	if len(s.convs) >= maxCachedConversations {
-		clear(s.convs)
-	}
-	s.convs[c.ID] = c
+	s.cache.set(convCacheKey(c.ID), c, convSize(c))
 }
 
 // Conversation implements Store.
 func (s *CassandraStore) Conversation(ctx context.Context, id uint64) (Conversation, error) {
-	s.cacheMu.RLock()
-	c, ok := s.convs[id]
-	s.cacheMu.RUnlock()
-	if ok {
-		return c, nil
+	if c, ok := s.cache.get(convCacheKey(id)); ok {
+		return c.(Conversation), nil
 	}
 	c, _, err := s.load(ctx, id)
 	if err == nil {
-		s.cache(c)
+		s.cached(c)
 	}
 	return c, err
 }
@@ -256,7 +250,7 @@ func (s *CassandraStore) pairConversation(ctx context.Context, pair string, buil
 		other, _ := existing["id"].(int64)
 		return s.Conversation(ctx, uint64(other))
 	}
-	s.cache(c)
+	s.cached(c)
 	return c, nil
 }
 
@@ -713,10 +707,7 @@ func (s *CassandraStore) ReadSeq(ctx context.Context, conv uint64, user string) 
 
 // readIndex returns conv's read positions, loaded at most ReadIndexTTL ago.
 func (s *CassandraStore) readIndex(ctx context.Context, conv uint64) (*readIndex, error) {
-	s.readsMu.Lock()
-	l, ok := s.reads[conv]
-	s.readsMu.Unlock()
-	if ok && time.Since(l.at) < s.cfg.ReadIndexTTL {
+	if l := s.loadedIndex(conv); l != nil && time.Since(l.at) < s.cfg.ReadIndexTTL {
 		return l.x, nil
 	}
 	x := &readIndex{byUser: map[string]uint64{}}
@@ -729,35 +720,39 @@ func (s *CassandraStore) readIndex(ctx context.Context, conv uint64) (*readIndex
 	if err := it.Close(); err != nil {
 		return nil, cassErr(err)
 	}
-	s.readsMu.Lock()
-	if len(s.reads) >= maxReadIndexes {
-		clear(s.reads)
-	}
-	s.reads[conv] = &loadedIndex{x: x, at: time.Now()}
-	s.readsMu.Unlock()
+	s.cache.set(readsCacheKey(conv), &loadedIndex{x: x, at: time.Now()}, readIndexSize(x))
 	return x, nil
+}
+
+// loadedIndex returns conv's cached read index, or nil.
+func (s *CassandraStore) loadedIndex(conv uint64) *loadedIndex {
+	if l, ok := s.cache.get(readsCacheKey(conv)); ok {
+		return l.(*loadedIndex)
+	}
+	return nil
 }
 
 // movedRead updates a loaded read index after this process moved a position.
 func (s *CassandraStore) movedRead(conv uint64, user string, seq uint64) {
-	s.readsMu.Lock()
-	l := s.reads[conv]
-	s.readsMu.Unlock()
-	if l != nil {
-		l.x.set(user, seq)
+	if l := s.loadedIndex(conv); l != nil && l.x.put(user, seq) {
+		s.cache.resize(readsCacheKey(conv), l, readPositionSize(user))
 	}
 }
 
 // forgetReads drops removed members from a loaded read index.
 func (s *CassandraStore) forgetReads(conv uint64, users []string) {
-	s.readsMu.Lock()
-	l := s.reads[conv]
-	s.readsMu.Unlock()
+	l := s.loadedIndex(conv)
 	if l == nil {
 		return
 	}
+	var freed int64
 	for _, u := range users {
-		l.x.remove(u)
+		if l.x.remove(u) {
+			freed += readPositionSize(u)
+		}
+	}
+	if freed > 0 {
+		s.cache.resize(readsCacheKey(conv), l, -freed)
 	}
 }
 

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
-	"sync"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -28,29 +27,28 @@ type PebbleStore struct {
 	// record, membership, stream and read positions, a message's recall).
 	locks *keylock.Set
 
-	// INVARIANT: a cached conversation or member list equals what Pebble holds: groups
-	// change only under their lock, and the cache is updated after the commit.
-	cacheMu sync.RWMutex // guards convs, pairs and members
-	convs   map[uint64]Conversation
-	pairs   map[string]uint64   // pair key -> conversation id
-	members map[uint64][]Member // group -> members, by user id
-
-	readsMu sync.Mutex // guards reads (the map; each index has its own lock)
-	reads   map[uint64]*readIndex
+	// cache holds conversations, pair mappings, group member lists and groups' read
+	// indexes, bounded in bytes (Config.CacheBytes).
+	//
+	// INVARIANT: a cached value equals what Pebble holds. Groups, their members and
+	// their read positions change only under the group's lock, and the cache is set
+	// after the commit; a value read from Pebble without the lock is put with
+	// byteCache.fill, which refuses it if a write raced the read. Evicting is always
+	// safe: a miss reads Pebble.
+	cache *byteCache
 }
 
 var _ Store = (*PebbleStore)(nil)
 
-// maxCachedConversations bounds the directory cache; conversations never change, so
-// the cache is only ever cleared, never invalidated.
-const maxCachedConversations = 1 << 18
-
 // NewPebbleStore returns a Store on db.
 func NewPebbleStore(db *pebble.DB, cfg Config) *PebbleStore {
 	cfg.fill()
-	return &PebbleStore{db: db, cfg: cfg, locks: keylock.New(convStripes), convs: map[uint64]Conversation{}, pairs: map[string]uint64{},
-		members: map[uint64][]Member{}, reads: map[uint64]*readIndex{}}
+	return &PebbleStore{db: db, cfg: cfg, locks: keylock.New(convStripes), cache: newByteCache(cfg.CacheBytes)}
 }
+
+// CachedBytes returns the bytes of conversations, member lists and read positions
+// held in memory, as accounted against Config.CacheBytes.
+func (s *PebbleStore) CachedBytes() int64 { return s.cache.bytes() }
 
 func pairKey(a, b string) kv.Key {
 	if b < a {
@@ -99,11 +97,8 @@ func (s *PebbleStore) ShopConversation(ctx context.Context, buyer, shop string, 
 // pairConversation returns the conversation mapped at pk, allocating it with build
 // the first time.
 func (s *PebbleStore) pairConversation(ctx context.Context, pk kv.Key, build func() Conversation) (Conversation, error) {
-	s.cacheMu.RLock()
-	id, ok := s.pairs[string(pk)]
-	s.cacheMu.RUnlock()
-	if ok {
-		return s.Conversation(ctx, id)
+	if id, ok := s.cache.get(pairCacheKey(string(pk))); ok {
+		return s.Conversation(ctx, id.(uint64))
 	}
 	if id, err := kv.GetU64(s.db, pk); err != nil || id != 0 {
 		if err != nil {
@@ -127,35 +122,38 @@ func (s *PebbleStore) pairConversation(ctx context.Context, pk kv.Key, build fun
 	if err := batch.Commit(pebble.Sync); err != nil {
 		return Conversation{}, fmt.Errorf("groupstream: allocate conversation: %w", err)
 	}
-	s.cache(c)
+	s.cached(c)
 	return c, nil
 }
 
-func (s *PebbleStore) cache(c Conversation) {
-	s.cacheMu.Lock()
-	defer s.cacheMu.Unlock()
-	if len(s.convs) >= maxCachedConversations {
-		clear(s.convs)
-		clear(s.pairs)
-		clear(s.members)
-	}
-	s.convs[c.ID] = c
+// cached puts c, as committed, in the cache with its pair mapping (which never
+// changes).
+func (s *PebbleStore) cached(c Conversation) {
+	s.cache.set(convCacheKey(c.ID), c, convSize(c))
+	s.cachePair(c)
+}
+
+func (s *PebbleStore) cachePair(c Conversation) {
+	var pk kv.Key
 	switch {
 	case c.Kind == KindDirect && len(c.Members) == 2:
-		s.pairs[string(pairKey(c.Members[0], c.Members[1]))] = c.ID
+		pk = pairKey(c.Members[0], c.Members[1])
 	case c.Kind == KindShop && len(c.Members) == 1:
-		s.pairs[string(shopPairKey(c.Members[0], c.Shop))] = c.ID
+		pk = shopPairKey(c.Members[0], c.Shop)
+	default:
+		return
 	}
+	s.cache.set(pairCacheKey(string(pk)), c.ID, pairSize(string(pk)))
 }
 
 // Conversation implements Store.
 func (s *PebbleStore) Conversation(ctx context.Context, id uint64) (Conversation, error) {
-	s.cacheMu.RLock()
-	c, ok := s.convs[id]
-	s.cacheMu.RUnlock()
-	if ok {
-		return c, nil
+	k := convCacheKey(id)
+	if c, ok := s.cache.get(k); ok {
+		return c.(Conversation), nil
 	}
+	g := s.cache.gen(k)
+	var c Conversation
 	v, ok, err := kv.Get(s.db, convKey(id))
 	if err != nil {
 		return Conversation{}, fmt.Errorf("groupstream: %w", err)
@@ -166,7 +164,8 @@ func (s *PebbleStore) Conversation(ctx context.Context, id uint64) (Conversation
 	if err := json.Unmarshal(v, &c); err != nil {
 		return Conversation{}, fmt.Errorf("groupstream: conversation %d: %w", id, err)
 	}
-	s.cache(c)
+	s.cache.fill(k, c, convSize(c), g)
+	s.cachePair(c)
 	return c, nil
 }
 
@@ -193,11 +192,10 @@ func putMember(b *pebble.Batch, id uint64, m Member) {
 	_ = b.Set(userGroupKey(m.User, id), nil, nil)
 }
 
+// cacheGroup puts group c and its members, as committed, in the cache.
 func (s *PebbleStore) cacheGroup(c Conversation, members []Member) {
-	s.cache(c)
-	s.cacheMu.Lock()
-	defer s.cacheMu.Unlock()
-	s.members[c.ID] = members
+	s.cached(c)
+	s.cache.set(membersCacheKey(c.ID), members, membersSize(members))
 }
 
 // ChangeMembers implements Store.
@@ -245,10 +243,8 @@ func (s *PebbleStore) Member(ctx context.Context, conv uint64, user string) (Mem
 	if c.Kind != KindGroup {
 		return pairMember(c, user)
 	}
-	s.cacheMu.RLock()
-	list, ok := s.members[conv]
-	s.cacheMu.RUnlock()
-	if ok {
+	if v, ok := s.cache.get(membersCacheKey(conv)); ok {
+		list := v.([]Member)
 		i := sort.Search(len(list), func(i int) bool { return list[i].User >= user })
 		if i < len(list) && list[i].User == user {
 			return list[i], nil
@@ -274,12 +270,12 @@ func (s *PebbleStore) Members(ctx context.Context, conv uint64) ([]Member, error
 	if c.Kind != KindGroup {
 		return pairMembers(c), nil
 	}
-	s.cacheMu.RLock()
-	list, ok := s.members[conv]
-	s.cacheMu.RUnlock()
-	if ok {
-		return list, nil
+	k := membersCacheKey(conv)
+	if v, ok := s.cache.get(k); ok {
+		return v.([]Member), nil
 	}
+	g := s.cache.gen(k)
+	var list []Member
 	err = s.scan(memberPrefix(conv), func(k, v []byte) error {
 		m, err := decodeMember(conv, string(k[1:1+k[0]]), v)
 		list = append(list, m)
@@ -288,9 +284,7 @@ func (s *PebbleStore) Members(ctx context.Context, conv uint64) ([]Member, error
 	if err != nil {
 		return nil, err
 	}
-	s.cacheMu.Lock()
-	s.members[conv] = list
-	s.cacheMu.Unlock()
+	s.cache.fill(k, list, membersSize(list), g)
 	return list, nil
 }
 
@@ -354,7 +348,7 @@ func (s *PebbleStore) PutMessages(ctx context.Context, msgs []Message) ([]Messag
 		return nil, fmt.Errorf("groupstream: put messages: %w", err)
 	}
 	for _, g := range groups {
-		s.cache(*g)
+		s.cached(*g)
 	}
 	for _, mv := range moves {
 		s.movedRead(mv.conv, mv.user, mv.seq)
@@ -487,7 +481,7 @@ func (s *PebbleStore) Recall(ctx context.Context, id uint64, by string, at time.
 		return Message{}, fmt.Errorf("groupstream: recall %d: %w", id, err)
 	}
 	if m.RecallSeq != 0 {
-		s.cache(*g)
+		s.cached(*g)
 	}
 	return m, nil
 }

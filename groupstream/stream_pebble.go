@@ -60,20 +60,137 @@ func (s *PebbleStore) UserGroups(ctx context.Context, user string) ([]uint64, er
 // former member's devices.
 const keepLeftFor = 30 * 24 * time.Hour
 
-// LeftGroups implements Store.
+// LeftGroups implements Store. Expired past memberships it comes across are
+// deleted (SweepLeft deletes those of users who never ask).
 func (s *PebbleStore) LeftGroups(ctx context.Context, user string) ([]Left, error) {
+	now := time.Now()
 	var out []Left
-	err := s.scan(kv.NewKey(kv.PrefixConversation, 'x').Str(user), func(_, v []byte) error {
-		var l Left
-		if err := json.Unmarshal(v, &l); err != nil {
-			return fmt.Errorf("groupstream: past membership of %s: %w", user, err)
+	var expired []leftRef
+	err := s.scan(kv.NewKey(kv.PrefixConversation, 'x').Str(user), func(k, v []byte) error {
+		l, err := decodeLeft(user, v)
+		if err != nil {
+			return err
 		}
-		if time.Since(l.At) <= keepLeftFor {
+		if leftExpired(l, now) {
+			expired = append(expired, leftRef{user, binary.BigEndian.Uint64(k)})
+		} else {
 			out = append(out, l)
 		}
 		return nil
 	})
+	if err == nil && len(expired) > 0 {
+		// Best effort: the answer is right either way, and a failed delete is
+		// retried at the next read or sweep.
+		_, _ = s.trimLeft(expired, now)
+	}
 	return out, err
+}
+
+// leftRef names one past membership: c x <user> <conv>.
+type leftRef struct {
+	user string
+	conv uint64
+}
+
+func decodeLeft(user string, v []byte) (Left, error) {
+	var l Left
+	if err := json.Unmarshal(v, &l); err != nil {
+		return Left{}, fmt.Errorf("groupstream: past membership of %s: %w", user, err)
+	}
+	return l, nil
+}
+
+// leftExpired reports whether past membership l is older than keepLeftFor at now.
+func leftExpired(l Left, now time.Time) bool { return now.Sub(l.At) > keepLeftFor }
+
+// sweepChunk is how many expired past memberships SweepLeft deletes per commit.
+const sweepChunk = 256
+
+// SweepLeft deletes every past membership that expired at now (kept keepLeftFor,
+// 30 days) and returns how many it deleted. It runs alongside other writes; call it
+// now and then (Cassandra expires the rows itself, by TTL).
+func (s *PebbleStore) SweepLeft(ctx context.Context, now time.Time) (int, error) {
+	prefix := kv.NewKey(kv.PrefixConversation, 'x')
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: kv.PrefixEnd(prefix)})
+	if err != nil {
+		return 0, fmt.Errorf("groupstream: %w", err)
+	}
+	defer it.Close()
+	deleted := 0
+	var refs []leftRef
+	flush := func() error {
+		n, err := s.trimLeft(refs, now)
+		deleted += n
+		refs = refs[:0]
+		if err != nil {
+			return err
+		}
+		return ctx.Err()
+	}
+	for it.First(); it.Valid(); it.Next() {
+		rest := it.Key()[len(prefix):]
+		if len(rest) < 1 || len(rest) != 1+int(rest[0])+8 {
+			return deleted, fmt.Errorf("groupstream: past membership key %q", it.Key())
+		}
+		user := string(rest[1 : 1+rest[0]])
+		l, err := decodeLeft(user, it.Value())
+		if err != nil {
+			return deleted, err
+		}
+		if !leftExpired(l, now) {
+			continue
+		}
+		refs = append(refs, leftRef{user, binary.BigEndian.Uint64(rest[1+rest[0]:])})
+		if len(refs) == sweepChunk {
+			if err := flush(); err != nil {
+				return deleted, err
+			}
+		}
+	}
+	if err := it.Error(); err != nil {
+		return deleted, fmt.Errorf("groupstream: %w", err)
+	}
+	if len(refs) > 0 {
+		err = flush()
+	}
+	return deleted, err
+}
+
+// trimLeft deletes the past memberships refs that are still expired at now, under
+// their groups' locks (a member removed again meanwhile has a new record, which
+// stays), and returns how many it deleted.
+func (s *PebbleStore) trimLeft(refs []leftRef, now time.Time) (int, error) {
+	convs := make([]uint64, len(refs))
+	for i, r := range refs {
+		convs[i] = r.conv
+	}
+	defer lockConvs(s.locks, convs)()
+	batch := s.db.NewBatch()
+	defer batch.Close()
+	n := 0
+	for _, r := range refs {
+		k := leftKey(r.user, r.conv)
+		v, ok, err := kv.Get(s.db, k)
+		if err != nil {
+			return 0, fmt.Errorf("groupstream: %w", err)
+		}
+		if !ok {
+			continue
+		}
+		if l, err := decodeLeft(r.user, v); err != nil || !leftExpired(l, now) {
+			continue
+		}
+		_ = batch.Delete(k, nil)
+		n++
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	// Not synced: a delete lost in a crash is done again by the next read or sweep.
+	if err := batch.Commit(pebble.NoSync); err != nil {
+		return 0, fmt.Errorf("groupstream: delete past memberships: %w", err)
+	}
+	return n, nil
 }
 
 // Stream implements Store.
@@ -121,19 +238,16 @@ func (s *PebbleStore) Unread(ctx context.Context, conv uint64, user string) (int
 	return unread(ctx, s, conv, user)
 }
 
-// maxReadIndexes bounds the groups whose read positions are held in memory.
-const maxReadIndexes = 1024
-
-// readIndexOf returns conv's read index, loading it from Pebble the first time.
-// The caller holds conv's lock, so no write to its positions runs meanwhile.
+// readIndexOf returns conv's read index, loading it from Pebble when it is not
+// cached. The caller holds conv's lock, so no write to its positions runs meanwhile.
+// A group's index is cached with its estimated size (Config.CacheBytes); one too
+// large to cache is loaded for each call.
 func (s *PebbleStore) readIndexOf(conv uint64) (*readIndex, error) {
-	s.readsMu.Lock()
-	x, ok := s.reads[conv]
-	s.readsMu.Unlock()
-	if ok {
-		return x, nil
+	k := readsCacheKey(conv)
+	if x, ok := s.cache.get(k); ok {
+		return x.(*readIndex), nil
 	}
-	x = &readIndex{byUser: map[string]uint64{}}
+	x := &readIndex{byUser: map[string]uint64{}}
 	err := s.scan(readPrefix(conv), func(k, v []byte) error {
 		seq := binary.BigEndian.Uint64(v)
 		x.byUser[string(k[1:1+k[0]])] = seq
@@ -144,37 +258,42 @@ func (s *PebbleStore) readIndexOf(conv uint64) (*readIndex, error) {
 		return nil, err
 	}
 	sort.Slice(x.sorted, func(i, j int) bool { return x.sorted[i] < x.sorted[j] })
-	s.readsMu.Lock()
-	if len(s.reads) >= maxReadIndexes {
-		clear(s.reads)
-	}
-	s.reads[conv] = x
-	s.readsMu.Unlock()
+	s.cache.set(k, x, readIndexSize(x))
 	return x, nil
 }
 
-// movedRead updates a loaded read index after a committed write; the caller holds
-// conv's lock.
+// cachedReadIndex returns conv's read index if it is cached.
+func (s *PebbleStore) cachedReadIndex(conv uint64) *readIndex {
+	if x, ok := s.cache.get(readsCacheKey(conv)); ok {
+		return x.(*readIndex)
+	}
+	return nil
+}
+
+// movedRead updates a cached read index after a committed write of user's position
+// (to seq exactly, as PutMessages and SetReadSeq write it); the caller holds conv's
+// lock.
 func (s *PebbleStore) movedRead(conv uint64, user string, seq uint64) {
-	s.readsMu.Lock()
-	x := s.reads[conv]
-	s.readsMu.Unlock()
-	if x != nil {
-		x.set(user, seq)
+	if x := s.cachedReadIndex(conv); x != nil && x.put(user, seq) {
+		s.cache.resize(readsCacheKey(conv), x, readPositionSize(user))
 	}
 }
 
-// forgetReads drops removed members from a loaded read index; the caller holds conv's
-// lock.
+// forgetReads drops removed members from a cached read index; the caller holds
+// conv's lock.
 func (s *PebbleStore) forgetReads(conv uint64, users []string) {
-	s.readsMu.Lock()
-	x := s.reads[conv]
-	s.readsMu.Unlock()
+	x := s.cachedReadIndex(conv)
 	if x == nil {
 		return
 	}
+	var freed int64
 	for _, u := range users {
-		x.remove(u)
+		if x.remove(u) {
+			freed += readPositionSize(u)
+		}
+	}
+	if freed > 0 {
+		s.cache.resize(readsCacheKey(conv), x, -freed)
 	}
 }
 
@@ -201,10 +320,7 @@ func (s *PebbleStore) ReadSeq(ctx context.Context, conv uint64, user string) (ui
 }
 
 func (s *PebbleStore) loadedReadIndex(conv uint64) (*readIndex, error) {
-	s.readsMu.Lock()
-	x, ok := s.reads[conv]
-	s.readsMu.Unlock()
-	if ok {
+	if x := s.cachedReadIndex(conv); x != nil {
 		return x, nil
 	}
 	defer lockConvs(s.locks, []uint64{conv})()

@@ -66,12 +66,13 @@ type Config struct {
 
 // Client is one device of one user.
 type Client struct {
-	cfg    Config
-	base   string
-	wsURL  string
-	http   *http.Client
-	dialer *websocket.Dialer
-	log    *slog.Logger
+	cfg      Config
+	base     string
+	wsURL    string
+	wsHeader http.Header
+	http     *http.Client
+	dialer   *websocket.Dialer
+	log      *slog.Logger
 
 	entries chan wire.Entry
 	cs      chan CSEvent    // customer-service events, dropped when full
@@ -101,11 +102,13 @@ type frame struct {
 	Result  json.RawMessage `json:"result"`
 	Code    wire.Code       `json:"code"`
 	Message string          `json:"message"`
-	Entry   *wire.Entry     `json:"entry"`
-	Cursor  string          `json:"cursor"`
-	Event   string          `json:"event"`
-	Chat    *wire.ChatState `json:"chat"`
-	Live    json.RawMessage `json:"live"`
+	// RetryAfter is a refusal's wait in seconds (rate_limited, overloaded).
+	RetryAfter int             `json:"retry_after"`
+	Entry      *wire.Entry     `json:"entry"`
+	Cursor     string          `json:"cursor"`
+	Event      string          `json:"event"`
+	Chat       *wire.ChatState `json:"chat"`
+	Live       json.RawMessage `json:"live"`
 }
 
 // conn is one WebSocket connection.
@@ -169,18 +172,20 @@ func newClient(cfg Config) (*Client, error) {
 	ws := *u
 	ws.Scheme = map[string]string{"http": "ws", "https": "wss"}[u.Scheme]
 	ws.Path += "/v1/ws"
-	ws.RawQuery = url.Values{"token": {cfg.Token}}.Encode()
 	c := &Client{
 		cfg: cfg, base: u.String(), wsURL: ws.String(), log: cfg.Logger,
-		http:    &http.Client{Transport: transport, Timeout: 30 * time.Second},
-		dialer:  &websocket.Dialer{NetDialContext: netDialer.DialContext, HandshakeTimeout: 10 * time.Second},
-		entries: make(chan wire.Entry, cfg.EntryBuffer),
-		cs:      make(chan CSEvent, 256),
-		inbox:   make(chan pushed, cfg.EntryBuffer),
-		kick:    make(chan struct{}, 1),
-		changed: make(chan struct{}),
-		cursor:  cfg.Cursor,
-		groups:  map[uint64]uint64{},
+		// The token travels in the handshake's Authorization header, never in
+		// the URL, where proxies log it.
+		wsHeader: http.Header{"Authorization": {"Bearer " + cfg.Token}},
+		http:     &http.Client{Transport: transport, Timeout: 30 * time.Second},
+		dialer:   &websocket.Dialer{NetDialContext: netDialer.DialContext, HandshakeTimeout: 10 * time.Second},
+		entries:  make(chan wire.Entry, cfg.EntryBuffer),
+		cs:       make(chan CSEvent, 256),
+		inbox:    make(chan pushed, cfg.EntryBuffer),
+		kick:     make(chan struct{}, 1),
+		changed:  make(chan struct{}),
+		cursor:   cfg.Cursor,
+		groups:   map[uint64]uint64{},
 	}
 	for g, seq := range cfg.GroupSeqs {
 		c.groups[g] = seq
@@ -227,7 +232,7 @@ func (c *Client) Close() error {
 }
 
 func (c *Client) dial(ctx context.Context) (*conn, error) {
-	ws, resp, err := c.dialer.DialContext(ctx, c.wsURL, nil)
+	ws, resp, err := c.dialer.DialContext(ctx, c.wsURL, c.wsHeader)
 	if err != nil {
 		if resp != nil && resp.StatusCode == http.StatusUnauthorized {
 			return nil, &wire.Error{Code: wire.CodeInvalidToken, Message: "the server refused the token"}
@@ -462,6 +467,10 @@ func (c *Client) Send(ctx context.Context, req wire.SendRequest) (wire.SendResul
 			return wire.SendResult{}, &wire.Error{Code: f.Code, Message: f.Message}
 		case err != nil && !errors.Is(err, errLost):
 			return wire.SendResult{}, err
+		}
+		// A refusal that says how long to wait is waited out.
+		if wait := time.Duration(f.RetryAfter) * time.Second; wait > backoff {
+			backoff = min(wait, c.cfg.MaxBackoff)
 		}
 		if !sleep(ctx, jitter(backoff)) {
 			return wire.SendResult{}, ctx.Err()

@@ -39,7 +39,6 @@ import (
 	"github.com/fanline/fanline/internal/queue"
 	"github.com/fanline/fanline/internal/wire"
 	"github.com/fanline/fanline/timeline"
-	"golang.org/x/time/rate"
 )
 
 // Queue topics, and the consumer groups of the stages.
@@ -66,11 +65,6 @@ type Config struct {
 	RecallWindow time.Duration
 	// DedupTTL is how long a client_msg_id is remembered. Zero means 24 h (the minimum).
 	DedupTTL time.Duration
-	// RatePerSecond and RateBurst make each user's token bucket for sends. A zero
-	// rate means 100 per second, a zero burst twice the rate; a negative rate turns
-	// limiting off.
-	RatePerSecond float64
-	RateBurst     int
 	// SyncMaxLimit bounds the entries one sync returns. Zero means 500.
 	SyncMaxLimit int
 	// MaxInFlight bounds sends being processed at once; past it a send is refused
@@ -112,9 +106,6 @@ type Dispatcher struct {
 	log       *slog.Logger
 
 	inFlight chan struct{} // one token per send being processed
-
-	limitersMu sync.Mutex // guards limiters
-	limiters   map[string]*rate.Limiter
 }
 
 // New builds a Dispatcher; Run starts its stages.
@@ -131,12 +122,6 @@ func New(cfg Config, q queue.Queue, streams groupstream.Store, timelines timelin
 	if cfg.DedupTTL < 24*time.Hour {
 		cfg.DedupTTL = 24 * time.Hour
 	}
-	if cfg.RatePerSecond == 0 {
-		cfg.RatePerSecond = 100
-	}
-	if cfg.RateBurst <= 0 {
-		cfg.RateBurst = max(1, int(2*cfg.RatePerSecond))
-	}
 	if cfg.SyncMaxLimit <= 0 {
 		cfg.SyncMaxLimit = 500
 	}
@@ -150,8 +135,7 @@ func New(cfg Config, q queue.Queue, streams groupstream.Store, timelines timelin
 		cfg.Logger = slog.Default()
 	}
 	return &Dispatcher{cfg: cfg, q: q, streams: streams, timelines: timelines, dedup: dedup, ids: gen, shops: cfg.Shops,
-		push: push, m: m, log: cfg.Logger, inFlight: make(chan struct{}, cfg.MaxInFlight),
-		limiters: map[string]*rate.Limiter{}}, nil
+		push: push, m: m, log: cfg.Logger, inFlight: make(chan struct{}, cfg.MaxInFlight)}, nil
 }
 
 // Run consumes the send and fanout stages and sweeps expired dedup keys until ctx is
@@ -203,53 +187,35 @@ func (d *Dispatcher) sweepDedup(ctx context.Context) error {
 	}
 }
 
-func (d *Dispatcher) allow(user string) bool {
-	if d.cfg.RatePerSecond < 0 {
-		return true
-	}
-	d.limitersMu.Lock()
-	l, ok := d.limiters[user]
-	if !ok {
-		if len(d.limiters) >= 1<<20 {
-			clear(d.limiters) // a full bucket for everyone is the safe side of forgetting
-		}
-		l = rate.NewLimiter(rate.Limit(d.cfg.RatePerSecond), d.cfg.RateBurst)
-		d.limiters[user] = l
-	}
-	d.limitersMu.Unlock()
-	return l.Allow()
-}
-
-// Send validates, authorises and dedups a send from user and acknowledges it once the
-// send stage holds it durably. from is the request's optional "from" field.
-func (d *Dispatcher) Send(ctx context.Context, user, from string, req wire.SendRequest) (res wire.SendResult, err error) {
+// Send validates, authorises and dedups a send from who and acknowledges it once the
+// send stage holds it durably. from is the request's optional "from" field. A staff
+// member's sends are deduplicated and ordered in their shop inbox.
+func (d *Dispatcher) Send(ctx context.Context, who wire.Principal, from string, req wire.SendRequest) (res wire.SendResult, err error) {
 	defer func() {
 		if err != nil {
 			d.m.SendErrors.WithLabelValues(string(wire.AsError(err).Code)).Inc()
 		}
 	}()
-	if from != "" && from != user {
+	if from != "" && from != who.ID {
 		return res, wire.Errorf(wire.CodeSenderMismatch, "from must be the token's user or absent")
 	}
+	user := who.Inbox()
 	if e := validateSend(&req, d.cfg.MaxBodyBytes); e != nil {
 		return res, e
-	}
-	if !d.allow(user) {
-		return res, wire.Errorf(wire.CodeRateLimited, "more than %g messages per second; slow down", d.cfg.RatePerSecond)
 	}
 	select {
 	case d.inFlight <- struct{}{}:
 		defer func() { <-d.inFlight }()
 	default:
-		return res, wire.Errorf(wire.CodeOverloaded, "the server is busy; retry shortly")
+		return res, &wire.Error{Code: wire.CodeOverloaded, Message: "the server is busy; retry shortly", RetryAfter: 1}
 	}
-	conv, err := d.resolve(ctx, user, req)
+	conv, err := d.resolve(ctx, who, req)
 	if err != nil {
 		return res, err
 	}
 	agentID := ""
 	if conv.Kind == groupstream.KindShop {
-		if agentID, err = d.shopSender(conv, user); err != nil {
+		if agentID, err = d.shopSender(conv, who); err != nil {
 			return res, err
 		}
 	}
@@ -306,24 +272,29 @@ func (d *Dispatcher) Send(ctx context.Context, user, from string, req wire.SendR
 }
 
 // resolve finds the conversation a send goes to and checks the sender belongs to it.
-func (d *Dispatcher) resolve(ctx context.Context, user string, req wire.SendRequest) (groupstream.Conversation, error) {
+// Staff write only into their shop's conversations.
+func (d *Dispatcher) resolve(ctx context.Context, who wire.Principal, req wire.SendRequest) (groupstream.Conversation, error) {
+	if who.Staff() && req.ConversationID == 0 {
+		return groupstream.Conversation{}, wire.Errorf(wire.CodeForbidden,
+			"a %s token writes in its shop's conversations only (conversation_id); use a buyer token for your own chats", who.Role)
+	}
 	switch {
 	case req.To != "":
-		if req.To == user {
+		if req.To == who.ID {
 			return groupstream.Conversation{}, wire.Errorf(wire.CodeInvalidRecipient, "cannot send a direct message to yourself")
 		}
-		return d.streams.DirectConversation(ctx, user, req.To, d.ids.Next)
+		return d.streams.DirectConversation(ctx, who.ID, req.To, d.ids.Next)
 	case req.ConversationID != 0:
-		return d.member(ctx, user, uint64(req.ConversationID))
+		return d.member(ctx, who, uint64(req.ConversationID))
 	default:
-		c, _, err := d.groupMember(ctx, user, uint64(req.GroupID))
+		c, _, err := d.groupMember(ctx, who.Inbox(), uint64(req.GroupID))
 		return c, err
 	}
 }
 
-// member returns conversation id if user belongs to it (for a shop conversation:
-// its buyer or one of the shop's agents).
-func (d *Dispatcher) member(ctx context.Context, user string, id uint64) (groupstream.Conversation, error) {
+// member returns conversation id if who may read it: a member of a direct chat or a
+// group, or for a shop conversation its buyer and the shop's staff (shopReader).
+func (d *Dispatcher) member(ctx context.Context, who wire.Principal, id uint64) (groupstream.Conversation, error) {
 	c, err := d.streams.Conversation(ctx, id)
 	if errors.Is(err, groupstream.ErrNotFound) {
 		return c, wire.Errorf(wire.CodeConversationMissing, "conversation %d does not exist", id)
@@ -332,12 +303,12 @@ func (d *Dispatcher) member(ctx context.Context, user string, id uint64) (groups
 		return c, err
 	}
 	if c.Kind == groupstream.KindShop {
-		if !d.shopReader(c, user) {
+		if !d.shopReader(c, who) {
 			return c, wire.Errorf(wire.CodeNotParticipant, "you are not in conversation %d", id)
 		}
 		return c, nil
 	}
-	_, err = d.streams.Member(ctx, id, user)
+	_, err = d.streams.Member(ctx, id, who.Inbox())
 	if errors.Is(err, groupstream.ErrNotFound) {
 		return c, wire.Errorf(wire.CodeNotParticipant, "you are not a member of conversation %d", id)
 	}

@@ -49,8 +49,13 @@ func checkUsers(field string, users []string) *wire.Error {
 	return nil
 }
 
-// CreateGroup creates a group owned by user with the given members.
-func (d *Dispatcher) CreateGroup(ctx context.Context, user string, req wire.CreateGroupRequest) (wire.Group, error) {
+// CreateGroup creates a group owned by who (a buyer: staff tokens act for their shop)
+// with the given members.
+func (d *Dispatcher) CreateGroup(ctx context.Context, who wire.Principal, req wire.CreateGroupRequest) (wire.Group, error) {
+	if who.Role != wire.RoleBuyer {
+		return wire.Group{}, wire.Errorf(wire.CodeForbidden, "groups are for users' own chats; a %s token acts for its shop", who.Role)
+	}
+	user := who.ID
 	name := strings.TrimSpace(req.Name)
 	if name == "" || utf8.RuneCountInString(name) > maxGroupName {
 		return wire.Group{}, wire.Errorf(wire.CodeInvalidField, "name must be 1-%d characters", maxGroupName)
@@ -131,8 +136,8 @@ func (d *Dispatcher) groupEvent(ctx context.Context, c groupstream.Conversation,
 }
 
 // Group describes a group to one of its members.
-func (d *Dispatcher) Group(ctx context.Context, user string, id uint64) (wire.Group, error) {
-	c, m, err := d.groupMember(ctx, user, id)
+func (d *Dispatcher) Group(ctx context.Context, who wire.Principal, id uint64) (wire.Group, error) {
+	c, m, err := d.groupMember(ctx, who.Inbox(), id)
 	if err != nil {
 		return wire.Group{}, err
 	}
@@ -141,7 +146,8 @@ func (d *Dispatcher) Group(ctx context.Context, user string, id uint64) (wire.Gr
 
 // ChangeMembers adds and removes members (owner and admins) and promotes or demotes
 // admins (owner only).
-func (d *Dispatcher) ChangeMembers(ctx context.Context, user string, id uint64, req wire.MembersRequest) (wire.Group, error) {
+func (d *Dispatcher) ChangeMembers(ctx context.Context, who wire.Principal, id uint64, req wire.MembersRequest) (wire.Group, error) {
+	user := who.Inbox()
 	prev, me, err := d.groupMember(ctx, user, id)
 	if err != nil {
 		return wire.Group{}, err

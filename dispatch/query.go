@@ -19,7 +19,8 @@ func hasContent(kind string) bool {
 }
 
 // Conversations lists the user's conversations, most recently active first.
-func (d *Dispatcher) Conversations(ctx context.Context, user string) (wire.ConversationList, error) {
+func (d *Dispatcher) Conversations(ctx context.Context, who wire.Principal) (wire.ConversationList, error) {
+	user := who.Inbox()
 	states, total, err := d.timelines.Conversations(ctx, user)
 	if err != nil {
 		return wire.ConversationList{}, err
@@ -100,7 +101,8 @@ func (d *Dispatcher) readGroupsUnread(ctx context.Context, user string, f func(c
 }
 
 // Unread returns the user's unread counts: the badge, without the conversation list.
-func (d *Dispatcher) Unread(ctx context.Context, user string) (wire.UnreadCounts, error) {
+func (d *Dispatcher) Unread(ctx context.Context, who wire.Principal) (wire.UnreadCounts, error) {
+	user := who.Inbox()
 	c, err := d.timelines.Unread(ctx, user)
 	if err != nil {
 		return wire.UnreadCounts{}, err
@@ -118,9 +120,16 @@ func (d *Dispatcher) Unread(ctx context.Context, user string) (wire.UnreadCounts
 	return out, err
 }
 
-// History returns messages of a conversation older than before, newest first.
-func (d *Dispatcher) History(ctx context.Context, user string, conv, before uint64, limit int) (wire.HistoryResult, error) {
-	if _, err := d.member(ctx, user, conv); err != nil {
+// History returns messages of a conversation older than before, newest first. A
+// group's history starts where the member joined, as their sync does (group events,
+// which have no stream seq, stay: they say who is in the group).
+func (d *Dispatcher) History(ctx context.Context, who wire.Principal, conv, before uint64, limit int) (wire.HistoryResult, error) {
+	c, err := d.member(ctx, who, conv)
+	if err != nil {
+		return wire.HistoryResult{}, err
+	}
+	join, err := d.joinSeq(ctx, c, who)
+	if err != nil {
 		return wire.HistoryResult{}, err
 	}
 	if limit <= 0 || limit > d.cfg.SyncMaxLimit {
@@ -130,15 +139,33 @@ func (d *Dispatcher) History(ctx context.Context, user string, conv, before uint
 	if err != nil {
 		return wire.HistoryResult{}, err
 	}
-	out := wire.HistoryResult{Messages: make([]wire.Entry, len(msgs)), HasMore: more}
-	for i, m := range msgs {
-		out.Messages[i] = m.Entry()
+	out := wire.HistoryResult{Messages: make([]wire.Entry, 0, len(msgs)), HasMore: more}
+	for _, m := range msgs {
+		if m.Seq != 0 && m.Seq < join {
+			out.HasMore = false // newest first: the rest is older still
+			break
+		}
+		out.Messages = append(out.Messages, m.Entry())
 	}
 	return out, nil
 }
 
-// message returns a message the user may see.
-func (d *Dispatcher) message(ctx context.Context, user string, msgID uint64) (groupstream.Message, groupstream.Conversation, error) {
+// joinSeq is the first group seq who may see in c: where they joined a group, 0 for
+// other conversations.
+func (d *Dispatcher) joinSeq(ctx context.Context, c groupstream.Conversation, who wire.Principal) (uint64, error) {
+	if c.Kind != groupstream.KindGroup {
+		return 0, nil
+	}
+	mem, err := d.streams.Member(ctx, c.ID, who.Inbox())
+	if errors.Is(err, groupstream.ErrNotFound) {
+		return 0, wire.Errorf(wire.CodeNotParticipant, "you are not a member of conversation %d", c.ID)
+	}
+	return mem.JoinSeq, err
+}
+
+// message returns a message who may see: in a conversation they may read, and for a
+// group not before they joined.
+func (d *Dispatcher) message(ctx context.Context, who wire.Principal, msgID uint64) (groupstream.Message, groupstream.Conversation, error) {
 	m, err := d.streams.Message(ctx, msgID)
 	if errors.Is(err, groupstream.ErrNotFound) {
 		return m, groupstream.Conversation{}, wire.Errorf(wire.CodeMessageMissing, "message %d does not exist", msgID)
@@ -150,29 +177,32 @@ func (d *Dispatcher) message(ctx context.Context, user string, msgID uint64) (gr
 	if err != nil {
 		return m, c, err
 	}
-	if _, err := d.member(ctx, user, c.ID); err != nil {
-		if we, ok := err.(*wire.Error); ok && we.Code == wire.CodeNotParticipant {
-			// Do not reveal that the message exists.
-			return m, c, wire.Errorf(wire.CodeMessageMissing, "message %d does not exist", msgID)
-		}
-		return m, c, err
+	var join uint64
+	if _, err = d.member(ctx, who, c.ID); err == nil {
+		join, err = d.joinSeq(ctx, c, who)
 	}
-	return m, c, nil
+	if we, ok := err.(*wire.Error); (ok && we.Code == wire.CodeNotParticipant) || (err == nil && m.Seq != 0 && m.Seq < join) {
+		// Do not reveal that the message exists.
+		return m, c, wire.Errorf(wire.CodeMessageMissing, "message %d does not exist", msgID)
+	}
+	return m, c, err
 }
 
 // MarkRead moves the user's read position in conv up to msgID. The user's other
-// devices get a read entry; the other members get a receipt entry.
-func (d *Dispatcher) MarkRead(ctx context.Context, user string, conv, msgID uint64) error {
-	c, err := d.member(ctx, user, conv)
+// devices get a read entry; the other members get a receipt entry. It returns the
+// number of receipts queued (the call's cost grows with it).
+func (d *Dispatcher) MarkRead(ctx context.Context, who wire.Principal, conv, msgID uint64) (int, error) {
+	c, err := d.member(ctx, who, conv)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	m, _, err := d.message(ctx, user, msgID)
+	user := who.Inbox()
+	m, _, err := d.message(ctx, who, msgID)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if m.ConversationID != conv {
-		return wire.Errorf(wire.CodeMessageMissing, "message %d is not in conversation %d", msgID, conv)
+		return 0, wire.Errorf(wire.CodeMessageMissing, "message %d is not in conversation %d", msgID, conv)
 	}
 	now := time.Now().UTC()
 	// A read-fanout message is in no timeline: the user's state in the group is
@@ -180,43 +210,41 @@ func (d *Dispatcher) MarkRead(ctx context.Context, user string, conv, msgID uint
 	kind := ""
 	if m.Fanout == groupstream.FanoutRead {
 		kind = groupstream.KindGroup
-		mem, err := d.streams.Member(ctx, conv, user)
-		if err != nil {
-			return err
-		}
-		if m.Seq < mem.JoinSeq {
-			return wire.Errorf(wire.CodeMessageMissing, "message %d was sent before you joined", msgID)
-		}
 	}
 	if m.Seq != 0 {
 		if err := d.streams.SetReadSeq(ctx, conv, user, m.Seq); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	e, _, err := d.timelines.MarkRead(ctx, user, conv, msgID, kind, now)
 	if errors.Is(err, timeline.ErrNotFound) {
-		return wire.Errorf(wire.CodeMessageMissing, "message %d has not reached your timeline yet", msgID)
+		return 0, wire.Errorf(wire.CodeMessageMissing, "message %d has not reached your timeline yet", msgID)
 	}
 	if err != nil || e == nil {
-		return err
+		return 0, err
 	}
 	d.push.Push(user, entryOf(*e), timeline.Cursor{Seq: e.Seq}.String())
 	if c.FanoutMode() == groupstream.FanoutRead {
-		return nil // large groups answer receipts from read positions, on demand
+		return 0, nil // large groups answer receipts from read positions, on demand
 	}
-	return d.fanout(ctx, c, user, timeline.KindRead, msgID, now, false)
+	// The buyer sees the shop read their message, not which of its staff.
+	from := user
+	if c.Kind == groupstream.KindShop && who.Staff() {
+		from = c.Shop
+	}
+	return d.fanout(ctx, c, from, user, timeline.KindRead, msgID, now)
 }
 
-// fanout queues one entry of kind about msgID for the members of c (without the actor
-// when self is false).
-func (d *Dispatcher) fanout(ctx context.Context, c groupstream.Conversation, actor, kind string, msgID uint64, at time.Time, self bool) error {
+// fanout queues one entry of kind about msgID, from from, for the members of c
+// except skip ("" skips nobody).
+func (d *Dispatcher) fanout(ctx context.Context, c groupstream.Conversation, from, skip, kind string, msgID uint64, at time.Time) (int, error) {
 	var users []string
 	if c.Kind == groupstream.KindShop {
 		users = d.shopRecipients(c, groupstream.Message{})
 	} else {
 		members, err := d.streams.Members(ctx, c.ID)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		for _, m := range members {
 			users = append(users, m.User)
@@ -224,22 +252,23 @@ func (d *Dispatcher) fanout(ctx context.Context, c groupstream.Conversation, act
 	}
 	var recs []queue.Record
 	for _, u := range users {
-		if u == actor && !self {
+		if u == skip {
 			continue
 		}
-		j := fanoutJob{User: u, Kind: kind, Conv: c.ID, MsgID: msgID, From: actor, At: at}
+		j := fanoutJob{User: u, Kind: kind, Conv: c.ID, MsgID: msgID, From: from, At: at}
 		recs = append(recs, queue.Record{Key: []byte(u), Value: j.marshal()})
 	}
-	return d.q.Produce(ctx, TopicControl, recs...)
+	return len(recs), d.q.Produce(ctx, TopicControl, recs...)
 }
 
-// Recall marks the user's own message recalled, within the recall window, and tells
-// every member. Recalling again is harmless.
-func (d *Dispatcher) Recall(ctx context.Context, user string, msgID uint64) error {
-	m, c, err := d.message(ctx, user, msgID)
+// Recall marks who's own message recalled, within the recall window, and tells every
+// member. Recalling again is harmless.
+func (d *Dispatcher) Recall(ctx context.Context, who wire.Principal, msgID uint64) error {
+	m, c, err := d.message(ctx, who, msgID)
 	if err != nil {
 		return err
 	}
+	user := who.Inbox()
 	// The sender may recall within the window; a group's owner and admins at any time.
 	moderator := false
 	if c.Kind == groupstream.KindGroup {
@@ -252,18 +281,20 @@ func (d *Dispatcher) Recall(ctx context.Context, user string, msgID uint64) erro
 	if !m.IsMessage() {
 		return wire.Errorf(wire.CodeMessageMissing, "%d is a group event, not a message", msgID)
 	}
-	sender := m.From
+	// In a shop conversation the buyer's token recalls the buyer's messages, the
+	// writing agent's token (of that shop) the agent's.
+	sender := m.From == who.ID && m.AgentID == "" && !who.Staff()
 	if m.AgentID != "" {
-		sender = m.AgentID // an agent's message in a shop conversation
+		sender = m.AgentID == who.ID && who.Staff() && who.Shop == c.Shop
 	}
-	if sender != user && !moderator {
+	if !sender && !moderator {
 		return wire.Errorf(wire.CodeNotSender, "only the sender (or a group's owner and admins) can recall a message")
 	}
 	now := time.Now().UTC()
 	if !m.Recalled() && !moderator && now.Sub(m.CreatedAt) > d.cfg.RecallWindow {
 		return wire.Errorf(wire.CodeRecallWindowPassed, "messages can be recalled for %s after sending", d.cfg.RecallWindow)
 	}
-	if m, err = d.streams.Recall(ctx, msgID, user, now); err != nil {
+	if m, err = d.streams.Recall(ctx, msgID, who.ID, now); err != nil {
 		return err
 	}
 	if m.RecallSeq != 0 { // recalled in read-fanout: the group's stream has it
@@ -271,12 +302,13 @@ func (d *Dispatcher) Recall(ctx context.Context, user string, msgID uint64) erro
 			From: m.RecalledBy, CreatedAt: m.RecalledAt, GroupSeq: m.RecallSeq}, nil)
 		return nil
 	}
-	return d.fanout(ctx, c, m.RecalledBy, timeline.KindRecall, msgID, m.RecalledAt, true)
+	_, err = d.fanout(ctx, c, m.RecalledBy, "", timeline.KindRecall, msgID, m.RecalledAt)
+	return err
 }
 
 // Receipts tells who of a message's recipients has read it.
-func (d *Dispatcher) Receipts(ctx context.Context, user string, msgID uint64, q wire.ReceiptsQuery) (wire.Receipts, error) {
-	m, c, err := d.message(ctx, user, msgID)
+func (d *Dispatcher) Receipts(ctx context.Context, who wire.Principal, msgID uint64, q wire.ReceiptsQuery) (wire.Receipts, error) {
+	m, c, err := d.message(ctx, who, msgID)
 	if err != nil {
 		return wire.Receipts{}, err
 	}

@@ -21,6 +21,8 @@ type ShopRouter interface {
 	Serving(shop string, chat uint64) string
 	// IsAgent reports whether user is one of the shop's agents.
 	IsAgent(shop, user string) bool
+	// Configured reports whether the shop's admins have set up customer service.
+	Configured(shop string) bool
 	// BuyerMessage and AgentReplied start and stop the chat's reply timer.
 	BuyerMessage(shop string, chat uint64)
 	AgentReplied(shop string, chat uint64, agent string)
@@ -29,15 +31,20 @@ type ShopRouter interface {
 // maxEntryLen bounds the entry context of an open request.
 const maxEntryLen = 32
 
-// OpenShopChat opens (or resumes) buyer's chat with shop: the conversation is found or
-// allocated, the router classifies and assigns it, and the request's text becomes the
-// buyer's first message. A closed shop's offline reply is sent as from the shop.
-func (d *Dispatcher) OpenShopChat(ctx context.Context, buyer, shop string, req wire.OpenChatRequest) (wire.ChatState, error) {
+// OpenShopChat opens (or resumes) a buyer's chat with shop: the conversation is found
+// or allocated, the router classifies and assigns it, and the request's text becomes
+// the buyer's first message. A closed shop's offline reply is sent as from the shop.
+// Nothing is allocated for a shop whose customer service is not configured.
+func (d *Dispatcher) OpenShopChat(ctx context.Context, who wire.Principal, shop string, req wire.OpenChatRequest) (wire.ChatState, error) {
 	if d.shops == nil {
 		return wire.ChatState{}, wire.Errorf(wire.CodeUnavailable, "customer service is not configured on this node")
 	}
-	if !wire.ValidUserID(shop) {
-		return wire.ChatState{}, wire.Errorf(wire.CodeShopMissing, "%q is not a shop id", shop)
+	if who.Role != wire.RoleBuyer {
+		return wire.ChatState{}, wire.Errorf(wire.CodeForbidden, "only buyers open chats with shops")
+	}
+	buyer := who.ID
+	if !wire.ValidUserID(shop) || !d.shops.Configured(shop) {
+		return wire.ChatState{}, wire.Errorf(wire.CodeShopMissing, "shop %q has no customer service", shop)
 	}
 	if req.Entry == "" || utf8.RuneCountInString(req.Entry) > maxEntryLen {
 		return wire.ChatState{}, wire.Errorf(wire.CodeInvalidField, "entry must be 1-%d characters (product, order, refund, ...)", maxEntryLen)
@@ -68,7 +75,7 @@ func (d *Dispatcher) OpenShopChat(ctx context.Context, buyer, shop string, req w
 		return wire.ChatState{}, err
 	}
 	if first != nil {
-		if _, err := d.Send(ctx, buyer, "", *first); err != nil {
+		if _, err := d.Send(ctx, who, "", *first); err != nil {
 			return wire.ChatState{}, err
 		}
 	}
@@ -91,37 +98,50 @@ func (d *Dispatcher) shopMessage(ctx context.Context, c groupstream.Conversation
 
 // shopSender resolves who may send into shop conversation c: its buyer, or the agent
 // serving it (who writes as the shop). It returns the agent id, "" for the buyer.
-func (d *Dispatcher) shopSender(c groupstream.Conversation, user string) (string, error) {
-	if c.HasMember(user) {
+func (d *Dispatcher) shopSender(c groupstream.Conversation, who wire.Principal) (string, error) {
+	switch {
+	case who.Role == wire.RoleBuyer && c.HasMember(who.ID):
 		return "", nil
-	}
-	if d.shops != nil && d.shops.Serving(c.Shop, c.ID) == user {
-		return user, nil
-	}
-	if d.shops != nil && d.shops.IsAgent(c.Shop, user) {
+	case d.shopAgent(c, who) && d.shops.Serving(c.Shop, c.ID) == who.ID:
+		return who.ID, nil
+	case who.Staff() && who.Shop == c.Shop:
 		return "", wire.Errorf(wire.CodeNotParticipant, "conversation %d is not assigned to you", c.ID)
 	}
 	return "", wire.Errorf(wire.CodeNotParticipant, "you are not in conversation %d", c.ID)
 }
 
-// shopReader reports whether user may read shop conversation c: its buyer and every
-// agent of the shop (a chat moves between them and keeps its history).
-func (d *Dispatcher) shopReader(c groupstream.Conversation, user string) bool {
-	return c.HasMember(user) || (d.shops != nil && d.shops.IsAgent(c.Shop, user))
+// shopAgent reports whether who is one of c's shop's agents: an agent token of that
+// shop, for a user on the shop's agent list.
+func (d *Dispatcher) shopAgent(c groupstream.Conversation, who wire.Principal) bool {
+	return d.shops != nil && who.Role == wire.RoleAgent && who.Shop == c.Shop && d.shops.IsAgent(c.Shop, who.ID)
 }
 
-// shopRecipients are a shop message's timelines: the buyer, the agent serving the
-// chat and the agent who wrote it.
+// shopReader reports whether who may read shop conversation c: its buyer, every agent
+// of the shop (a chat moves between them and keeps its history) and the shop's
+// admins. The token's role and shop decide, never the bare user id.
+func (d *Dispatcher) shopReader(c groupstream.Conversation, who wire.Principal) bool {
+	switch who.Role {
+	case wire.RoleBuyer:
+		return c.HasMember(who.ID)
+	case wire.RoleAdmin:
+		return who.Shop == c.Shop
+	}
+	return d.shopAgent(c, who)
+}
+
+// shopRecipients are a shop message's timelines: the buyer's, and the shop inboxes of
+// the agent serving the chat and of the agent who wrote it.
 func (d *Dispatcher) shopRecipients(c groupstream.Conversation, m groupstream.Message) []string {
 	out := []string{c.Members[0]}
 	if d.shops == nil {
 		return out
 	}
-	if a := d.shops.Serving(c.Shop, c.ID); a != "" {
-		out = append(out, a)
+	serving := d.shops.Serving(c.Shop, c.ID)
+	if serving != "" {
+		out = append(out, wire.StaffInbox(c.Shop, serving))
 	}
-	if m.AgentID != "" && (len(out) == 1 || out[1] != m.AgentID) {
-		out = append(out, m.AgentID)
+	if m.AgentID != "" && m.AgentID != serving {
+		out = append(out, wire.StaffInbox(c.Shop, m.AgentID))
 	}
 	return out
 }

@@ -27,7 +27,8 @@ import (
 //     device has not had yet waits for that message to reach the timeline (it was
 //     queued before and will). holdBackLimit bounds the wait, so a lost fanout job
 //     delays a group, never stops it.
-func (d *Dispatcher) Sync(ctx context.Context, user string, req wire.SyncRequest) (wire.SyncResult, error) {
+func (d *Dispatcher) Sync(ctx context.Context, who wire.Principal, req wire.SyncRequest) (wire.SyncResult, error) {
+	user := who.Inbox()
 	start := time.Now()
 	defer func() { d.m.SyncLatency.Observe(time.Since(start).Seconds()) }()
 	c, err := timeline.ParseCursor(req.Cursor)

@@ -44,7 +44,7 @@ func TestHTTPErrorCodes(t *testing.T) {
 		off := false
 		c.DevMode = &off
 		c.Auth.JWTSecret = testSecret
-		c.Limits.RatePerSecond, c.Limits.RateBurst = 1, 10
+		c.Limits.RatePerSecond, c.Limits.RateBurst = 1, 60
 		c.Messages.RecallWindow = config.Duration(time.Millisecond)
 	})
 	iss, _ := auth.NewIssuer(testSecret, time.Hour)
@@ -120,14 +120,14 @@ func TestHTTPErrorCodes(t *testing.T) {
 		}
 	}
 
-	// Rate limit: a burst of 10, then 429.
+	// Rate limit: a burst of 60, then 429 with Retry-After.
 	var codes []int
 	dan := tok("dan")
-	for i := 0; i < 12; i++ {
+	for i := 0; i < 62; i++ {
 		status, _, _ := call(t, "POST", ts.URL+"/v1/messages", dan, fmt.Sprintf(`{"client_msg_id":"r%d","to":"bob","type":"text","body":{"text":"x"}}`, i))
 		codes = append(codes, status)
 	}
-	if codes[0] != 200 || codes[11] != http.StatusTooManyRequests {
+	if codes[0] != 200 || codes[61] != http.StatusTooManyRequests {
 		t.Errorf("rate limit: statuses %v", codes)
 	}
 }

@@ -19,6 +19,7 @@ import (
 // testServer is an in-process fanline on a free port.
 type testServer struct {
 	URL  string
+	srv  *server.Server
 	stop func()
 }
 
@@ -42,7 +43,7 @@ func startServer(t *testing.T, tweak func(*config.Config)) *testServer {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
-	ts := &testServer{URL: "http://" + s.Addr()}
+	ts := &testServer{URL: "http://" + s.Addr(), srv: s}
 	var once bool
 	ts.stop = func() {
 		if once {

@@ -2,9 +2,7 @@ package gateway
 
 import (
 	"net/http"
-	"strings"
 
-	"github.com/fanline/fanline/internal/auth"
 	"github.com/fanline/fanline/internal/wire"
 	"github.com/gin-gonic/gin"
 )
@@ -30,64 +28,43 @@ type CS interface {
 // maxAdminBodyBytes bounds an admin document (rules, agent lists).
 const maxAdminBodyBytes = 1 << 20
 
-func (g *Gateway) csRoutes(a *gin.RouterGroup) {
-	a.POST("/shops/:shop_id/chats", g.role(wire.RoleBuyer), g.openChat)
-	agent := a.Group("", g.role(wire.RoleAgent), g.csOn)
-	agent.PUT("/agents/me/status", g.agentStatus)
-	agent.GET("/agents/me/conversations", g.agentChats)
-	staff := a.Group("/cs/conversations/:id", g.role(wire.RoleAgent, wire.RoleAdmin), g.csOn)
-	staff.POST("/transfer", g.transfer)
-	staff.POST("/close", g.closeChat)
-	admin := a.Group("/admin/shops/:shop_id", g.role(wire.RoleAdmin), g.ownShop, g.csOn)
-	admin.GET("/routing", g.adminDoc(func(shop string, _ *gin.Context) (any, error) { return g.cs.Rules(shop) }))
-	admin.PUT("/routing", g.adminPut(func(shop string, b []byte) (any, error) { return g.cs.SetRules(shop, b) }))
-	admin.POST("/routing/dry-run", g.dryRun)
-	admin.GET("/agents", g.adminDoc(func(shop string, _ *gin.Context) (any, error) { return g.cs.Agents(shop) }))
-	admin.PUT("/agents", g.adminPut(func(shop string, b []byte) (any, error) { return g.cs.SetAgents(shop, b) }))
-	admin.GET("/audit", g.adminDoc(func(shop string, c *gin.Context) (any, error) {
-		limit, e := queryInt(c, "limit", 10000)
-		if e != nil {
-			return nil, e
-		}
-		if limit == 0 {
-			limit = 100
-		}
-		return g.cs.Audit(shop, limit)
-	}))
-	admin.GET("/live", g.adminDoc(func(shop string, _ *gin.Context) (any, error) { return g.cs.Live(shop) }))
-}
-
-// role lets only tokens of the given roles through.
-func (g *Gateway) role(roles ...string) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		u := user(c)
-		for _, r := range roles {
-			if u.Role == r {
-				return
+// adminRoutes are a shop admin's endpoints: /v1/admin/shops/{shop_id}/...
+func (g *Gateway) adminRoutes() []Route {
+	const p = "/v1/admin/shops/:shop_id"
+	get := func(path string, cost int, f func(shop string, c *gin.Context) (any, error)) Route {
+		return Route{"GET", p + path, ShopAdmin, cost, g.csOn(g.adminDoc(f))}
+	}
+	put := func(path string, f func(shop string, b []byte) (any, error)) Route {
+		return Route{"PUT", p + path, ShopAdmin, costAdminWrite, g.csOn(g.adminPut(f))}
+	}
+	return []Route{
+		get("/routing", costRead, func(shop string, _ *gin.Context) (any, error) { return g.cs.Rules(shop) }),
+		put("/routing", func(shop string, b []byte) (any, error) { return g.cs.SetRules(shop, b) }),
+		{"POST", p + "/routing/dry-run", ShopAdmin, costChatChange, g.csOn(g.dryRun)},
+		get("/agents", costRead, func(shop string, _ *gin.Context) (any, error) { return g.cs.Agents(shop) }),
+		put("/agents", func(shop string, b []byte) (any, error) { return g.cs.SetAgents(shop, b) }),
+		get("/audit", costList, func(shop string, c *gin.Context) (any, error) {
+			limit, e := queryInt(c, "limit", 10000)
+			if e != nil {
+				return nil, e
 			}
+			if limit == 0 {
+				limit = 100
+			}
+			return g.cs.Audit(shop, limit)
+		}),
+		get("/live", costRead, func(shop string, _ *gin.Context) (any, error) { return g.cs.Live(shop) }),
+	}
+}
+
+// csOn answers 503 on a node without customer service, else runs h.
+func (g *Gateway) csOn(h gin.HandlerFunc) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if g.cs == nil {
+			g.fail(c, wire.Errorf(wire.CodeUnavailable, "customer service is not configured on this node"))
+			return
 		}
-		g.fail(c, wire.Errorf(wire.CodeForbidden, "this needs the %s role; your token is %s", strings.Join(roles, " or "), roleOf(u)))
-	}
-}
-
-func roleOf(u auth.User) string {
-	if u.Role == "" {
-		return wire.RoleBuyer
-	}
-	return u.Role
-}
-
-// ownShop lets an admin act on their own shop only.
-func (g *Gateway) ownShop(c *gin.Context) {
-	if user(c).Shop != c.Param("shop_id") {
-		g.fail(c, wire.Errorf(wire.CodeForbidden, "you administer shop %s, not %s", user(c).Shop, c.Param("shop_id")))
-	}
-}
-
-// csOn answers 503 on a node without customer service.
-func (g *Gateway) csOn(c *gin.Context) {
-	if g.cs == nil {
-		g.fail(c, wire.Errorf(wire.CodeUnavailable, "customer service is not configured on this node"))
+		h(c)
 	}
 }
 
@@ -96,7 +73,7 @@ func (g *Gateway) openChat(c *gin.Context) {
 	if !g.bind(c, g.maxRequestBytes(), &req, []string{"entry", "product_id", "order_id", "text", "client_msg_id"}) {
 		return
 	}
-	res, err := g.svc.OpenShopChat(c.Request.Context(), user(c).ID, c.Param("shop_id"), req)
+	res, err := g.svc.OpenShopChat(c.Request.Context(), user(c), c.Param("shop_id"), req)
 	if err != nil {
 		g.fail(c, err)
 		return

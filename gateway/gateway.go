@@ -27,22 +27,25 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// Service is what the gateway needs from the pipeline.
+// Service is what the gateway needs from the pipeline. Every call names who it is
+// for (the token's user, role and shop); the pipeline authorises from all three.
 type Service interface {
-	Send(ctx context.Context, user, from string, req wire.SendRequest) (wire.SendResult, error)
-	Sync(ctx context.Context, user string, req wire.SyncRequest) (wire.SyncResult, error)
-	Conversations(ctx context.Context, user string) (wire.ConversationList, error)
-	Unread(ctx context.Context, user string) (wire.UnreadCounts, error)
-	History(ctx context.Context, user string, conv, before uint64, limit int) (wire.HistoryResult, error)
-	MarkRead(ctx context.Context, user string, conv, msgID uint64) error
-	Recall(ctx context.Context, user string, msgID uint64) error
-	Receipts(ctx context.Context, user string, msgID uint64, q wire.ReceiptsQuery) (wire.Receipts, error)
-	// UserGroups lists the groups a user belongs to, for the node's group index.
-	UserGroups(ctx context.Context, user string) ([]uint64, error)
-	CreateGroup(ctx context.Context, user string, req wire.CreateGroupRequest) (wire.Group, error)
-	Group(ctx context.Context, user string, id uint64) (wire.Group, error)
-	ChangeMembers(ctx context.Context, user string, id uint64, req wire.MembersRequest) (wire.Group, error)
-	OpenShopChat(ctx context.Context, buyer, shop string, req wire.OpenChatRequest) (wire.ChatState, error)
+	Send(ctx context.Context, who wire.Principal, from string, req wire.SendRequest) (wire.SendResult, error)
+	Sync(ctx context.Context, who wire.Principal, req wire.SyncRequest) (wire.SyncResult, error)
+	Conversations(ctx context.Context, who wire.Principal) (wire.ConversationList, error)
+	Unread(ctx context.Context, who wire.Principal) (wire.UnreadCounts, error)
+	History(ctx context.Context, who wire.Principal, conv, before uint64, limit int) (wire.HistoryResult, error)
+	// MarkRead returns the number of receipts it queued.
+	MarkRead(ctx context.Context, who wire.Principal, conv, msgID uint64) (int, error)
+	Recall(ctx context.Context, who wire.Principal, msgID uint64) error
+	Receipts(ctx context.Context, who wire.Principal, msgID uint64, q wire.ReceiptsQuery) (wire.Receipts, error)
+	// UserGroups lists the groups of a timeline's owner (a Principal's Inbox), for
+	// the node's group index.
+	UserGroups(ctx context.Context, inbox string) ([]uint64, error)
+	CreateGroup(ctx context.Context, who wire.Principal, req wire.CreateGroupRequest) (wire.Group, error)
+	Group(ctx context.Context, who wire.Principal, id uint64) (wire.Group, error)
+	ChangeMembers(ctx context.Context, who wire.Principal, id uint64, req wire.MembersRequest) (wire.Group, error)
+	OpenShopChat(ctx context.Context, who wire.Principal, shop string, req wire.OpenChatRequest) (wire.ChatState, error)
 }
 
 // Config configures a Gateway.
@@ -61,8 +64,23 @@ type Config struct {
 	WriteTimeout time.Duration
 	// SendQueue is each connection's outgoing frame queue. Zero means 256.
 	SendQueue int
-	// Pprof serves Go's profiler under /debug/pprof/.
+	// Operational serves /metrics and, with Pprof, /debug/pprof/ on the API port
+	// (Operational). Nil: they are served elsewhere (an admin listener) or not at all.
+	Operational http.Handler
+	// Pprof routes /debug/pprof/ to Operational.
 	Pprof bool
+	// AllowedOrigins are the browser origins that may open a WebSocket ("*": any).
+	// Empty: the same origin only. Clients that send no Origin are not browsers.
+	AllowedOrigins []string
+	// RatePerSecond and RateBurst make each user's token bucket of cost units (a
+	// text message is one). A zero rate means 100 per second, a zero burst twice the
+	// rate; a negative rate turns limiting off.
+	RatePerSecond float64
+	RateBurst     int
+	// MaxConnsPerUser and MaxConnsPerIP cap open WebSockets on this node. Zero
+	// means 20 and 10,000; negative: no cap.
+	MaxConnsPerUser int
+	MaxConnsPerIP   int
 	// Ready reports whether the backends are reachable, for /readyz. Nil: always.
 	Ready func() error
 	// Internal serves the internal API (InternalHandler) under /internal/v1/, for the
@@ -87,7 +105,10 @@ type Gateway struct {
 	m        *metrics.Metrics
 	log      *slog.Logger
 	engine   *gin.Engine
+	table    []Route
 	upgrader websocket.Upgrader
+	limits   *limiter
+	conns    *connLimits
 
 	wg      sync.WaitGroup // open WebSocket handlers
 	closing atomic.Bool    // set by Close: no new WebSockets
@@ -120,13 +141,20 @@ func New(cfg Config, svc Service, issuer *auth.Issuer, reg presence.Registry, hu
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.MaxConnsPerUser == 0 {
+		cfg.MaxConnsPerUser = 20
+	}
+	if cfg.MaxConnsPerIP == 0 {
+		cfg.MaxConnsPerIP = 10000
+	}
 	g := &Gateway{cfg: cfg, svc: svc, issuer: issuer, cs: cfg.CS, presence: reg, hub: hub, m: m, log: cfg.Logger,
+		limits: newLimiter(cfg.RatePerSecond, cfg.RateBurst), conns: newConnLimits(cfg.MaxConnsPerUser, cfg.MaxConnsPerIP),
 		upgrader: websocket.Upgrader{
 			// Reads reuse the HTTP server's buffer; writes borrow a pooled one, so an
 			// idle connection holds no write buffer.
 			WriteBufferSize: 4096, WriteBufferPool: &sync.Pool{},
-			// Tokens, not cookies, authenticate: any origin may connect.
-			CheckOrigin: func(*http.Request) bool { return true },
+			CheckOrigin:  originChecker(cfg.AllowedOrigins),
+			Subprotocols: []string{wsProtocol},
 		}}
 	g.ctx, g.cancel = context.WithCancel(context.Background())
 	g.engine = g.routes()
@@ -157,45 +185,32 @@ func (g *Gateway) routes() *gin.Engine {
 	r.NoRoute(func(c *gin.Context) { g.fail(c, wire.Errorf(wire.CodeNotFound, "no such endpoint")) })
 	r.NoMethod(func(c *gin.Context) { g.fail(c, wire.Errorf(wire.CodeMethodNotAllowed, "method not allowed")) })
 
-	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
-	r.GET("/readyz", func(c *gin.Context) {
-		if err := g.cfg.Ready(); err != nil {
-			g.log.Warn("gateway: not ready", "err", err)
-			g.fail(c, wire.Errorf(wire.CodeUnavailable, "a backend is unreachable"))
-			return
-		}
-		c.JSON(http.StatusOK, gin.H{"status": "ready"})
-	})
-	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(g.m.Registry, promhttp.HandlerOpts{})))
-	if g.cfg.Console != nil {
-		r.GET("/", gin.WrapH(g.cfg.Console))
-		r.GET("/console/*file", gin.WrapH(g.cfg.Console))
-	}
-	if g.cfg.Pprof {
-		r.GET("/debug/pprof/*any", gin.WrapH(http.DefaultServeMux))
-	}
+	g.table = g.apiTable()
+	g.serve(r, g.table)
 	if g.cfg.Internal != nil {
 		r.POST(internalPrefix+":method", gin.WrapH(g.cfg.Internal))
 	}
-
-	v1 := r.Group("/v1")
-	v1.POST("/dev/token", g.devToken)
-	v1.GET("/ws", g.authenticate, g.websocket)
-	a := v1.Group("", g.authenticate)
-	a.POST("/messages", g.send)
-	a.GET("/sync", g.sync)
-	a.GET("/conversations", g.conversations)
-	a.GET("/unread", g.unread)
-	a.GET("/conversations/:id/messages", g.history)
-	a.POST("/conversations/:id/read", g.markRead)
-	a.POST("/messages/:id/recall", g.recall)
-	a.GET("/messages/:id/receipts", g.receipts)
-	a.GET("/presence", g.presenceOf)
-	a.POST("/groups", g.createGroup)
-	a.GET("/groups/:id", g.group)
-	a.POST("/groups/:id/members", g.changeMembers)
-	g.csRoutes(a)
 	return r
+}
+
+// Operational serves /metrics and, with pprof, Go's profiler under /debug/pprof/:
+// on the API port (Config.Operational) or on a separate admin listener.
+func Operational(m *metrics.Metrics, pprof bool) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
+	if pprof {
+		mux.Handle("/debug/pprof/", http.DefaultServeMux)
+	}
+	return mux
+}
+
+func (g *Gateway) readyz(c *gin.Context) {
+	if err := g.cfg.Ready(); err != nil {
+		g.log.Warn("gateway: not ready", "err", err)
+		g.fail(c, wire.Errorf(wire.CodeUnavailable, "a backend is unreachable"))
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "ready"})
 }
 
 func (g *Gateway) recover(c *gin.Context) {
@@ -234,18 +249,27 @@ func (g *Gateway) clientError(err error) *wire.Error {
 
 func (g *Gateway) fail(c *gin.Context, err error) {
 	we := g.clientError(err)
+	if we.RetryAfter > 0 {
+		c.Header("Retry-After", strconv.Itoa(we.RetryAfter))
+	}
 	c.AbortWithStatusJSON(we.Code.Status(), wire.ErrorBody{Error: we})
 }
 
 const userKey = "fanline.user"
 
+// authenticate verifies the request's token: Authorization: Bearer <token>, or for
+// the WebSocket also the subprotocol bearer.<token> or ?token= (see wsToken). A
+// WebSocket without one goes on to authenticate by its first frame.
 func (g *Gateway) authenticate(c *gin.Context) {
 	token, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
-	if !ok && c.FullPath() == "/v1/ws" {
-		token = c.Query("token")
+	ws := c.FullPath() == wsPath
+	if !ok && ws {
+		token = wsToken(c.Request)
 	}
 	if token == "" {
-		g.fail(c, wire.Errorf(wire.CodeMissingToken, "send Authorization: Bearer <token> (WebSocket: ?token=)"))
+		if !ws {
+			g.fail(c, wire.Errorf(wire.CodeMissingToken, "send Authorization: Bearer <token>"))
+		}
 		return
 	}
 	u, e := g.issuer.Verify(token)
@@ -339,7 +363,7 @@ func (g *Gateway) send(c *gin.Context) {
 	if !g.bind(c, g.maxRequestBytes(), &req, wire.SendFields) {
 		return
 	}
-	res, err := g.svc.Send(c.Request.Context(), user(c).ID, req.From, req.SendRequest)
+	res, err := g.svc.Send(c.Request.Context(), user(c), req.From, req.SendRequest)
 	g.m.SendLatency.Observe(time.Since(start).Seconds())
 	if err != nil {
 		g.fail(c, err)
@@ -367,7 +391,7 @@ func (g *Gateway) sync(c *gin.Context) {
 			req.GroupSeqs[id] = n
 		}
 	}
-	res, err := g.svc.Sync(c.Request.Context(), user(c).ID, req)
+	res, err := g.svc.Sync(c.Request.Context(), user(c), req)
 	if err != nil {
 		g.fail(c, err)
 		return
@@ -376,7 +400,7 @@ func (g *Gateway) sync(c *gin.Context) {
 }
 
 func (g *Gateway) conversations(c *gin.Context) {
-	res, err := g.svc.Conversations(c.Request.Context(), user(c).ID)
+	res, err := g.svc.Conversations(c.Request.Context(), user(c))
 	if err != nil {
 		g.fail(c, err)
 		return
@@ -385,7 +409,7 @@ func (g *Gateway) conversations(c *gin.Context) {
 }
 
 func (g *Gateway) unread(c *gin.Context) {
-	res, err := g.svc.Unread(c.Request.Context(), user(c).ID)
+	res, err := g.svc.Unread(c.Request.Context(), user(c))
 	if err != nil {
 		g.fail(c, err)
 		return
@@ -412,7 +436,7 @@ func (g *Gateway) history(c *gin.Context) {
 			return
 		}
 	}
-	res, err := g.svc.History(c.Request.Context(), user(c).ID, conv, before, limit)
+	res, err := g.svc.History(c.Request.Context(), user(c), conv, before, limit)
 	if err != nil {
 		g.fail(c, err)
 		return
@@ -434,10 +458,12 @@ func (g *Gateway) markRead(c *gin.Context) {
 		g.fail(c, wire.Errorf(wire.CodeMissingField, "msg_id is required"))
 		return
 	}
-	if err := g.svc.MarkRead(c.Request.Context(), user(c).ID, conv, uint64(req.MsgID)); err != nil {
+	receipts, err := g.svc.MarkRead(c.Request.Context(), user(c), conv, uint64(req.MsgID))
+	if err != nil {
 		g.fail(c, err)
 		return
 	}
+	g.limits.owe(user(c).Inbox(), receipts/receiptsPerUnit)
 	c.JSON(http.StatusOK, gin.H{})
 }
 
@@ -447,7 +473,7 @@ func (g *Gateway) recall(c *gin.Context) {
 		g.fail(c, e)
 		return
 	}
-	if err := g.svc.Recall(c.Request.Context(), user(c).ID, id); err != nil {
+	if err := g.svc.Recall(c.Request.Context(), user(c), id); err != nil {
 		g.fail(c, err)
 		return
 	}
@@ -473,7 +499,7 @@ func (g *Gateway) receipts(c *gin.Context) {
 		g.fail(c, e)
 		return
 	}
-	res, err := g.svc.Receipts(c.Request.Context(), user(c).ID, id, q)
+	res, err := g.svc.Receipts(c.Request.Context(), user(c), id, q)
 	if err != nil {
 		g.fail(c, err)
 		return
@@ -486,7 +512,10 @@ func (g *Gateway) createGroup(c *gin.Context) {
 	if !g.bind(c, maxGroupBodyBytes, &req, []string{"name", "members"}) {
 		return
 	}
-	res, err := g.svc.CreateGroup(c.Request.Context(), user(c).ID, req)
+	if !g.chargeMore(c, len(req.Members)/groupMembersPerUnit) {
+		return
+	}
+	res, err := g.svc.CreateGroup(c.Request.Context(), user(c), req)
 	if err != nil {
 		g.fail(c, err)
 		return
@@ -500,7 +529,7 @@ func (g *Gateway) group(c *gin.Context) {
 		g.fail(c, e)
 		return
 	}
-	res, err := g.svc.Group(c.Request.Context(), user(c).ID, id)
+	res, err := g.svc.Group(c.Request.Context(), user(c), id)
 	if err != nil {
 		g.fail(c, err)
 		return
@@ -518,7 +547,10 @@ func (g *Gateway) changeMembers(c *gin.Context) {
 	if !g.bind(c, maxGroupBodyBytes, &req, []string{"add", "remove", "promote", "demote"}) {
 		return
 	}
-	res, err := g.svc.ChangeMembers(c.Request.Context(), user(c).ID, id, req)
+	if !g.chargeMore(c, (len(req.Add)+len(req.Remove))/groupMembersPerUnit) {
+		return
+	}
+	res, err := g.svc.ChangeMembers(c.Request.Context(), user(c), id, req)
 	if err != nil {
 		g.fail(c, err)
 		return
@@ -558,65 +590,4 @@ func (g *Gateway) presenceOf(c *gin.Context) {
 		}
 	}
 	c.JSON(http.StatusOK, gin.H{"presence": out})
-}
-
-func (g *Gateway) websocket(c *gin.Context) {
-	if g.closing.Load() {
-		g.fail(c, wire.Errorf(wire.CodeUnavailable, "the server is shutting down; retry"))
-		return
-	}
-	// Counted before the upgrade: http.Server.Shutdown waits for handlers until they
-	// hijack, so after Shutdown every WebSocket handler is counted before Close waits.
-	g.wg.Add(1)
-	defer g.wg.Done()
-	// Online before the upgrade answers, so a device that sees its connection open is
-	// already visible. Presence is advisory: a failure is logged, never fatal.
-	uid := user(c).ID
-	if err := g.presence.Connect(g.ctx, uid, g.cfg.Node); err != nil {
-		g.log.Warn("gateway: presence connect failed", "user", uid, "err", err)
-	}
-	defer func() {
-		if err := g.presence.Disconnect(context.WithoutCancel(g.ctx), uid, g.cfg.Node); err != nil {
-			g.log.Warn("gateway: presence disconnect failed", "user", uid, "err", err)
-		}
-	}()
-	// The user's groups, for pushes of large groups to this node.
-	groups, err := g.svc.UserGroups(c.Request.Context(), uid)
-	if err != nil {
-		g.fail(c, err)
-		return
-	}
-	ws, err := g.upgrader.Upgrade(c.Writer, c.Request, nil)
-	if err != nil {
-		return // the upgrader already answered
-	}
-	ws.SetReadLimit(4 * g.maxRequestBytes())
-	u := user(c)
-	cn := &conn{g: g, ws: ws, user: uid, out: make(chan outFrame, g.cfg.SendQueue), done: make(chan struct{})}
-	if u.Role == wire.RoleAgent || u.Role == wire.RoleAdmin {
-		cn.shop = u.Shop
-	}
-	g.hub.add(cn, groups)
-	g.m.Connections.Inc()
-	if u.Role == wire.RoleAgent && g.cs != nil {
-		g.cs.Presence(u.Shop, uid, true) // an agent's connection keeps their status honest
-	}
-	defer func() {
-		if g.hub.remove(cn) && u.Role == wire.RoleAgent && g.cs != nil {
-			g.cs.Presence(u.Shop, uid, false)
-		}
-		g.m.Connections.Dec()
-	}()
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		cn.writeLoop()
-	}()
-	// A Close that ran before add saw no connection: close this one now.
-	if g.closing.Load() {
-		cn.close(closeGoingAway)
-	}
-	cn.readLoop(g.ctx)
-	wg.Wait()
 }

@@ -29,6 +29,7 @@ const (
 
 // rpcArgs carries the arguments of every internal call; each method reads its own.
 type rpcArgs struct {
+	Who       wire.Principal           `json:"who,omitzero"`
 	User      string                   `json:"user,omitempty"`
 	From      string                   `json:"from,omitempty"`
 	Shop      string                   `json:"shop,omitempty"`
@@ -58,32 +59,32 @@ type rpcMethod func(ctx context.Context, a rpcArgs) (any, error)
 // service) to callers presenting key.
 func InternalHandler(svc Service, cs CS, key string) http.Handler {
 	methods := map[string]rpcMethod{
-		"send": func(ctx context.Context, a rpcArgs) (any, error) { return svc.Send(ctx, a.User, a.From, *a.Send) },
-		"sync": func(ctx context.Context, a rpcArgs) (any, error) { return svc.Sync(ctx, a.User, *a.Sync) },
+		"send": func(ctx context.Context, a rpcArgs) (any, error) { return svc.Send(ctx, a.Who, a.From, *a.Send) },
+		"sync": func(ctx context.Context, a rpcArgs) (any, error) { return svc.Sync(ctx, a.Who, *a.Sync) },
 		"conversations": func(ctx context.Context, a rpcArgs) (any, error) {
-			return svc.Conversations(ctx, a.User)
+			return svc.Conversations(ctx, a.Who)
 		},
-		"unread": func(ctx context.Context, a rpcArgs) (any, error) { return svc.Unread(ctx, a.User) },
+		"unread": func(ctx context.Context, a rpcArgs) (any, error) { return svc.Unread(ctx, a.Who) },
 		"history": func(ctx context.Context, a rpcArgs) (any, error) {
-			return svc.History(ctx, a.User, a.ID, a.Before, a.Limit)
+			return svc.History(ctx, a.Who, a.ID, a.Before, a.Limit)
 		},
 		"mark_read": func(ctx context.Context, a rpcArgs) (any, error) {
-			return nil, svc.MarkRead(ctx, a.User, a.ID, a.MsgID)
+			return svc.MarkRead(ctx, a.Who, a.ID, a.MsgID)
 		},
-		"recall": func(ctx context.Context, a rpcArgs) (any, error) { return nil, svc.Recall(ctx, a.User, a.MsgID) },
+		"recall": func(ctx context.Context, a rpcArgs) (any, error) { return nil, svc.Recall(ctx, a.Who, a.MsgID) },
 		"receipts": func(ctx context.Context, a rpcArgs) (any, error) {
-			return svc.Receipts(ctx, a.User, a.MsgID, *a.Receipts)
+			return svc.Receipts(ctx, a.Who, a.MsgID, *a.Receipts)
 		},
 		"user_groups": func(ctx context.Context, a rpcArgs) (any, error) { return svc.UserGroups(ctx, a.User) },
 		"create_group": func(ctx context.Context, a rpcArgs) (any, error) {
-			return svc.CreateGroup(ctx, a.User, *a.Group)
+			return svc.CreateGroup(ctx, a.Who, *a.Group)
 		},
-		"group": func(ctx context.Context, a rpcArgs) (any, error) { return svc.Group(ctx, a.User, a.ID) },
+		"group": func(ctx context.Context, a rpcArgs) (any, error) { return svc.Group(ctx, a.Who, a.ID) },
 		"change_members": func(ctx context.Context, a rpcArgs) (any, error) {
-			return svc.ChangeMembers(ctx, a.User, a.ID, *a.Members)
+			return svc.ChangeMembers(ctx, a.Who, a.ID, *a.Members)
 		},
 		"open_shop_chat": func(ctx context.Context, a rpcArgs) (any, error) {
-			return svc.OpenShopChat(ctx, a.User, a.Shop, *a.OpenChat)
+			return svc.OpenShopChat(ctx, a.Who, a.Shop, *a.OpenChat)
 		},
 	}
 	if cs != nil {
@@ -256,68 +257,68 @@ func remoteCS[T any](r *Remote, method string, a rpcArgs) (T, error) {
 }
 
 // Send implements Service.
-func (r *Remote) Send(ctx context.Context, user, from string, req wire.SendRequest) (wire.SendResult, error) {
-	return remoteCall[wire.SendResult](ctx, r, "send", rpcArgs{User: user, From: from, Send: &req})
+func (r *Remote) Send(ctx context.Context, who wire.Principal, from string, req wire.SendRequest) (wire.SendResult, error) {
+	return remoteCall[wire.SendResult](ctx, r, "send", rpcArgs{Who: who, From: from, Send: &req})
 }
 
 // Sync implements Service.
-func (r *Remote) Sync(ctx context.Context, user string, req wire.SyncRequest) (wire.SyncResult, error) {
-	return remoteCall[wire.SyncResult](ctx, r, "sync", rpcArgs{User: user, Sync: &req})
+func (r *Remote) Sync(ctx context.Context, who wire.Principal, req wire.SyncRequest) (wire.SyncResult, error) {
+	return remoteCall[wire.SyncResult](ctx, r, "sync", rpcArgs{Who: who, Sync: &req})
 }
 
 // Conversations implements Service.
-func (r *Remote) Conversations(ctx context.Context, user string) (wire.ConversationList, error) {
-	return remoteCall[wire.ConversationList](ctx, r, "conversations", rpcArgs{User: user})
+func (r *Remote) Conversations(ctx context.Context, who wire.Principal) (wire.ConversationList, error) {
+	return remoteCall[wire.ConversationList](ctx, r, "conversations", rpcArgs{Who: who})
 }
 
 // Unread implements Service.
-func (r *Remote) Unread(ctx context.Context, user string) (wire.UnreadCounts, error) {
-	return remoteCall[wire.UnreadCounts](ctx, r, "unread", rpcArgs{User: user})
+func (r *Remote) Unread(ctx context.Context, who wire.Principal) (wire.UnreadCounts, error) {
+	return remoteCall[wire.UnreadCounts](ctx, r, "unread", rpcArgs{Who: who})
 }
 
 // History implements Service.
-func (r *Remote) History(ctx context.Context, user string, conv, before uint64, limit int) (wire.HistoryResult, error) {
-	return remoteCall[wire.HistoryResult](ctx, r, "history", rpcArgs{User: user, ID: conv, Before: before, Limit: limit})
+func (r *Remote) History(ctx context.Context, who wire.Principal, conv, before uint64, limit int) (wire.HistoryResult, error) {
+	return remoteCall[wire.HistoryResult](ctx, r, "history", rpcArgs{Who: who, ID: conv, Before: before, Limit: limit})
 }
 
 // MarkRead implements Service.
-func (r *Remote) MarkRead(ctx context.Context, user string, conv, msgID uint64) error {
-	return r.call(ctx, "mark_read", rpcArgs{User: user, ID: conv, MsgID: msgID}, nil)
+func (r *Remote) MarkRead(ctx context.Context, who wire.Principal, conv, msgID uint64) (int, error) {
+	return remoteCall[int](ctx, r, "mark_read", rpcArgs{Who: who, ID: conv, MsgID: msgID})
 }
 
 // Recall implements Service.
-func (r *Remote) Recall(ctx context.Context, user string, msgID uint64) error {
-	return r.call(ctx, "recall", rpcArgs{User: user, MsgID: msgID}, nil)
+func (r *Remote) Recall(ctx context.Context, who wire.Principal, msgID uint64) error {
+	return r.call(ctx, "recall", rpcArgs{Who: who, MsgID: msgID}, nil)
 }
 
 // Receipts implements Service.
-func (r *Remote) Receipts(ctx context.Context, user string, msgID uint64, q wire.ReceiptsQuery) (wire.Receipts, error) {
-	return remoteCall[wire.Receipts](ctx, r, "receipts", rpcArgs{User: user, MsgID: msgID, Receipts: &q})
+func (r *Remote) Receipts(ctx context.Context, who wire.Principal, msgID uint64, q wire.ReceiptsQuery) (wire.Receipts, error) {
+	return remoteCall[wire.Receipts](ctx, r, "receipts", rpcArgs{Who: who, MsgID: msgID, Receipts: &q})
 }
 
 // UserGroups implements Service.
-func (r *Remote) UserGroups(ctx context.Context, user string) ([]uint64, error) {
-	return remoteCall[[]uint64](ctx, r, "user_groups", rpcArgs{User: user})
+func (r *Remote) UserGroups(ctx context.Context, inbox string) ([]uint64, error) {
+	return remoteCall[[]uint64](ctx, r, "user_groups", rpcArgs{User: inbox})
 }
 
 // CreateGroup implements Service.
-func (r *Remote) CreateGroup(ctx context.Context, user string, req wire.CreateGroupRequest) (wire.Group, error) {
-	return remoteCall[wire.Group](ctx, r, "create_group", rpcArgs{User: user, Group: &req})
+func (r *Remote) CreateGroup(ctx context.Context, who wire.Principal, req wire.CreateGroupRequest) (wire.Group, error) {
+	return remoteCall[wire.Group](ctx, r, "create_group", rpcArgs{Who: who, Group: &req})
 }
 
 // Group implements Service.
-func (r *Remote) Group(ctx context.Context, user string, id uint64) (wire.Group, error) {
-	return remoteCall[wire.Group](ctx, r, "group", rpcArgs{User: user, ID: id})
+func (r *Remote) Group(ctx context.Context, who wire.Principal, id uint64) (wire.Group, error) {
+	return remoteCall[wire.Group](ctx, r, "group", rpcArgs{Who: who, ID: id})
 }
 
 // ChangeMembers implements Service.
-func (r *Remote) ChangeMembers(ctx context.Context, user string, id uint64, req wire.MembersRequest) (wire.Group, error) {
-	return remoteCall[wire.Group](ctx, r, "change_members", rpcArgs{User: user, ID: id, Members: &req})
+func (r *Remote) ChangeMembers(ctx context.Context, who wire.Principal, id uint64, req wire.MembersRequest) (wire.Group, error) {
+	return remoteCall[wire.Group](ctx, r, "change_members", rpcArgs{Who: who, ID: id, Members: &req})
 }
 
 // OpenShopChat implements Service.
-func (r *Remote) OpenShopChat(ctx context.Context, buyer, shop string, req wire.OpenChatRequest) (wire.ChatState, error) {
-	return remoteCall[wire.ChatState](ctx, r, "open_shop_chat", rpcArgs{User: buyer, Shop: shop, OpenChat: &req})
+func (r *Remote) OpenShopChat(ctx context.Context, who wire.Principal, shop string, req wire.OpenChatRequest) (wire.ChatState, error) {
+	return remoteCall[wire.ChatState](ctx, r, "open_shop_chat", rpcArgs{Who: who, Shop: shop, OpenChat: &req})
 }
 
 // SetStatus implements CS.

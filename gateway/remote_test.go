@@ -19,15 +19,19 @@ type fakeService struct {
 	CS
 }
 
-func (fakeService) Send(_ context.Context, user, from string, req wire.SendRequest) (wire.SendResult, error) {
+func (fakeService) Send(_ context.Context, who wire.Principal, from string, req wire.SendRequest) (wire.SendResult, error) {
 	if req.To == "" {
 		return wire.SendResult{}, wire.Errorf(wire.CodeMissingField, "to or conversation_id is required")
 	}
-	return wire.SendResult{MsgID: 42, ConversationID: 7, Duplicate: user == from && req.ClientMsgID == "again"}, nil
+	// The principal crosses whole: role and shop too.
+	dup := who == ann && from == "ann" && req.ClientMsgID == "again"
+	return wire.SendResult{MsgID: 42, ConversationID: 7, Duplicate: dup}, nil
 }
 
-func (fakeService) MarkRead(context.Context, string, uint64, uint64) error {
-	return wire.Errorf(wire.CodeNotParticipant, "not yours")
+var ann = wire.Principal{ID: "ann", Role: wire.RoleAgent, Shop: "acme"}
+
+func (fakeService) MarkRead(context.Context, wire.Principal, uint64, uint64) (int, error) {
+	return 0, wire.Errorf(wire.CodeNotParticipant, "not yours")
 }
 
 func (fakeService) SetRules(shop string, body []byte) (any, error) {
@@ -51,7 +55,7 @@ func TestInternalAPI(t *testing.T) {
 	}
 	ctx := context.Background()
 
-	res, err := r.Send(ctx, "ann", "ann", wire.SendRequest{ClientMsgID: "again", To: "bob"})
+	res, err := r.Send(ctx, ann, "ann", wire.SendRequest{ClientMsgID: "again", To: "bob"})
 	if err != nil || res.MsgID != 42 || res.ConversationID != 7 || !res.Duplicate {
 		t.Fatalf("send: %+v %v", res, err)
 	}
@@ -62,10 +66,10 @@ func TestInternalAPI(t *testing.T) {
 		}
 		return we.Code
 	}
-	if _, err := r.Send(ctx, "ann", "ann", wire.SendRequest{}); code(err) != wire.CodeMissingField {
+	if _, err := r.Send(ctx, ann, "ann", wire.SendRequest{}); code(err) != wire.CodeMissingField {
 		t.Fatalf("a service error crosses as itself: %v", err)
 	}
-	if err := r.MarkRead(ctx, "ann", 1, 2); code(err) != wire.CodeNotParticipant {
+	if _, err := r.MarkRead(ctx, ann, 1, 2); code(err) != wire.CodeNotParticipant {
 		t.Fatalf("mark read: %v", err)
 	}
 	_, err = r.SetRules("acme", []byte(`{"skills":[]}`))
@@ -79,12 +83,12 @@ func TestInternalAPI(t *testing.T) {
 	}
 	// A call the service does not answer, or with its arguments missing, is an
 	// error, not a crash.
-	if _, err := r.Conversations(ctx, "ann"); code(err) != wire.CodeMissingField {
+	if _, err := r.Conversations(ctx, ann); code(err) != wire.CodeMissingField {
 		t.Fatalf("unanswered call: %v", err)
 	}
 
 	bad, _ := NewRemote(RemoteConfig{URL: srv.URL, Key: "wrong"})
-	if err := bad.MarkRead(ctx, "ann", 1, 2); code(err) != wire.CodeForbidden {
+	if _, err := bad.MarkRead(ctx, ann, 1, 2); code(err) != wire.CodeForbidden {
 		t.Fatalf("wrong key: %v", err)
 	}
 	resp, err := http.Post(srv.URL+internalPrefix+"nope", "application/json", strings.NewReader("{}"))
@@ -97,7 +101,7 @@ func TestInternalAPI(t *testing.T) {
 	}
 
 	srv.Close()
-	if _, err := r.Send(ctx, "ann", "ann", wire.SendRequest{To: "bob"}); code(err) != wire.CodeUnavailable {
+	if _, err := r.Send(ctx, ann, "ann", wire.SendRequest{To: "bob"}); code(err) != wire.CodeUnavailable {
 		t.Fatalf("dispatch node down: %v", err)
 	}
 }

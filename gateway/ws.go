@@ -24,8 +24,9 @@ const (
 type conn struct {
 	g    *Gateway
 	ws   *websocket.Conn
-	user string
-	shop string // the shop of an agent or admin ("" for buyers): live stats go there
+	who  wire.Principal // the token's
+	user string         // who.Inbox(): the timeline pushed here
+	shop string         // the shop of an agent or admin ("" for buyers): live stats go there
 
 	out  chan outFrame // frames to write; bounded
 	done chan struct{} // closed by close
@@ -161,10 +162,20 @@ func (c *conn) readLoop(ctx context.Context) {
 	}
 }
 
+// frameCosts are what each client frame costs from the user's rate budget.
+var frameCosts = map[string]int{wire.FrameSend: costSend, wire.FrameSync: costRead, wire.FrameRead: costMarkRead,
+	wire.FramePing: costPing, wire.FrameAuth: costPing}
+
 func (c *conn) handle(ctx context.Context, data []byte) {
 	f, from, e := wire.DecodeFrame(data)
+	if e == nil {
+		if ok, wait := c.g.limits.take(c.user, frameCosts[f.Type]); !ok {
+			c.g.m.RateLimited.Inc()
+			e = rateLimited(wait)
+		}
+	}
 	if e != nil {
-		c.reply(wire.ServerFrame{Type: wire.FrameError, ID: f.ID, Code: e.Code, Message: e.Message})
+		c.reply(wire.ServerFrame{Type: wire.FrameError, ID: f.ID, Code: e.Code, Message: e.Message, RetryAfter: e.RetryAfter})
 		return
 	}
 	var result any
@@ -173,23 +184,27 @@ func (c *conn) handle(ctx context.Context, data []byte) {
 	case wire.FramePing:
 		c.reply(wire.ServerFrame{Type: wire.FramePong, ID: f.ID})
 		return
+	case wire.FrameAuth:
+		err = wire.Errorf(wire.CodeInvalidField, "this connection is authenticated already")
 	case wire.FrameSend:
 		start := time.Now()
-		result, err = c.g.svc.Send(ctx, c.user, from, *f.Send)
+		result, err = c.g.svc.Send(ctx, c.who, from, *f.Send)
 		c.g.m.SendLatency.Observe(time.Since(start).Seconds())
 	case wire.FrameSync:
-		result, err = c.g.svc.Sync(ctx, c.user, *f.Sync)
+		result, err = c.g.svc.Sync(ctx, c.who, *f.Sync)
 	case wire.FrameRead:
 		if f.Read.ConversationID == 0 || f.Read.MsgID == 0 {
 			err = wire.Errorf(wire.CodeMissingField, "conversation_id and msg_id are required")
 		} else {
-			err = c.g.svc.MarkRead(ctx, c.user, uint64(f.Read.ConversationID), uint64(f.Read.MsgID))
+			var receipts int
+			receipts, err = c.g.svc.MarkRead(ctx, c.who, uint64(f.Read.ConversationID), uint64(f.Read.MsgID))
+			c.g.limits.owe(c.user, receipts/receiptsPerUnit)
 			result = struct{}{}
 		}
 	}
 	if err != nil {
 		we := c.g.clientError(err)
-		c.reply(wire.ServerFrame{Type: wire.FrameError, ID: f.ID, Code: we.Code, Message: we.Message})
+		c.reply(wire.ServerFrame{Type: wire.FrameError, ID: f.ID, Code: we.Code, Message: we.Message, RetryAfter: we.RetryAfter})
 		return
 	}
 	c.reply(wire.ServerFrame{Type: wire.FrameAck, ID: f.ID, Result: result})

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"strconv"
 	"time"
 
@@ -77,6 +78,9 @@ func (s csService) Serving(shop string, chat uint64) string {
 // IsAgent implements dispatch.ShopRouter.
 func (s csService) IsAgent(shop, user string) bool { return s.r.IsAgent(shop, user) }
 
+// Configured implements dispatch.ShopRouter.
+func (s csService) Configured(shop string) bool { return s.r.Configured(shop) }
+
 // BuyerMessage implements dispatch.ShopRouter.
 func (s csService) BuyerMessage(shop string, chat uint64) { s.r.BuyerMessage(shop, chatID(chat)) }
 
@@ -128,7 +132,16 @@ func (s csService) Close(shop string, chat uint64, by string) (wire.ChatState, e
 func decodeDoc(body []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	err := dec.Decode(v)
+	if err == nil && dec.More() {
+		err = errors.New("data after the document")
+	}
+	if err == nil {
+		if _, tail := dec.Token(); tail != io.EOF {
+			err = errors.New("data after the document")
+		}
+	}
+	if err != nil {
 		return &wire.Error{Code: wire.CodeInvalidRules, Message: "the document is not valid JSON of the expected shape",
 			Problems: []wire.Problem{{Field: "", Message: err.Error()}}}
 	}
@@ -218,7 +231,7 @@ func (n csNotifier) Notify(e csrouting.Event) {
 	st := chatState(e.Shop, e.Decision)
 	for _, u := range []string{e.Agent, e.Previous} {
 		if u != "" {
-			n.push.PushFrame(u, wire.ServerFrame{Type: wire.FrameCS, Event: e.Type, Chat: &st})
+			n.push.PushFrame(wire.StaffInbox(e.Shop, u), wire.ServerFrame{Type: wire.FrameCS, Event: e.Type, Chat: &st})
 		}
 	}
 	buyer := st.ForBuyer()

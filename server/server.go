@@ -38,7 +38,6 @@ import (
 	"github.com/fanline/fanline/web"
 	"github.com/gocql/gocql"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -53,12 +52,15 @@ type Server struct {
 	redisPresence *presence.RedisRegistry // nil unless presence is redis
 	q             queue.Queue
 	hub           *gateway.Hub
-	relay         *gateway.Relay       // nil unless clustered (presence in redis)
-	disp          *dispatch.Dispatcher // nil without the dispatch role
-	router        *csrouting.Router    // nil without the dispatch role
-	gw            *gateway.Gateway     // nil without the gateway role
+	relay         *gateway.Relay           // nil unless clustered (presence in redis)
+	disp          *dispatch.Dispatcher     // nil without the dispatch role
+	router        *csrouting.Router        // nil without the dispatch role
+	pebbleStreams *groupstream.PebbleStore // nil unless the streams are on pebble: their past memberships are swept
+	gw            *gateway.Gateway         // nil without the gateway role
 	http          *http.Server
 	ln            net.Listener
+	admin         *http.Server // nil without admin_addr
+	adminLn       net.Listener
 }
 
 // pusher is what the pipeline and the customer-service router push through: the local
@@ -82,7 +84,9 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	issuer, err := auth.NewIssuer(secret, time.Duration(cfg.Auth.TokenTTL))
+	issuer, err := auth.New(auth.Config{Secret: secret, TTL: time.Duration(cfg.Auth.TokenTTL),
+		JWKSFile: cfg.Auth.JWKSFile, JWKSURL: cfg.Auth.JWKSURL, JWKSRefresh: time.Duration(cfg.Auth.JWKSRefresh),
+		Issuer: cfg.Auth.Issuer, Audience: cfg.Auth.Audience, Logger: log})
 	if err != nil {
 		return nil, err
 	}
@@ -115,6 +119,16 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		push = s.relay
 	}
 	nodeKey := nodeKey(secret)
+	// /metrics and /debug/pprof: on their own listener when admin_addr is set, else
+	// on the API port.
+	operational := gateway.Operational(m, cfg.DebugPprof)
+	if cfg.AdminAddr != "" {
+		if s.adminLn, err = net.Listen("tcp", cfg.AdminAddr); err != nil {
+			return nil, fmt.Errorf("server: listen on admin_addr: %w", err)
+		}
+		s.admin = &http.Server{Handler: operational, ReadHeaderTimeout: 10 * time.Second}
+		operational = nil
+	}
 	var svc gateway.Service
 	var cs gateway.CS
 	var internal http.Handler
@@ -140,7 +154,13 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 			MaxBodyBytes:     cfg.Limits.MaxBodyBytes,
 			HeartbeatTimeout: time.Duration(cfg.Gateway.HeartbeatTimeout),
 			SendQueue:        cfg.Gateway.SendQueue,
+			Operational:      operational,
 			Pprof:            cfg.DebugPprof,
+			AllowedOrigins:   cfg.Gateway.AllowedOrigins,
+			RatePerSecond:    cfg.Limits.RatePerSecond,
+			RateBurst:        cfg.Limits.RateBurst,
+			MaxConnsPerUser:  cfg.Limits.MaxConnsPerUser,
+			MaxConnsPerIP:    cfg.Limits.MaxConnsPerIP,
 			Ready:            s.ready,
 			Internal:         internal,
 			CS:               cs,
@@ -149,12 +169,17 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		}, svc, issuer, reg, s.hub, m)
 		handler = s.gw.Handler()
 	} else {
-		handler = s.opsHandler(internal, m)
+		handler = s.opsHandler(internal, operational)
 	}
 	if s.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
 		return nil, fmt.Errorf("server: listen: %w", err)
 	}
-	s.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	// A trickled body or a client that never reads cannot hold a handler: reads and
+	// writes of one request are bounded, and so is an idle kept-alive connection.
+	// WebSockets set their own deadlines per frame once upgraded.
+	s.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout: time.Duration(cfg.Gateway.ReadTimeout), WriteTimeout: time.Duration(cfg.Gateway.WriteTimeout),
+		IdleTimeout: time.Duration(cfg.Gateway.IdleTimeout), MaxHeaderBytes: 64 << 10}
 	return s, nil
 }
 
@@ -192,8 +217,6 @@ func (s *Server) pipeline(m *metrics.Metrics, push pusher) (gateway.Service, gat
 		Shops:           cs,
 		MaxBodyBytes:    cfg.Limits.MaxBodyBytes,
 		RecallWindow:    time.Duration(cfg.Messages.RecallWindow),
-		RatePerSecond:   cfg.Limits.RatePerSecond,
-		RateBurst:       cfg.Limits.RateBurst,
 		MaxInFlight:     cfg.Limits.MaxInFlightSends,
 		MaxGroupMembers: cfg.Limits.MaxGroupMembers,
 		Logger:          s.log,
@@ -246,10 +269,12 @@ func (s *Server) timelines() (timeline.Store, error) {
 
 // streams builds the configured conversation and stream store.
 func (s *Server) streams() (groupstream.Store, error) {
-	cfg := groupstream.Config{WriteMaxMembers: s.cfg.Fanout.WriteMaxMembers, WriteBackMembers: s.cfg.Fanout.WriteBackMembers}
+	cfg := groupstream.Config{WriteMaxMembers: s.cfg.Fanout.WriteMaxMembers, WriteBackMembers: s.cfg.Fanout.WriteBackMembers,
+		CacheBytes: int64(s.cfg.Groupstream.CacheBytes)}
 	switch s.cfg.Groupstream.Backend {
 	case "pebble":
-		return groupstream.NewPebbleStore(s.db, cfg), nil
+		s.pebbleStreams = groupstream.NewPebbleStore(s.db, cfg)
+		return s.pebbleStreams, nil
 	case "cassandra":
 		session, err := s.cassandraSession()
 		if err != nil {
@@ -291,8 +316,9 @@ func nodeKey(secret string) string {
 	return hex.EncodeToString(mac.Sum(nil))
 }
 
-// opsHandler serves a dispatch-only node: the internal API, health and metrics.
-func (s *Server) opsHandler(internal http.Handler, m *metrics.Metrics) http.Handler {
+// opsHandler serves a dispatch-only node: the internal API, health and (without an
+// admin listener) metrics.
+func (s *Server) opsHandler(internal, operational http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("POST /internal/v1/", internal)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -309,7 +335,10 @@ func (s *Server) opsHandler(internal http.Handler, m *metrics.Metrics) http.Hand
 		}
 		_, _ = w.Write([]byte(`{"status":"ready"}`))
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
+	if operational != nil {
+		mux.Handle("GET /metrics", operational)
+		mux.Handle("/debug/pprof/", operational)
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusNotFound)
@@ -433,13 +462,11 @@ func (s *Server) redisClient() (*redis.Client, error) {
 }
 
 // jwtSecret returns the configured secret; in dev mode without one, a random secret
-// kept in the data directory so tokens survive restarts.
+// kept in the data directory so tokens survive restarts; "" when tokens come from an
+// identity provider's keys only (config.Check saw to that).
 func jwtSecret(cfg config.Config) (string, error) {
-	if cfg.Auth.JWTSecret != "" {
+	if cfg.Auth.JWTSecret != "" || !cfg.Dev() {
 		return cfg.Auth.JWTSecret, nil
-	}
-	if !cfg.Dev() {
-		return "", errors.New("server: auth.jwt_secret is required when dev_mode is off")
 	}
 	path := filepath.Join(cfg.DataDir, "jwt.secret")
 	if b, err := os.ReadFile(path); err == nil {
@@ -482,7 +509,8 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 // the backends.
 func (s *Server) Run(ctx context.Context) error {
 	if s.cfg.Dev() && s.gw != nil {
-		s.log.Warn("dev mode is on: anyone can get a token from POST /v1/dev/token; set dev_mode: false in production")
+		s.log.Warn("dev mode is on: anyone can get a token for any user from POST /v1/dev/token",
+			"why", map[bool]string{true: "dev_mode: true is set", false: "the embedded default (loopback, no auth.jwt_secret)"}[s.cfg.DevExplicit()])
 	}
 	s.log.Info("fanline serving", "addr", s.Addr(), "data", s.cfg.DataDir, "roles", s.cfg.Roles, "node", s.node())
 	// The background parts: each returns once bctx ends; a part that fails first
@@ -503,6 +531,9 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.disp != nil {
 		start("pipeline", s.disp.Run)
 	}
+	if s.pebbleStreams != nil {
+		start("past memberships sweep", s.sweepLeft)
+	}
 	if s.redisPresence != nil {
 		start("presence refresh", func(ctx context.Context) error {
 			s.redisPresence.Run(ctx, func(err error) { s.log.Warn("server: presence refresh failed", "err", err) })
@@ -517,8 +548,12 @@ func (s *Server) Run(ctx context.Context) error {
 			})
 		}
 	}
-	httpErr := make(chan error, 1)
+	httpErr := make(chan error, 2)
 	go func() { httpErr <- s.http.Serve(s.ln) }()
+	if s.admin != nil {
+		s.log.Info("operational endpoints on admin_addr", "addr", s.adminLn.Addr().String())
+		go func() { httpErr <- s.admin.Serve(s.adminLn) }()
+	}
 
 	var err error
 	select {
@@ -533,6 +568,9 @@ func (s *Server) Run(ctx context.Context) error {
 	if e := s.http.Shutdown(sctx); e != nil {
 		s.log.Warn("server: http shutdown", "err", e)
 	}
+	if s.admin != nil {
+		_ = s.admin.Shutdown(sctx)
+	}
 	if s.gw != nil {
 		s.gw.Close()
 	}
@@ -541,6 +579,25 @@ func (s *Server) Run(ctx context.Context) error {
 	s.closeBackends()
 	s.log.Info("fanline stopped")
 	return err
+}
+
+// sweepLeft deletes expired past memberships from the embedded group store once an
+// hour (reads skip them meanwhile; Cassandra expires them by TTL).
+func (s *Server) sweepLeft(ctx context.Context) error {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case now := <-t.C:
+			if n, err := s.pebbleStreams.SweepLeft(ctx, now); err != nil {
+				s.log.Warn("server: sweeping past memberships failed", "err", err)
+			} else if n > 0 {
+				s.log.Info("server: swept expired past memberships", "deleted", n)
+			}
+		}
+	}
 }
 
 func (s *Server) closeBackends() {
@@ -564,4 +621,24 @@ func (s *Server) closeBackends() {
 	if s.ln != nil {
 		s.ln.Close()
 	}
+	if s.adminLn != nil {
+		s.adminLn.Close()
+	}
+}
+
+// AdminAddr is the address of the operational listener, "" without admin_addr.
+func (s *Server) AdminAddr() string {
+	if s.adminLn == nil {
+		return ""
+	}
+	return s.adminLn.Addr().String()
+}
+
+// Routes lists the public API's endpoints and who may call them (none on a
+// dispatch-only node).
+func (s *Server) Routes() []gateway.Route {
+	if s.gw == nil {
+		return nil
+	}
+	return s.gw.Routes()
 }

@@ -6,6 +6,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"reflect"
 	"slices"
@@ -40,8 +41,10 @@ type Config struct {
 	DataDir string `yaml:"data_dir"`
 	// NodeID makes this node's msg_ids unique (0-1023). Default 0.
 	NodeID int `yaml:"node_id"`
-	// DevMode turns on POST /v1/dev/token. Default true (the embedded default); set it
-	// to false in production.
+	// DevMode turns on POST /v1/dev/token, where anyone gets a token for any user.
+	// Default: on only for the embedded single-process default (both roles, a
+	// loopback addr, no auth.jwt_secret and no JWKS); any of those set turns it off
+	// unless dev_mode: true is written, and then every start logs a warning.
 	DevMode *bool `yaml:"dev_mode"`
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string `yaml:"log_level"`
@@ -50,9 +53,12 @@ type Config struct {
 	// internal API gateway-only nodes call). FANLINE_ROLES or --roles:
 	// comma-separated. Default both, one process.
 	Roles []string `yaml:"roles"`
-	// DebugPprof serves Go's profiler under /debug/pprof/ on the API port. Default
-	// false; it exposes internals, so keep it off on public listeners.
+	// DebugPprof serves Go's profiler under /debug/pprof/ (on admin_addr when set,
+	// else on the API port). Default false; it exposes internals.
 	DebugPprof bool `yaml:"debug_pprof"`
+	// AdminAddr is a separate listener for /metrics and /debug/pprof, which then
+	// leave the public port. Default: none (metrics on the API port).
+	AdminAddr string `yaml:"admin_addr"`
 
 	Auth struct {
 		// JWTSecret signs tokens (at least 32 bytes). Default: in dev mode a random
@@ -60,6 +66,17 @@ type Config struct {
 		JWTSecret string `yaml:"jwt_secret"`
 		// TokenTTL is the lifetime of dev tokens. Default 24h.
 		TokenTTL Duration `yaml:"token_ttl"`
+		// JWKSURL and JWKSFile are an identity provider's public keys (RFC 7517) for
+		// RS256 and ES256 tokens, chosen by kid; the URL is cached and refetched
+		// every jwks_refresh and on an unknown kid. Default none (HS256 only).
+		JWKSURL  string `yaml:"jwks_url"`
+		JWKSFile string `yaml:"jwks_file"`
+		// JWKSRefresh is how often jwks_url is fetched again. Default 10m.
+		JWKSRefresh Duration `yaml:"jwks_refresh"`
+		// Issuer and Audience, when set, must match every token's iss and aud.
+		// Default: not checked.
+		Issuer   string `yaml:"issuer"`
+		Audience string `yaml:"audience"`
 	} `yaml:"auth"`
 
 	Limits struct {
@@ -74,6 +91,10 @@ type Config struct {
 		MaxInFlightSends int `yaml:"max_in_flight_sends"`
 		// MaxGroupMembers bounds a group's members. Default 20000.
 		MaxGroupMembers int `yaml:"max_group_members"`
+		// MaxConnsPerUser and MaxConnsPerIP bound open WebSockets on one gateway node
+		// (per token's inbox, per client address). Default 20 and 10000; negative: off.
+		MaxConnsPerUser int `yaml:"max_conns_per_user"`
+		MaxConnsPerIP   int `yaml:"max_conns_per_ip"`
 	} `yaml:"limits"`
 
 	Messages struct {
@@ -97,6 +118,16 @@ type Config struct {
 		// SendQueue is each connection's queue of outgoing frames; a connection whose
 		// queue is full is closed. Default 256.
 		SendQueue int `yaml:"send_queue"`
+		// AllowedOrigins are the browser origins (scheme://host[:port]) that may open
+		// a WebSocket; "*" allows any. Default: the same origin only (apps that send
+		// no Origin header are not browsers and are let through).
+		AllowedOrigins []string `yaml:"allowed_origins"`
+		// ReadTimeout bounds reading one request with its body, WriteTimeout writing
+		// one response, IdleTimeout a kept-alive connection between requests.
+		// Default 30s, 60s, 120s. WebSockets set their own deadlines per frame.
+		ReadTimeout  Duration `yaml:"read_timeout"`
+		WriteTimeout Duration `yaml:"write_timeout"`
+		IdleTimeout  Duration `yaml:"idle_timeout"`
 	} `yaml:"gateway"`
 
 	Presence struct {
@@ -133,6 +164,9 @@ type Config struct {
 		// Backend keeps conversations, messages, group streams and read positions in
 		// pebble (data_dir) or cassandra. Default pebble.
 		Backend string `yaml:"backend"`
+		// CacheBytes bounds the memory kept of conversations, member lists and read
+		// positions (bytes, however many groups there are). Default 64 MiB.
+		CacheBytes int `yaml:"cache_bytes"`
 	} `yaml:"groupstream"`
 
 	Cassandra struct {
@@ -160,6 +194,12 @@ type Config struct {
 		// DispatchURL is where a gateway-only node reaches the dispatch node's
 		// internal API, e.g. http://10.0.0.5:8080. Required with roles: [gateway].
 		DispatchURL string `yaml:"dispatch_url"`
+		// TLSCert and TLSKey (PEM files) make the dispatch node serve the internal
+		// API over TLS (use an https dispatch_url); TLSCA is the CA gateways trust
+		// for it. Default: plain HTTP on a private network.
+		TLSCert string `yaml:"tls_cert"`
+		TLSKey  string `yaml:"tls_key"`
+		TLSCA   string `yaml:"tls_ca"`
 	} `yaml:"cluster"`
 
 	Redis struct {
@@ -243,14 +283,16 @@ func (c *Config) fill() {
 	if c.DataDir == "" {
 		c.DataDir = "./data"
 	}
-	if c.DevMode == nil {
-		on := true
-		c.DevMode = &on
-	}
 	if c.LogLevel == "" {
 		c.LogLevel = "info"
 	}
 	defDur(&c.Auth.TokenTTL, 24*time.Hour)
+	defDur(&c.Auth.JWKSRefresh, 10*time.Minute)
+	def(&c.Limits.MaxConnsPerUser, 20)
+	def(&c.Limits.MaxConnsPerIP, 10000)
+	defDur(&c.Gateway.ReadTimeout, 30*time.Second)
+	defDur(&c.Gateway.WriteTimeout, 60*time.Second)
+	defDur(&c.Gateway.IdleTimeout, 120*time.Second)
 	def(&c.Limits.MaxBodyBytes, 64<<10)
 	if c.Limits.RatePerSecond == 0 {
 		c.Limits.RatePerSecond = 100
@@ -285,6 +327,7 @@ func (c *Config) fill() {
 	if c.Groupstream.Backend == "" {
 		c.Groupstream.Backend = "pebble"
 	}
+	def(&c.Groupstream.CacheBytes, 64<<20)
 	if c.Timeline.Cache == "" {
 		c.Timeline.Cache = "none"
 	}
@@ -392,11 +435,48 @@ func (c Config) Check() error {
 	if split && c.Auth.JWTSecret == "" {
 		return errors.New("config: nodes of a cluster must share auth.jwt_secret")
 	}
+	if s := c.Auth.JWTSecret; s != "" && len(s) < MinSecretBytes {
+		return fmt.Errorf("config: auth.jwt_secret is %d bytes; it must be at least %d", len(s), MinSecretBytes)
+	}
+	if (c.Cluster.TLSCert == "") != (c.Cluster.TLSKey == "") {
+		return errors.New("config: cluster.tls_cert and cluster.tls_key go together")
+	}
+	if !c.Dev() && c.Auth.JWTSecret == "" && c.Auth.JWKSURL == "" && c.Auth.JWKSFile == "" {
+		return errors.New("config: with dev_mode off, set auth.jwt_secret or auth.jwks_url/jwks_file to verify tokens")
+	}
 	return nil
 }
 
-// Dev reports whether dev mode is on (the default).
-func (c Config) Dev() bool { return c.DevMode == nil || *c.DevMode }
+// MinSecretBytes is the shortest JWT secret fanline accepts.
+const MinSecretBytes = 32
+
+// Dev reports whether dev mode is on: as dev_mode says when it is written, else only
+// for the embedded single-process default with no token keys configured, listening
+// on a loopback address.
+func (c Config) Dev() bool {
+	if c.DevMode != nil {
+		return *c.DevMode
+	}
+	return c.Has(RoleGateway) && c.Has(RoleDispatch) && c.Auth.JWTSecret == "" && c.Auth.JWKSURL == "" &&
+		c.Auth.JWKSFile == "" && loopback(c.Addr)
+}
+
+// DevExplicit reports whether dev mode is on because the configuration says so
+// (rather than by the embedded default).
+func (c Config) DevExplicit() bool { return c.DevMode != nil && *c.DevMode }
+
+// loopback reports whether addr (host:port) listens on loopback interfaces only.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
 
 // Masked renders the configuration as YAML with secrets hidden, for the start-up log.
 func (c Config) Masked() string {

@@ -42,7 +42,7 @@ func TestLoadErrors(t *testing.T) {
 }
 
 func TestCheckRoles(t *testing.T) {
-	cluster := []string{"FANLINE_QUEUE_BACKEND=kafka", "FANLINE_PRESENCE_BACKEND=redis", "FANLINE_AUTH_JWT_SECRET=s"}
+	cluster := []string{"FANLINE_QUEUE_BACKEND=kafka", "FANLINE_PRESENCE_BACKEND=redis", "FANLINE_AUTH_JWT_SECRET=" + secret}
 	for _, tc := range []struct {
 		env []string
 		ok  bool
@@ -70,11 +70,52 @@ func TestCheckRoles(t *testing.T) {
 	}
 }
 
+const secret = "0123456789abcdef0123456789abcdef"
+
+// TestDevModeRules: dev mode (anyone gets any token) is on only for the embedded
+// single-process default; a secret, a JWKS, split roles or a public address turn it
+// off unless dev_mode is written; short secrets and a missing key are refused.
+func TestDevModeRules(t *testing.T) {
+	cluster := []string{"FANLINE_QUEUE_BACKEND=kafka", "FANLINE_PRESENCE_BACKEND=redis", "FANLINE_AUTH_JWT_SECRET=" + secret}
+	for _, tc := range []struct {
+		name     string
+		env      []string
+		dev      bool
+		explicit bool
+		check    string // "" when Check passes, else part of its error
+	}{
+		{"embedded default", nil, true, false, ""},
+		{"localhost", []string{"FANLINE_ADDR=localhost:8080"}, true, false, ""},
+		{"ipv6 loopback", []string{"FANLINE_ADDR=[::1]:8080"}, true, false, ""},
+		{"a secret", []string{"FANLINE_AUTH_JWT_SECRET=" + secret}, false, false, ""},
+		{"a jwks", []string{"FANLINE_AUTH_JWKS_FILE=/etc/keys.json"}, false, false, ""},
+		{"public address", []string{"FANLINE_ADDR=0.0.0.0:8080"}, false, false, "set auth.jwt_secret"},
+		{"all interfaces", []string{"FANLINE_ADDR=:8080"}, false, false, "set auth.jwt_secret"},
+		{"public with a secret", []string{"FANLINE_ADDR=0.0.0.0:8080", "FANLINE_AUTH_JWT_SECRET=" + secret}, false, false, ""},
+		{"split roles", append([]string{"FANLINE_ROLES=dispatch"}, cluster...), false, false, ""},
+		{"explicitly on, public", []string{"FANLINE_ADDR=0.0.0.0:8080", "FANLINE_DEV_MODE=true"}, true, true, ""},
+		{"explicitly on, with a secret", []string{"FANLINE_DEV_MODE=true", "FANLINE_AUTH_JWT_SECRET=" + secret}, true, true, ""},
+		{"explicitly off, no key", []string{"FANLINE_DEV_MODE=false"}, false, false, "set auth.jwt_secret"},
+		{"short secret", []string{"FANLINE_AUTH_JWT_SECRET=short"}, false, false, "at least 32"},
+		{"short secret in dev mode", []string{"FANLINE_DEV_MODE=true", "FANLINE_AUTH_JWT_SECRET=0123456789"}, true, true, "at least 32"},
+	} {
+		c, err := Load("", tc.env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = c.Check()
+		if c.Dev() != tc.dev || c.DevExplicit() != tc.explicit ||
+			(tc.check == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.check)) {
+			t.Errorf("%s: Dev()=%v DevExplicit()=%v Check()=%v", tc.name, c.Dev(), c.DevExplicit(), err)
+		}
+	}
+}
+
 // TestDeploymentConfigs: the example cluster configuration loads and is coherent
 // once the secret comes from the environment, as its comments say.
 func TestDeploymentConfigs(t *testing.T) {
 	for _, f := range []string{"dispatch.yaml", "gateway.yaml"} {
-		c, err := Load(filepath.Join("..", "..", "deployments", "cluster", f), []string{"FANLINE_AUTH_JWT_SECRET=from-the-environment"})
+		c, err := Load(filepath.Join("..", "..", "deployments", "cluster", f), []string{"FANLINE_AUTH_JWT_SECRET=from-the-environment-32-bytes-long"})
 		if err != nil {
 			t.Fatal(err)
 		}

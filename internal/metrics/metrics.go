@@ -20,6 +20,7 @@ type Metrics struct {
 	SendStageLag      prometheus.Histogram // message creation -> send stage stored it
 	Connections       prometheus.Gauge
 	PushesDropped     prometheus.Counter // slow connections closed
+	RateLimited       prometheus.Counter // calls, frames and connections refused over a limit
 	SendLatency       prometheus.Histogram
 	SyncLatency       prometheus.Histogram
 }
@@ -49,13 +50,15 @@ func New() *Metrics {
 			Name: "fanline_connections", Help: "Open WebSocket connections."}),
 		PushesDropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "fanline_slow_connections_closed_total", Help: "Connections closed because their send queue was full."}),
+		RateLimited: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fanline_rate_limited_total", Help: "Calls, WebSocket frames and connections refused as over a rate or connection limit."}),
 		SendLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "fanline_send_seconds", Help: "Time to acknowledge a send.", Buckets: latencyBuckets}),
 		SyncLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "fanline_sync_seconds", Help: "Time to answer a sync.", Buckets: latencyBuckets}),
 	}
 	r.MustRegister(m.MessagesAccepted, m.MessagesDuplicate, m.SendErrors, m.FanoutEntries, m.StreamAppends, m.FanoutLag,
-		m.SendStageLag, m.Connections, m.PushesDropped, m.SendLatency, m.SyncLatency,
+		m.SendStageLag, m.Connections, m.PushesDropped, m.RateLimited, m.SendLatency, m.SyncLatency,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -110,6 +110,9 @@ type Error struct {
 	Message string `json:"message"`
 	// Problems lists every problem of a rejected document (invalid_rules).
 	Problems []Problem `json:"problems,omitempty"`
+	// RetryAfter is how many seconds to wait before trying again (rate_limited,
+	// overloaded); HTTP answers carry it in the Retry-After header too.
+	RetryAfter int `json:"retry_after,omitempty"`
 }
 
 // Problem is one thing wrong with a field of a document.

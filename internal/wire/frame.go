@@ -14,6 +14,9 @@ const (
 	FrameSync = "sync"
 	FrameRead = "read"
 	FramePing = "ping"
+	// FrameAuth carries the token as a connection's first frame, when the request
+	// had none.
+	FrameAuth = "auth"
 )
 
 // Server -> client frame types.
@@ -44,6 +47,8 @@ type ClientFrame struct {
 	Send *SendRequest
 	Sync *SyncRequest
 	Read *ReadRequest
+	// Token is an auth frame's.
+	Token string
 }
 
 // ServerFrame is every frame the server writes. Which fields are set depends on Type:
@@ -54,8 +59,10 @@ type ServerFrame struct {
 	Result  any    `json:"result,omitempty"`
 	Code    Code   `json:"code,omitempty"`
 	Message string `json:"message,omitempty"`
-	Entry   *Entry `json:"entry,omitempty"`
-	Cursor  string `json:"cursor,omitempty"`
+	// RetryAfter is an error's wait in seconds before a retry (rate_limited).
+	RetryAfter int    `json:"retry_after,omitempty"`
+	Entry      *Entry `json:"entry,omitempty"`
+	Cursor     string `json:"cursor,omitempty"`
 	// Event, Chat and Live make a cs frame: a customer-service chat changed (to its
 	// buyer and agents), or a shop's live stats (to its agents and admins).
 	Event string     `json:"event,omitempty"`
@@ -73,6 +80,7 @@ var frameFields = map[string][]string{
 	FrameSync: {"cursor", "limit", "group_seqs"},
 	FrameRead: {"conversation_id", "msg_id"},
 	FramePing: {},
+	FrameAuth: {"token"},
 }
 
 // DecodeFrame parses one client frame. It never panics; every problem is an *Error with
@@ -128,6 +136,17 @@ func DecodeFrame(data []byte) (f ClientFrame, sendFrom string, err *Error) {
 		if e := decodeStrict(data, f.Read); e != nil {
 			return f, "", e
 		}
+	case FrameAuth:
+		var a struct {
+			Token string `json:"token"`
+		}
+		if e := decodeStrict(data, &a); e != nil {
+			return f, "", e
+		}
+		if a.Token == "" {
+			return f, "", Errorf(CodeMissingToken, "token is required")
+		}
+		f.Token = a.Token
 	}
 	return f, sendFrom, nil
 }

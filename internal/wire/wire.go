@@ -224,6 +224,20 @@ type Principal struct {
 // Staff reports whether the principal acts for a shop (an agent or an admin).
 func (p Principal) Staff() bool { return p.Role == RoleAgent || p.Role == RoleAdmin }
 
+// Inbox is the timeline the principal reads and is pushed to: a buyer's own, and for
+// staff one per shop (StaffInbox), so a person's own chats and the shop chats they
+// serve never mix, whichever token they hold.
+func (p Principal) Inbox() string {
+	if p.Staff() {
+		return StaffInbox(p.Shop, p.ID)
+	}
+	return p.ID
+}
+
+// StaffInbox names the timeline of a shop's agent or admin: "shop/user". No user id
+// contains '/', so it never names a user's own timeline.
+func StaffInbox(shop, user string) string { return shop + "/" + user }
+
 var userIDPattern = regexp.MustCompile(`^[A-Za-z0-9_.:@-]{1,64}$`)
 
 // ValidUserID reports whether s is a well-formed user id: 1-64 characters of

@@ -58,7 +58,8 @@ function signIn(token) {
 // connect keeps a WebSocket open (pushes, cs events) and pings it.
 function connect() {
   const proto = location.protocol === "https:" ? "wss:" : "ws:";
-  const ws = new WebSocket(`${proto}//${location.host}/v1/ws?token=${encodeURIComponent(state.token)}`);
+  // The token rides in the subprotocol list, not the URL (proxies log URLs).
+  const ws = new WebSocket(`${proto}//${location.host}/v1/ws`, ["fanline", "bearer." + state.token]);
   state.ws = ws;
   const ping = setInterval(() => ws.readyState === 1 && ws.send(JSON.stringify({ type: "ping" })), 20000);
   ws.onmessage = (ev) => onFrame(JSON.parse(ev.data));

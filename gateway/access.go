@@ -1,0 +1,132 @@
+package gateway
+
+import (
+	"net/http"
+
+	"github.com/fanline/fanline/internal/wire"
+	"github.com/gin-gonic/gin"
+)
+
+// Access is who may call a route. The gateway checks it from the verified token
+// before the handler runs; the pipeline then checks the resource itself (membership
+// of the conversation, the chat's shop), again from the token's role and shop.
+type Access string
+
+// The access classes of the public API.
+const (
+	Public    Access = "public"     // no token
+	Members   Access = "members"    // buyers, agents and admins, on their own conversations
+	Buyers    Access = "buyers"     // buyer tokens
+	Agents    Access = "agents"     // agent tokens, for their own shop
+	Staff     Access = "staff"      // agents and admins, for their own shop
+	ShopAdmin Access = "shop_admin" // admins of the shop named in the path
+	Operators Access = "operators"  // platform operators (platform endpoints only)
+)
+
+// roles are the token roles each class lets through.
+var roles = map[Access][]string{
+	Members:   {wire.RoleBuyer, wire.RoleAgent, wire.RoleAdmin},
+	Buyers:    {wire.RoleBuyer},
+	Agents:    {wire.RoleAgent},
+	Staff:     {wire.RoleAgent, wire.RoleAdmin},
+	ShopAdmin: {wire.RoleAdmin},
+	Operators: {wire.RoleOperator},
+}
+
+// Route is one endpoint of the API, who may call it and what one call costs from the
+// caller's rate budget (0: not limited).
+type Route struct {
+	Method string
+	Path   string
+	Access Access
+	Cost   int
+	h      gin.HandlerFunc
+}
+
+// Routes lists the API's endpoints with their access, as served (the internal node
+// API, which takes a node key instead of a token, is not among them).
+func (g *Gateway) Routes() []Route {
+	out := make([]Route, len(g.table))
+	copy(out, g.table)
+	return out
+}
+
+// table is the public API: every endpoint, who may call it and its cost. A route is
+// served only through this table, so the authorisation matrix test sees them all.
+func (g *Gateway) apiTable() []Route {
+	t := []Route{
+		{"GET", "/healthz", Public, 0, func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) }},
+		{"GET", "/readyz", Public, 0, g.readyz},
+		{"POST", "/v1/dev/token", Public, 0, g.devToken},
+		{"GET", "/v1/ws", Members, costConnect, g.websocket},
+		{"POST", "/v1/messages", Members, costSend, g.send},
+		{"GET", "/v1/sync", Members, costRead, g.sync},
+		{"GET", "/v1/conversations", Members, costList, g.conversations},
+		{"GET", "/v1/unread", Members, costRead, g.unread},
+		{"GET", "/v1/conversations/:id/messages", Members, costRead, g.history},
+		{"POST", "/v1/conversations/:id/read", Members, costMarkRead, g.markRead},
+		{"POST", "/v1/messages/:id/recall", Members, costRecall, g.recall},
+		{"GET", "/v1/messages/:id/receipts", Members, costRead, g.receipts},
+		{"GET", "/v1/presence", Members, costRead, g.presenceOf},
+		{"POST", "/v1/groups", Buyers, costGroup, g.createGroup},
+		{"GET", "/v1/groups/:id", Buyers, costRead, g.group},
+		{"POST", "/v1/groups/:id/members", Buyers, costGroup, g.changeMembers},
+		{"POST", "/v1/shops/:shop_id/chats", Buyers, costOpenChat, g.openChat},
+		{"PUT", "/v1/agents/me/status", Agents, costRead, g.csOn(g.agentStatus)},
+		{"GET", "/v1/agents/me/conversations", Agents, costRead, g.csOn(g.agentChats)},
+		{"POST", "/v1/cs/conversations/:id/transfer", Staff, costChatChange, g.csOn(g.transfer)},
+		{"POST", "/v1/cs/conversations/:id/close", Staff, costChatChange, g.csOn(g.closeChat)},
+	}
+	t = append(t, g.adminRoutes()...)
+	if g.cfg.Console != nil {
+		console := gin.WrapH(g.cfg.Console)
+		t = append(t, Route{"GET", "/", Public, 0, console}, Route{"GET", "/console/*file", Public, 0, console})
+	}
+	if g.cfg.Operational != nil {
+		op := gin.WrapH(g.cfg.Operational)
+		t = append(t, Route{"GET", "/metrics", Public, 0, op})
+		if g.cfg.Pprof {
+			t = append(t, Route{"GET", "/debug/pprof/*any", Public, 0, op})
+		}
+	}
+	return t
+}
+
+// serve registers the table on r: token check, role check, the shop check of admin
+// routes, the rate charge, then the handler.
+func (g *Gateway) serve(r *gin.Engine, table []Route) {
+	for _, rt := range table {
+		var chain []gin.HandlerFunc
+		if rt.Path == wsPath {
+			// The WebSocket admits itself: its token may come in its first frame.
+			r.Handle(rt.Method, rt.Path, g.authenticate, rt.h)
+			continue
+		}
+		if rt.Access != Public {
+			chain = append(chain, g.authenticate, g.allow(rt.Access))
+		}
+		if rt.Access == ShopAdmin {
+			chain = append(chain, g.ownShop)
+		}
+		if rt.Cost > 0 {
+			chain = append(chain, g.charge(rt.Cost))
+		}
+		r.Handle(rt.Method, rt.Path, append(chain, rt.h)...)
+	}
+}
+
+// allow lets only the roles of class a through.
+func (g *Gateway) allow(a Access) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if e := permit(a, user(c)); e != nil {
+			g.fail(c, e)
+		}
+	}
+}
+
+// ownShop lets an admin act on their own shop only.
+func (g *Gateway) ownShop(c *gin.Context) {
+	if user(c).Shop != c.Param("shop_id") {
+		g.fail(c, wire.Errorf(wire.CodeForbidden, "you administer shop %s, not %s", user(c).Shop, c.Param("shop_id")))
+	}
+}

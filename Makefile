@@ -22,7 +22,18 @@ test: lint
 	$(GO) test -race -count=1 -timeout 20m $(RACE_PKGS)
 	$(GO) test -count=1 -timeout 10m ./e2e/large/ ./cmd/...
 
-# A longer fuzzing session of the WebSocket frame decoder (not part of `make test`;
-# the seed corpus runs there).
+# Longer fuzzing sessions (not part of `make test`, where the seed corpora under
+# testdata/fuzz/ run as ordinary tests). go test -fuzz takes one target per package
+# invocation, so every Fuzz function of the tree runs in turn, FUZZTIME each; the
+# targets are pkg:name pairs, found in the *_test.go files unless given, e.g.
+# make fuzz FUZZ_TARGETS=./cs-routing:FuzzRules FUZZTIME=5m
+FUZZTIME ?= 60s
+FUZZ_TARGETS ?= $(shell grep -rHo --include='*_test.go' --exclude-dir=.git --exclude-dir=testdata \
+	'^func Fuzz[A-Za-z0-9_]*' . | sed 's|/[^/]*:func |:|' | sort)
+
 fuzz:
-	$(GO) test -run=NONE -fuzz=FuzzDecodeFrame -fuzztime=60s ./internal/wire/
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz: $$name in $$pkg for $(FUZZTIME)"; \
+		$(GO) test -run=NONE -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) "$$pkg/"; \
+	done

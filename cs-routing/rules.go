@@ -180,8 +180,17 @@ func (r *Rules) validate(agents map[string]*agent) []Problem {
 	for _, e := range sortedKeys(r.Entries) {
 		class("entries."+e, r.Entries[e])
 	}
+	keywords, words := r.Keywords, 0
+	for _, k := range keywords {
+		words += len(k.Any)
+	}
+	if words > maxKeywords {
+		// Checking reachability compares every keyword with the earlier ones.
+		add("keywords", "has %d keywords; at most %d", words, maxKeywords)
+		keywords = nil
+	}
 	var earlier []string // keywords of earlier rules: a message containing one matches there
-	for i, k := range r.Keywords {
+	for i, k := range keywords {
 		f := fmt.Sprintf("keywords[%d]", i)
 		class(f, k.Class)
 		if len(k.Any) == 0 {
@@ -207,14 +216,14 @@ func (r *Rules) validate(agents map[string]*agent) []Problem {
 			}
 		}
 	}
-	for tier, p := range r.VIP.Tiers {
-		if p < 0 {
+	for _, tier := range sortedKeys(r.VIP.Tiers) {
+		if r.VIP.Tiers[tier] < 0 {
 			add("vip.tiers."+tier, "priority cannot be negative")
 		}
 	}
-	for buyer, tier := range r.VIP.Buyers {
-		if _, ok := r.VIP.Tiers[tier]; !ok {
-			add("vip.buyers."+buyer, "unknown tier %q", tier)
+	for _, buyer := range sortedKeys(r.VIP.Buyers) {
+		if _, ok := r.VIP.Tiers[r.VIP.Buyers[buyer]]; !ok {
+			add("vip.buyers."+buyer, "unknown tier %q", r.VIP.Buyers[buyer])
 		}
 	}
 	if r.Hours != nil {
@@ -323,6 +332,9 @@ func (h *Hours) open(t time.Time) (bool, time.Time) {
 	}
 	return false, time.Time{}
 }
+
+// maxKeywords bounds the keywords of a rules document (validating them is quadratic).
+const maxKeywords = 1000
 
 func sortedKeys[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))

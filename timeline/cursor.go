@@ -72,7 +72,9 @@ func ParseCursor(s string) (Cursor, error) {
 	}
 	if version == cursorV2 {
 		n, ok := next()
-		if !ok || n == 0 || n > maxCursorGroups {
+		// Every pair takes at least two bytes: a count the rest cannot hold is
+		// refused before anything is allocated for it.
+		if !ok || n == 0 || n > maxCursorGroups || n > uint64(len(b)/2) {
 			return Cursor{}, ErrBadCursor
 		}
 		c.Groups = make(map[uint64]uint64, n)

@@ -38,6 +38,10 @@ func FuzzDecodeFrame(f *testing.F) {
 			if fr.Read == nil {
 				t.Fatal("read without payload")
 			}
+		case FrameAuth:
+			if fr.Token == "" {
+				t.Fatal("auth without a token")
+			}
 		default:
 			t.Fatalf("accepted frame type %q", fr.Type)
 		}

@@ -44,6 +44,8 @@ func TestClusterOfProcesses(t *testing.T) {
 		"FANLINE_DEDUP_BACKEND=redis",
 		"FANLINE_REDIS_ADDR=" + testharness.StartRedis(t),
 		"FANLINE_AUTH_JWT_SECRET=cluster-test-secret-0123456789abcdef",
+		// A cluster turns dev mode off by default; the test's tokens come from it.
+		"FANLINE_DEV_MODE=true",
 		"FANLINE_LIMITS_RATE_PER_SECOND=-1",
 		"FANLINE_LOG_LEVEL=warn",
 		// Groups of more than two members are read-fanout: one stream, one push

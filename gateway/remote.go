@@ -3,13 +3,17 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/subtle"
+	"crypto/tls"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -20,11 +24,19 @@ import (
 // gateway) serve its clients from a dispatch node: each Service and CS call is one
 // POST /internal/v1/<method> with a JSON rpcArgs body, answered with the JSON result
 // or the usual error body. Callers authenticate with a key shared by the cluster
-// (header X-Fanline-Node-Key); the API belongs on a private network all the same.
+// (header X-Fanline-Node-Key); the API belongs on a private network all the same,
+// and can run over TLS, with client certificates (RemoteConfig.TLS,
+// InternalConfig.RequireClientCert).
+//
+// Every call carries a request id (header X-Fanline-Request-Id, made by Remote per
+// call) that the answer repeats. An error that is not the caller's fault (code
+// internal or unavailable, or an error without a code) is logged under that id on
+// both sides, so one failure can be followed from the gateway to the dispatch node.
 
 const (
-	internalPrefix = "/internal/v1/"
-	nodeKeyHeader  = "X-Fanline-Node-Key"
+	internalPrefix  = "/internal/v1/"
+	nodeKeyHeader   = "X-Fanline-Node-Key"
+	requestIDHeader = "X-Fanline-Request-Id"
 )
 
 // rpcArgs carries the arguments of every internal call; each method reads its own.
@@ -55,9 +67,40 @@ type rpcArgs struct {
 
 type rpcMethod func(ctx context.Context, a rpcArgs) (any, error)
 
+// InternalConfig configures InternalHandler.
+type InternalConfig struct {
+	// Key is the cluster's node key callers must present. Required: with none,
+	// every call is refused.
+	Key string
+	// PreviousKey is also accepted while the cluster's secret is rotated (gateways
+	// still on the old secret present it). Empty means none.
+	PreviousKey string
+	// RequireClientCert refuses calls that did not come over TLS with a client
+	// certificate the listener verified (its tls.Config has ClientCAs and a
+	// ClientAuth that verifies what is given). Default false: the key suffices.
+	RequireClientCert bool
+	// Logger receives the errors answered that are not the caller's fault, with
+	// their request id. Nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// validKey reports whether got is one of the keys (empty keys match nothing).
+func validKey(got string, keys ...string) bool {
+	ok := false
+	for _, k := range keys {
+		if k != "" && subtle.ConstantTimeCompare([]byte(got), []byte(k)) == 1 {
+			ok = true
+		}
+	}
+	return ok
+}
+
 // InternalHandler serves the internal API on svc and cs (nil without customer
-// service) to callers presenting key.
-func InternalHandler(svc Service, cs CS, key string) http.Handler {
+// service).
+func InternalHandler(svc Service, cs CS, cfg InternalConfig) http.Handler {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
 	methods := map[string]rpcMethod{
 		"send": func(ctx context.Context, a rpcArgs) (any, error) { return svc.Send(ctx, a.Who, a.From, *a.Send) },
 		"sync": func(ctx context.Context, a rpcArgs) (any, error) { return svc.Sync(ctx, a.Who, *a.Sync) },
@@ -113,16 +156,28 @@ func InternalHandler(svc Service, cs CS, key string) http.Handler {
 		}
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := requestID(r)
+		w.Header().Set(requestIDHeader, id)
 		fail := func(err *wire.Error) {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(err.Code.Status())
 			_ = json.NewEncoder(w).Encode(wire.ErrorBody{Error: err})
 		}
-		if subtle.ConstantTimeCompare([]byte(r.Header.Get(nodeKeyHeader)), []byte(key)) != 1 {
-			fail(wire.Errorf(wire.CodeForbidden, "a node key is required"))
+		// A refused caller is a misconfigured node (or not a node): worth a warning.
+		refuse := func(why string) {
+			cfg.Logger.Warn("gateway: internal API call refused", "request_id", id, "remote", r.RemoteAddr, "why", why)
+			fail(wire.Errorf(wire.CodeForbidden, "%s", why))
+		}
+		if cfg.RequireClientCert && (r.TLS == nil || len(r.TLS.VerifiedChains) == 0) {
+			refuse("a client certificate signed by the cluster CA is required")
 			return
 		}
-		m, ok := methods[strings.TrimPrefix(r.URL.Path, internalPrefix)]
+		if !validKey(r.Header.Get(nodeKeyHeader), cfg.Key, cfg.PreviousKey) {
+			refuse("a node key is required")
+			return
+		}
+		name := strings.TrimPrefix(r.URL.Path, internalPrefix)
+		m, ok := methods[name]
 		if !ok || r.Method != http.MethodPost {
 			fail(wire.Errorf(wire.CodeNotFound, "no internal method %s %s", r.Method, r.URL.Path))
 			return
@@ -133,13 +188,53 @@ func InternalHandler(svc Service, cs CS, key string) http.Handler {
 			return
 		}
 		out, err := callSafely(r.Context(), m, a)
+		var b []byte
+		if err == nil {
+			if b, err = json.Marshal(out); err != nil {
+				err = fmt.Errorf("gateway: internal %s: encoding the answer: %w", name, err)
+			}
+		}
 		if err != nil {
-			fail(wire.AsError(err))
+			we := wire.AsError(err)
+			if serverFault(err) {
+				cfg.Logger.Error("gateway: internal API call failed", "request_id", id, "method", name, "code", we.Code, "err", err)
+			}
+			fail(we)
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(out)
+		_, _ = w.Write(append(b, '\n'))
 	})
+}
+
+// serverFault reports whether err, the answer to an internal call, is the
+// answering side's fault rather than the caller's: code internal or unavailable,
+// or an error without a code.
+func serverFault(err error) bool {
+	var we *wire.Error
+	if !errors.As(err, &we) {
+		return true
+	}
+	return we.Code == wire.CodeInternal || we.Code == wire.CodeUnavailable
+}
+
+// newRequestID returns 16 random bytes in hex.
+func newRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // never fails
+	return hex.EncodeToString(b[:])
+}
+
+// requestID is the call's request id: the caller's if it sent a plausible one
+// (at most 64 letters, digits, '-' or '_'), else a new one.
+func requestID(r *http.Request) string {
+	id := r.Header.Get(requestIDHeader)
+	if id == "" || len(id) > 64 || strings.ContainsFunc(id, func(c rune) bool {
+		return (c < '0' || c > '9') && (c < 'a' || c > 'z') && (c < 'A' || c > 'Z') && c != '-' && c != '_'
+	}) {
+		return newRequestID()
+	}
+	return id
 }
 
 // callSafely runs m, turning a missing argument (a caller's bug) into an error.
@@ -154,13 +249,22 @@ func callSafely(ctx context.Context, m rpcMethod, a rpcArgs) (out any, err error
 
 // RemoteConfig configures a Remote.
 type RemoteConfig struct {
-	// URL is the dispatch node's base URL, e.g. http://10.0.0.5:8080. Required.
+	// URL is the dispatch node's base URL, http:// or https://, e.g.
+	// http://10.0.0.5:8080. Required.
 	URL string
+	// TLS is used for an https URL: RootCAs is the CA the dispatch node's
+	// certificate must chain to (nil: the system roots), Certificates the client
+	// certificate for a dispatch node that requires one. Nil means the system roots
+	// and no client certificate; a MinVersion below TLS 1.2 is raised to it. It
+	// must be nil with an http URL.
+	TLS *tls.Config
 	// Key is the cluster's node key. Required.
 	Key string
 	// Timeout bounds one call. Zero means 30 s.
 	Timeout time.Duration
-	// Logger receives failed fire-and-forget calls (agent presence). Nil means
+	// Logger receives the calls that failed by no fault of the caller (the
+	// dispatch node unreachable, or answering internal or unavailable) with their
+	// request id, and failed fire-and-forget calls (agent presence). Nil means
 	// slog.Default().
 	Logger *slog.Logger
 }
@@ -190,14 +294,30 @@ func NewRemote(cfg RemoteConfig) (*Remote, error) {
 		cfg.Logger = slog.Default()
 	}
 	cfg.URL = strings.TrimSuffix(cfg.URL, "/")
+	u, err := url.Parse(cfg.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("gateway: the dispatch node's URL %q is not an http:// or https:// URL", cfg.URL)
+	}
+	if cfg.TLS != nil && u.Scheme != "https" {
+		return nil, errors.New("gateway: a TLS configuration for the dispatch node needs an https URL")
+	}
 	// Every client request of the node becomes one call: keep enough connections
 	// open that a busy node does not open one per call.
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConns, tr.MaxIdleConnsPerHost = 1024, 1024
+	if u.Scheme == "https" {
+		tc := &tls.Config{}
+		if cfg.TLS != nil {
+			tc = cfg.TLS.Clone()
+		}
+		tc.MinVersion = max(tc.MinVersion, tls.VersionTLS12)
+		tr.TLSClientConfig = tc
+	}
 	return &Remote{cfg: cfg, http: &http.Client{Timeout: cfg.Timeout, Transport: tr}}, nil
 }
 
-// call posts a to method and decodes the answer into out (may be nil).
+// call posts a to method under a new request id and decodes the answer into out
+// (may be nil). A failure that is not the caller's fault is logged with the id.
 func (r *Remote) call(ctx context.Context, method string, a rpcArgs, out any) error {
 	body, err := json.Marshal(a)
 	if err != nil {
@@ -207,16 +327,31 @@ func (r *Remote) call(ctx context.Context, method string, a rpcArgs, out any) er
 	if err != nil {
 		return err
 	}
+	id := newRequestID()
 	req.Header.Set(nodeKeyHeader, r.cfg.Key)
+	req.Header.Set(requestIDHeader, id)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := r.http.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		// The cause (refused, timed out, a certificate not trusted) is for the
+		// operator, not the client.
+		r.cfg.Logger.Error("gateway: dispatch node unreachable", "request_id", id, "method", method, "err", err)
 		return wire.Errorf(wire.CodeUnavailable, "the dispatch node is unreachable; retry")
 	}
 	defer resp.Body.Close()
+	err = decodeAnswer(resp, method, out)
+	if err != nil && ctx.Err() == nil && serverFault(err) {
+		r.cfg.Logger.Error("gateway: call to the dispatch node failed", "request_id", id, "method", method, "err", err)
+	}
+	return err
+}
+
+// decodeAnswer decodes the dispatch node's answer to method into out (may be nil),
+// or returns the error it carries.
+func decodeAnswer(resp *http.Response, method string, out any) error {
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
 		return wire.Errorf(wire.CodeUnavailable, "the dispatch node's answer was cut off; retry")

@@ -8,6 +8,8 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -17,6 +19,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -84,7 +87,7 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	issuer, err := auth.New(auth.Config{Secret: secret, TTL: time.Duration(cfg.Auth.TokenTTL),
+	issuer, err := auth.New(auth.Config{Secret: secret, PreviousSecret: cfg.Auth.PreviousJWTSecret, TTL: time.Duration(cfg.Auth.TokenTTL),
 		JWKSFile: cfg.Auth.JWKSFile, JWKSURL: cfg.Auth.JWKSURL, JWKSRefresh: time.Duration(cfg.Auth.JWKSRefresh),
 		Issuer: cfg.Auth.Issuer, Audience: cfg.Auth.Audience, Logger: log})
 	if err != nil {
@@ -118,7 +121,10 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		}
 		push = s.relay
 	}
-	nodeKey := nodeKey(secret)
+	key, previousKey := nodeKey(secret), ""
+	if cfg.Auth.PreviousJWTSecret != "" {
+		previousKey = nodeKey(cfg.Auth.PreviousJWTSecret)
+	}
 	// /metrics and /debug/pprof: on their own listener when admin_addr is set, else
 	// on the API port.
 	operational := gateway.Operational(m, cfg.DebugPprof)
@@ -132,15 +138,26 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	var svc gateway.Service
 	var cs gateway.CS
 	var internal http.Handler
+	var listenTLS *tls.Config // nil: plain HTTP
 	if cfg.Has(config.RoleDispatch) {
+		if listenTLS, err = serverTLS(cfg); err != nil {
+			return nil, err
+		}
 		if svc, cs, err = s.pipeline(m, push); err != nil {
 			return nil, err
 		}
-		if s.relay != nil {
-			internal = gateway.InternalHandler(svc, cs, nodeKey)
+		// The internal API is for gateway-only nodes, which share the JWT secret the
+		// node key comes from; without a secret the key would be public.
+		if s.relay != nil && secret != "" {
+			internal = gateway.InternalHandler(svc, cs, gateway.InternalConfig{Key: key, PreviousKey: previousKey,
+				RequireClientCert: listenTLS != nil && listenTLS.ClientCAs != nil, Logger: log})
 		}
 	} else {
-		remote, err := gateway.NewRemote(gateway.RemoteConfig{URL: cfg.Cluster.DispatchURL, Key: nodeKey, Logger: log})
+		remoteTLS, err := remoteTLS(cfg)
+		if err != nil {
+			return nil, err
+		}
+		remote, err := gateway.NewRemote(gateway.RemoteConfig{URL: cfg.Cluster.DispatchURL, Key: key, TLS: remoteTLS, Logger: log})
 		if err != nil {
 			return nil, err
 		}
@@ -179,8 +196,70 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	// WebSockets set their own deadlines per frame once upgraded.
 	s.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout: time.Duration(cfg.Gateway.ReadTimeout), WriteTimeout: time.Duration(cfg.Gateway.WriteTimeout),
-		IdleTimeout: time.Duration(cfg.Gateway.IdleTimeout), MaxHeaderBytes: 64 << 10}
+		IdleTimeout: time.Duration(cfg.Gateway.IdleTimeout), MaxHeaderBytes: 64 << 10, TLSConfig: listenTLS}
 	return s, nil
+}
+
+// serverTLS is the listener's TLS configuration on a node with the dispatch role:
+// nil without cluster.tls_cert; with cluster.tls_ca, client certificates are
+// verified against it when given (the internal API then requires one, so that
+// probes and scrapers of /healthz, /readyz and /metrics need none).
+func serverTLS(cfg config.Config) (*tls.Config, error) {
+	c := cfg.Cluster
+	if c.TLSCert == "" {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
+	if err != nil {
+		return nil, fmt.Errorf("server: cluster.tls_cert %s / tls_key %s: %w", c.TLSCert, c.TLSKey, err)
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	if c.TLSCA != "" {
+		if tc.ClientCAs, err = readCA(c.TLSCA); err != nil {
+			return nil, err
+		}
+		tc.ClientAuth = tls.VerifyClientCertIfGiven
+	}
+	return tc, nil
+}
+
+// remoteTLS is a gateway-only node's TLS configuration for an https
+// cluster.dispatch_url (nil for http): cluster.tls_ca as the roots (default the
+// system's), cluster.tls_cert and tls_key as its client certificate.
+func remoteTLS(cfg config.Config) (*tls.Config, error) {
+	c := cfg.Cluster
+	if !strings.HasPrefix(c.DispatchURL, "https://") {
+		return nil, nil
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if c.TLSCA != "" {
+		pool, err := readCA(c.TLSCA)
+		if err != nil {
+			return nil, err
+		}
+		tc.RootCAs = pool
+	}
+	if c.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("server: cluster.tls_cert %s / tls_key %s: %w", c.TLSCert, c.TLSKey, err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}
+
+// readCA reads the PEM certificates of cluster.tls_ca.
+func readCA(file string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("server: cluster.tls_ca: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("server: cluster.tls_ca %s: no PEM certificate in it", file)
+	}
+	return pool, nil
 }
 
 // pipeline builds the dispatch role: stores, dedup, customer-service router and the
@@ -512,7 +591,8 @@ func (s *Server) Run(ctx context.Context) error {
 		s.log.Warn("dev mode is on: anyone can get a token for any user from POST /v1/dev/token",
 			"why", map[bool]string{true: "dev_mode: true is set", false: "the embedded default (loopback, no auth.jwt_secret)"}[s.cfg.DevExplicit()])
 	}
-	s.log.Info("fanline serving", "addr", s.Addr(), "data", s.cfg.DataDir, "roles", s.cfg.Roles, "node", s.node())
+	s.log.Info("fanline serving", "addr", s.Addr(), "tls", s.http.TLSConfig != nil, "data", s.cfg.DataDir,
+		"roles", s.cfg.Roles, "node", s.node())
 	// The background parts: each returns once bctx ends; a part that fails first
 	// stops the node.
 	bctx, bcancel := context.WithCancel(context.Background())
@@ -549,7 +629,13 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 	}
 	httpErr := make(chan error, 2)
-	go func() { httpErr <- s.http.Serve(s.ln) }()
+	go func() {
+		if s.http.TLSConfig != nil {
+			httpErr <- s.http.ServeTLS(s.ln, "", "") // the certificate is in TLSConfig
+			return
+		}
+		httpErr <- s.http.Serve(s.ln)
+	}()
 	if s.admin != nil {
 		s.log.Info("operational endpoints on admin_addr", "addr", s.adminLn.Addr().String())
 		go func() { httpErr <- s.admin.Serve(s.adminLn) }()

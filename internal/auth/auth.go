@@ -65,6 +65,9 @@ type Config struct {
 	// Secret is the HS256 secret, at least 32 bytes. Empty means HS256 tokens are neither
 	// issued nor accepted.
 	Secret string
+	// PreviousSecret is a former HS256 secret whose tokens still verify while a
+	// rotation is under way (tokens are signed with Secret only). Empty means none.
+	PreviousSecret string
 	// TTL is the lifetime of the tokens Issue signs. Zero means 24 h.
 	TTL time.Duration
 	// JWKSFile is the path of a JWKS (RFC 7517) JSON document of public keys for RS256 and
@@ -93,6 +96,7 @@ type Config struct {
 // Issuer signs and verifies tokens.
 type Issuer struct {
 	secret   []byte // nil: no HS256
+	previous []byte // nil: no former secret
 	ttl      time.Duration
 	issuer   string
 	audience string
@@ -105,6 +109,9 @@ type Issuer struct {
 func New(cfg Config) (*Issuer, error) {
 	if cfg.Secret != "" && len(cfg.Secret) < minSecret {
 		return nil, errors.New("auth: the JWT secret must be at least 32 bytes")
+	}
+	if cfg.PreviousSecret != "" && (cfg.Secret == "" || len(cfg.PreviousSecret) < minSecret) {
+		return nil, errors.New("auth: a previous JWT secret needs a current one, and at least 32 bytes")
 	}
 	if cfg.Secret == "" && cfg.JWKSFile == "" && cfg.JWKSURL == "" {
 		return nil, errors.New("auth: set a JWT secret, a JWKS file or a JWKS URL")
@@ -134,6 +141,9 @@ func New(cfg Config) (*Issuer, error) {
 	i := &Issuer{ttl: cfg.TTL, issuer: cfg.Issuer, audience: cfg.Audience}
 	if cfg.Secret != "" {
 		i.secret = []byte(cfg.Secret)
+		if cfg.PreviousSecret != "" {
+			i.previous = []byte(cfg.PreviousSecret)
+		}
 		i.methods = append(i.methods, jwt.SigningMethodHS256.Alg())
 	}
 	switch {
@@ -263,6 +273,9 @@ func (i *Issuer) key(t *jwt.Token) (any, error) {
 	if alg == jwt.SigningMethodHS256.Alg() {
 		if i.secret == nil {
 			return nil, errors.New("auth: HS256 is not accepted")
+		}
+		if i.previous != nil {
+			return jwt.VerificationKeySet{Keys: []jwt.VerificationKey{i.secret, i.previous}}, nil
 		}
 		return i.secret, nil
 	}

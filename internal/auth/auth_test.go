@@ -51,3 +51,29 @@ func TestVerify(t *testing.T) {
 		t.Error("short secret accepted")
 	}
 }
+
+// TestSecretRotation: during a rotation tokens of the previous secret still verify,
+// new ones are signed with the current secret, and after it the old ones do not.
+func TestSecretRotation(t *testing.T) {
+	const next = "fedcba9876543210fedcba9876543210"
+	old, _ := NewIssuer(secret, time.Hour)
+	oldTok, _ := old.Issue(User{ID: "ann", Role: wire.RoleBuyer})
+	during, err := New(Config{Secret: next, PreviousSecret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, e := during.Verify(oldTok); e != nil {
+		t.Fatalf("a token of the previous secret during the rotation: %v", e)
+	}
+	newTok, _ := during.Issue(User{ID: "ann", Role: wire.RoleBuyer})
+	after, _ := NewIssuer(next, time.Hour)
+	if _, e := after.Verify(newTok); e != nil {
+		t.Fatalf("a token issued during the rotation, after it: %v", e)
+	}
+	if _, e := after.Verify(oldTok); e == nil || e.Code != wire.CodeInvalidToken {
+		t.Fatalf("a token of the retired secret after the rotation: %v", e)
+	}
+	if _, err := New(Config{PreviousSecret: secret, JWKSFile: "x"}); err == nil {
+		t.Fatal("a previous secret without a current one")
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"reflect"
 	"slices"
@@ -64,6 +65,10 @@ type Config struct {
 		// JWTSecret signs tokens (at least 32 bytes). Default: in dev mode a random
 		// secret kept in DataDir/jwt.secret; required otherwise.
 		JWTSecret string `yaml:"jwt_secret"`
+		// PreviousJWTSecret is the secret being rotated out: tokens it signed still
+		// verify and nodes still presenting its node key are accepted, while
+		// jwt_secret signs. Default none. See docs/operations.md, "Rotating keys".
+		PreviousJWTSecret string `yaml:"jwt_secret_previous"`
 		// TokenTTL is the lifetime of dev tokens. Default 24h.
 		TokenTTL Duration `yaml:"token_ttl"`
 		// JWKSURL and JWKSFile are an identity provider's public keys (RFC 7517) for
@@ -192,11 +197,17 @@ type Config struct {
 
 	Cluster struct {
 		// DispatchURL is where a gateway-only node reaches the dispatch node's
-		// internal API, e.g. http://10.0.0.5:8080. Required with roles: [gateway].
+		// internal API, http:// or https://, e.g. http://10.0.0.5:8080. Required
+		// with roles: [gateway].
 		DispatchURL string `yaml:"dispatch_url"`
-		// TLSCert and TLSKey (PEM files) make the dispatch node serve the internal
-		// API over TLS (use an https dispatch_url); TLSCA is the CA gateways trust
-		// for it. Default: plain HTTP on a private network.
+		// TLSCert and TLSKey (PEM files) are this node's certificate and key. A node
+		// with the dispatch role serves its whole addr over TLS with them (TLS 1.2
+		// or later; gateways then use an https dispatch_url); a gateway-only node
+		// presents them as its client certificate. TLSCA (PEM file) is the
+		// cluster's CA: a gateway-only node checks the dispatch node's certificate
+		// against it (default: the system roots), and a dispatch node with it
+		// requires a client certificate it signed on the internal API (mutual
+		// TLS). Default: none of it, plain HTTP on a private network.
 		TLSCert string `yaml:"tls_cert"`
 		TLSKey  string `yaml:"tls_key"`
 		TLSCA   string `yaml:"tls_ca"`
@@ -438,8 +449,22 @@ func (c Config) Check() error {
 	if s := c.Auth.JWTSecret; s != "" && len(s) < MinSecretBytes {
 		return fmt.Errorf("config: auth.jwt_secret is %d bytes; it must be at least %d", len(s), MinSecretBytes)
 	}
+	if p := c.Auth.PreviousJWTSecret; p != "" && (len(p) < MinSecretBytes || c.Auth.JWTSecret == "") {
+		return fmt.Errorf("config: auth.jwt_secret_previous needs auth.jwt_secret and at least %d bytes", MinSecretBytes)
+	}
 	if (c.Cluster.TLSCert == "") != (c.Cluster.TLSKey == "") {
 		return errors.New("config: cluster.tls_cert and cluster.tls_key go together")
+	}
+	if !c.Has(RoleDispatch) {
+		u, err := url.Parse(c.Cluster.DispatchURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("config: cluster.dispatch_url %q must be an http:// or https:// URL", c.Cluster.DispatchURL)
+		}
+		if u.Scheme == "http" && (c.Cluster.TLSCA != "" || c.Cluster.TLSCert != "") {
+			return errors.New("config: cluster.tls_ca and cluster.tls_cert on a gateway-only node are for an https cluster.dispatch_url, not http")
+		}
+	} else if c.Cluster.TLSCA != "" && c.Cluster.TLSCert == "" {
+		return errors.New("config: cluster.tls_ca on a dispatch node checks the gateways' client certificates, which needs TLS: set cluster.tls_cert and cluster.tls_key")
 	}
 	if !c.Dev() && c.Auth.JWTSecret == "" && c.Auth.JWKSURL == "" && c.Auth.JWKSFile == "" {
 		return errors.New("config: with dev_mode off, set auth.jwt_secret or auth.jwks_url/jwks_file to verify tokens")
@@ -484,6 +509,9 @@ func (c Config) Masked() string {
 		c.Auth.JWTSecret = "***"
 	} else {
 		c.Auth.JWTSecret = "(dev mode: generated, kept in data_dir/jwt.secret)"
+	}
+	if c.Auth.PreviousJWTSecret != "" {
+		c.Auth.PreviousJWTSecret = "***"
 	}
 	if c.Redis.Password != "" {
 		c.Redis.Password = "***"

@@ -34,12 +34,15 @@ var roles = map[Access][]string{
 }
 
 // Route is one endpoint of the API, who may call it and what one call costs from the
-// caller's rate budget (0: not limited).
+// caller's rate budget (0: not limited). A sized route's handler charges Cost plus
+// what the request's size adds, at once, after reading the body (a refused call
+// costs nothing).
 type Route struct {
 	Method string
 	Path   string
 	Access Access
 	Cost   int
+	Sized  bool
 	h      gin.HandlerFunc
 }
 
@@ -55,38 +58,38 @@ func (g *Gateway) Routes() []Route {
 // served only through this table, so the authorisation matrix test sees them all.
 func (g *Gateway) apiTable() []Route {
 	t := []Route{
-		{"GET", "/healthz", Public, 0, func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) }},
-		{"GET", "/readyz", Public, 0, g.readyz},
-		{"POST", "/v1/dev/token", Public, 0, g.devToken},
-		{"GET", "/v1/ws", Members, costConnect, g.websocket},
-		{"POST", "/v1/messages", Members, costSend, g.send},
-		{"GET", "/v1/sync", Members, costRead, g.sync},
-		{"GET", "/v1/conversations", Members, costList, g.conversations},
-		{"GET", "/v1/unread", Members, costRead, g.unread},
-		{"GET", "/v1/conversations/:id/messages", Members, costRead, g.history},
-		{"POST", "/v1/conversations/:id/read", Members, costMarkRead, g.markRead},
-		{"POST", "/v1/messages/:id/recall", Members, costRecall, g.recall},
-		{"GET", "/v1/messages/:id/receipts", Members, costRead, g.receipts},
-		{"GET", "/v1/presence", Members, costRead, g.presenceOf},
-		{"POST", "/v1/groups", Buyers, costGroup, g.createGroup},
-		{"GET", "/v1/groups/:id", Buyers, costRead, g.group},
-		{"POST", "/v1/groups/:id/members", Buyers, costGroup, g.changeMembers},
-		{"POST", "/v1/shops/:shop_id/chats", Buyers, costOpenChat, g.openChat},
-		{"PUT", "/v1/agents/me/status", Agents, costRead, g.csOn(g.agentStatus)},
-		{"GET", "/v1/agents/me/conversations", Agents, costRead, g.csOn(g.agentChats)},
-		{"POST", "/v1/cs/conversations/:id/transfer", Staff, costChatChange, g.csOn(g.transfer)},
-		{"POST", "/v1/cs/conversations/:id/close", Staff, costChatChange, g.csOn(g.closeChat)},
+		{"GET", "/healthz", Public, 0, false, func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) }},
+		{"GET", "/readyz", Public, 0, false, g.readyz},
+		{"POST", "/v1/dev/token", Public, 0, false, g.devToken},
+		{"GET", "/v1/ws", Members, costConnect, false, g.websocket},
+		{"POST", "/v1/messages", Members, costSend, false, g.send},
+		{"GET", "/v1/sync", Members, costRead, false, g.sync},
+		{"GET", "/v1/conversations", Members, costList, false, g.conversations},
+		{"GET", "/v1/unread", Members, costRead, false, g.unread},
+		{"GET", "/v1/conversations/:id/messages", Members, costRead, false, g.history},
+		{"POST", "/v1/conversations/:id/read", Members, costMarkRead, false, g.markRead},
+		{"POST", "/v1/messages/:id/recall", Members, costRecall, false, g.recall},
+		{"GET", "/v1/messages/:id/receipts", Members, costRead, false, g.receipts},
+		{"GET", "/v1/presence", Members, costRead, false, g.presenceOf},
+		{"POST", "/v1/groups", Buyers, costGroup, true, g.createGroup},
+		{"GET", "/v1/groups/:id", Buyers, costRead, false, g.group},
+		{"POST", "/v1/groups/:id/members", Buyers, costGroup, true, g.changeMembers},
+		{"POST", "/v1/shops/:shop_id/chats", Buyers, costOpenChat, false, g.openChat},
+		{"PUT", "/v1/agents/me/status", Agents, costRead, false, g.csOn(g.agentStatus)},
+		{"GET", "/v1/agents/me/conversations", Agents, costRead, false, g.csOn(g.agentChats)},
+		{"POST", "/v1/cs/conversations/:id/transfer", Staff, costChatChange, false, g.csOn(g.transfer)},
+		{"POST", "/v1/cs/conversations/:id/close", Staff, costChatChange, false, g.csOn(g.closeChat)},
 	}
 	t = append(t, g.adminRoutes()...)
 	if g.cfg.Console != nil {
 		console := gin.WrapH(g.cfg.Console)
-		t = append(t, Route{"GET", "/", Public, 0, console}, Route{"GET", "/console/*file", Public, 0, console})
+		t = append(t, Route{"GET", "/", Public, 0, false, console}, Route{"GET", "/console/*file", Public, 0, false, console})
 	}
 	if g.cfg.Operational != nil {
 		op := gin.WrapH(g.cfg.Operational)
-		t = append(t, Route{"GET", "/metrics", Public, 0, op})
+		t = append(t, Route{"GET", "/metrics", Public, 0, false, op})
 		if g.cfg.Pprof {
-			t = append(t, Route{"GET", "/debug/pprof/*any", Public, 0, op})
+			t = append(t, Route{"GET", "/debug/pprof/*any", Public, 0, false, op})
 		}
 	}
 	return t
@@ -108,7 +111,7 @@ func (g *Gateway) serve(r *gin.Engine, table []Route) {
 		if rt.Access == ShopAdmin {
 			chain = append(chain, g.ownShop)
 		}
-		if rt.Cost > 0 {
+		if rt.Cost > 0 && !rt.Sized {
 			chain = append(chain, g.charge(rt.Cost))
 		}
 		r.Handle(rt.Method, rt.Path, append(chain, rt.h)...)

@@ -32,15 +32,15 @@ const maxAdminBodyBytes = 1 << 20
 func (g *Gateway) adminRoutes() []Route {
 	const p = "/v1/admin/shops/:shop_id"
 	get := func(path string, cost int, f func(shop string, c *gin.Context) (any, error)) Route {
-		return Route{"GET", p + path, ShopAdmin, cost, g.csOn(g.adminDoc(f))}
+		return Route{"GET", p + path, ShopAdmin, cost, false, g.csOn(g.adminDoc(f))}
 	}
 	put := func(path string, f func(shop string, b []byte) (any, error)) Route {
-		return Route{"PUT", p + path, ShopAdmin, costAdminWrite, g.csOn(g.adminPut(f))}
+		return Route{"PUT", p + path, ShopAdmin, costAdminWrite, false, g.csOn(g.adminPut(f))}
 	}
 	return []Route{
 		get("/routing", costRead, func(shop string, _ *gin.Context) (any, error) { return g.cs.Rules(shop) }),
 		put("/routing", func(shop string, b []byte) (any, error) { return g.cs.SetRules(shop, b) }),
-		{"POST", p + "/routing/dry-run", ShopAdmin, costChatChange, g.csOn(g.dryRun)},
+		{"POST", p + "/routing/dry-run", ShopAdmin, costChatChange, false, g.csOn(g.dryRun)},
 		get("/agents", costRead, func(shop string, _ *gin.Context) (any, error) { return g.cs.Agents(shop) }),
 		put("/agents", func(shop string, b []byte) (any, error) { return g.cs.SetAgents(shop, b) }),
 		get("/audit", costList, func(shop string, c *gin.Context) (any, error) {

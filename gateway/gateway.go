@@ -512,7 +512,7 @@ func (g *Gateway) createGroup(c *gin.Context) {
 	if !g.bind(c, maxGroupBodyBytes, &req, []string{"name", "members"}) {
 		return
 	}
-	if !g.chargeMore(c, len(req.Members)/groupMembersPerUnit) {
+	if !g.pay(c, costGroup+len(req.Members)/groupMembersPerUnit) {
 		return
 	}
 	res, err := g.svc.CreateGroup(c.Request.Context(), user(c), req)
@@ -547,7 +547,7 @@ func (g *Gateway) changeMembers(c *gin.Context) {
 	if !g.bind(c, maxGroupBodyBytes, &req, []string{"add", "remove", "promote", "demote"}) {
 		return
 	}
-	if !g.chargeMore(c, (len(req.Add)+len(req.Remove))/groupMembersPerUnit) {
+	if !g.pay(c, costGroup+(len(req.Add)+len(req.Remove))/groupMembersPerUnit) {
 		return
 	}
 	res, err := g.svc.ChangeMembers(c.Request.Context(), user(c), id, req)

@@ -30,8 +30,8 @@ const (
 	costAdminWrite = 10
 	costPing       = 1
 
-	groupMembersPerUnit = 100 // members of a group change that cost one unit more
-	receiptsPerUnit     = 50  // receipts queued by a mark-read that cost one unit more
+	groupMembersPerUnit = 20 // members of a group change that cost one unit more
+	receiptsPerUnit     = 50 // receipts queued by a mark-read that cost one unit more
 )
 
 // maxLimitedUsers bounds the buckets kept; past it they are all forgotten (a full
@@ -72,14 +72,18 @@ func (l *limiter) bucket(user string) *rate.Limiter {
 	return b
 }
 
-// take charges cost to user now, or answers how long until it could be paid.
+// take charges cost to user now, or answers how long until it could be paid. A
+// cost over the burst takes a full bucket now and the rest as a debt.
 func (l *limiter) take(user string, cost int) (ok bool, retryAfter time.Duration) {
 	if l.rate < 0 || cost <= 0 {
 		return true, 0
 	}
 	b := l.bucket(user)
 	now := time.Now()
-	if b.AllowN(now, cost) {
+	if b.AllowN(now, min(cost, l.burst)) {
+		if cost > l.burst {
+			b.ReserveN(now, min(cost-l.burst, l.burst))
+		}
 		return true, 0
 	}
 	return false, l.wait(b, now, cost)
@@ -109,17 +113,12 @@ func rateLimited(retryAfter time.Duration) *wire.Error {
 
 // charge takes cost from the caller's budget before the handler runs.
 func (g *Gateway) charge(cost int) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		if ok, wait := g.limits.take(user(c).Inbox(), cost); !ok {
-			g.m.RateLimited.Inc()
-			g.fail(c, rateLimited(wait))
-		}
-	}
+	return func(c *gin.Context) { g.pay(c, cost) }
 }
 
-// chargeMore takes a request's size-dependent cost; on refusal it answers and
-// returns false.
-func (g *Gateway) chargeMore(c *gin.Context, cost int) bool {
+// pay takes cost from the caller's budget (a sized route's, known once its body is
+// read); on refusal it answers and returns false.
+func (g *Gateway) pay(c *gin.Context, cost int) bool {
 	if ok, wait := g.limits.take(user(c).Inbox(), cost); !ok {
 		g.m.RateLimited.Inc()
 		g.fail(c, rateLimited(wait))

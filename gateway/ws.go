@@ -28,6 +28,10 @@ type conn struct {
 	user string         // who.Inbox(): the timeline pushed here
 	shop string         // the shop of an agent or admin ("" for buyers): live stats go there
 
+	// refused counts the frames refused in a row as over the rate budget; only the
+	// read loop touches it.
+	refused int
+
 	out  chan outFrame // frames to write; bounded
 	done chan struct{} // closed by close
 	once sync.Once
@@ -162,6 +166,10 @@ func (c *conn) readLoop(ctx context.Context) {
 	}
 }
 
+// maxRefusedFrames closes a connection that keeps sending past its rate budget
+// (code 4029) instead of answering each frame with an error.
+const maxRefusedFrames = 256
+
 // frameCosts are what each client frame costs from the user's rate budget.
 var frameCosts = map[string]int{wire.FrameSend: costSend, wire.FrameSync: costRead, wire.FrameRead: costMarkRead,
 	wire.FramePing: costPing, wire.FrameAuth: costPing}
@@ -169,9 +177,15 @@ var frameCosts = map[string]int{wire.FrameSend: costSend, wire.FrameSync: costRe
 func (c *conn) handle(ctx context.Context, data []byte) {
 	f, from, e := wire.DecodeFrame(data)
 	if e == nil {
-		if ok, wait := c.g.limits.take(c.user, frameCosts[f.Type]); !ok {
+		if ok, wait := c.g.limits.take(c.user, frameCosts[f.Type]); ok {
+			c.refused = 0
+		} else {
 			c.g.m.RateLimited.Inc()
 			e = rateLimited(wait)
+			if c.refused++; c.refused >= maxRefusedFrames {
+				c.close(closeLimited) // a client that does not wait is let go
+				return
+			}
 		}
 	}
 	if e != nil {

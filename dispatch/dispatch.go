@@ -138,8 +138,8 @@ func New(cfg Config, q queue.Queue, streams groupstream.Store, timelines timelin
 		push: push, m: m, log: cfg.Logger, inFlight: make(chan struct{}, cfg.MaxInFlight)}, nil
 }
 
-// Run consumes the send and fanout stages and sweeps expired dedup keys until ctx is
-// done, then waits for them.
+// Run consumes the send and fanout stages and sweeps expired dedup keys and past
+// memberships until ctx is done, then waits for them.
 func (d *Dispatcher) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -166,13 +166,20 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	} {
 		start(func(ctx context.Context) error { return d.q.Consume(ctx, st.topic, st.group, st.h) })
 	}
-	start(d.sweepDedup)
+	start(d.sweep)
 	wg.Wait()
 	close(errs)
 	return <-errs
 }
 
-func (d *Dispatcher) sweepDedup(ctx context.Context) error {
+// leftSweeper is a group store that deletes expired past memberships itself (the
+// embedded one; Cassandra expires them by TTL).
+type leftSweeper interface {
+	SweepLeft(ctx context.Context, now time.Time) (int, error)
+}
+
+// sweep deletes expired dedup keys and past memberships every ten minutes.
+func (d *Dispatcher) sweep(ctx context.Context) error {
 	t := time.NewTicker(10 * time.Minute)
 	defer t.Stop()
 	for {
@@ -182,6 +189,13 @@ func (d *Dispatcher) sweepDedup(ctx context.Context) error {
 		case now := <-t.C:
 			if err := d.dedup.Sweep(ctx, now); err != nil {
 				d.log.Warn("dispatch: dedup sweep failed", "err", err)
+			}
+			if s, ok := d.streams.(leftSweeper); ok {
+				if n, err := s.SweepLeft(ctx, now); err != nil {
+					d.log.Warn("dispatch: sweeping past memberships failed", "err", err)
+				} else if n > 0 {
+					d.log.Info("dispatch: swept expired past memberships", "deleted", n)
+				}
 			}
 		}
 	}

@@ -6,7 +6,10 @@ import (
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"math/big"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -243,5 +246,32 @@ func TestOpenChatUnknownShop(t *testing.T) {
 	list, err := carla.Conversations(ctx)
 	if err != nil || len(list.Conversations) != 0 {
 		t.Fatalf("conversations after refused opens: %+v %v", list, err)
+	}
+}
+
+// TestTrickledBody: a client that sends its body a byte at a time cannot hold a
+// handler past gateway.read_timeout: the server closes the connection.
+func TestTrickledBody(t *testing.T) {
+	ts := startServer(t, func(c *config.Config) { c.Gateway.ReadTimeout = config.Duration(500 * time.Millisecond) })
+	tok := token(t, ts.URL, "ann")
+	conn, err := net.Dial("tcp", strings.TrimPrefix(ts.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /v1/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Length: 1000\r\n\r\n{", tok)
+	start := time.Now()
+	buf := make([]byte, 4096)
+	for time.Since(start) < 10*time.Second {
+		if _, err := conn.Write([]byte(" ")); err != nil {
+			break // closed by the server
+		}
+		conn.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		if _, err := conn.Read(buf); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			break // answered and closed, or reset
+		}
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("a trickled body held the connection for %v", took)
 	}
 }

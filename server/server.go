@@ -55,11 +55,10 @@ type Server struct {
 	redisPresence *presence.RedisRegistry // nil unless presence is redis
 	q             queue.Queue
 	hub           *gateway.Hub
-	relay         *gateway.Relay           // nil unless clustered (presence in redis)
-	disp          *dispatch.Dispatcher     // nil without the dispatch role
-	router        *csrouting.Router        // nil without the dispatch role
-	pebbleStreams *groupstream.PebbleStore // nil unless the streams are on pebble: their past memberships are swept
-	gw            *gateway.Gateway         // nil without the gateway role
+	relay         *gateway.Relay       // nil unless clustered (presence in redis)
+	disp          *dispatch.Dispatcher // nil without the dispatch role
+	router        *csrouting.Router    // nil without the dispatch role
+	gw            *gateway.Gateway     // nil without the gateway role
 	http          *http.Server
 	ln            net.Listener
 	admin         *http.Server // nil without admin_addr
@@ -352,8 +351,7 @@ func (s *Server) streams() (groupstream.Store, error) {
 		CacheBytes: int64(s.cfg.Groupstream.CacheBytes)}
 	switch s.cfg.Groupstream.Backend {
 	case "pebble":
-		s.pebbleStreams = groupstream.NewPebbleStore(s.db, cfg)
-		return s.pebbleStreams, nil
+		return groupstream.NewPebbleStore(s.db, cfg), nil
 	case "cassandra":
 		session, err := s.cassandraSession()
 		if err != nil {
@@ -611,9 +609,6 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.disp != nil {
 		start("pipeline", s.disp.Run)
 	}
-	if s.pebbleStreams != nil {
-		start("past memberships sweep", s.sweepLeft)
-	}
 	if s.redisPresence != nil {
 		start("presence refresh", func(ctx context.Context) error {
 			s.redisPresence.Run(ctx, func(err error) { s.log.Warn("server: presence refresh failed", "err", err) })
@@ -665,25 +660,6 @@ func (s *Server) Run(ctx context.Context) error {
 	s.closeBackends()
 	s.log.Info("fanline stopped")
 	return err
-}
-
-// sweepLeft deletes expired past memberships from the embedded group store once an
-// hour (reads skip them meanwhile; Cassandra expires them by TTL).
-func (s *Server) sweepLeft(ctx context.Context) error {
-	t := time.NewTicker(time.Hour)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case now := <-t.C:
-			if n, err := s.pebbleStreams.SweepLeft(ctx, now); err != nil {
-				s.log.Warn("server: sweeping past memberships failed", "err", err)
-			} else if n > 0 {
-				s.log.Info("server: swept expired past memberships", "deleted", n)
-			}
-		}
-	}
 }
 
 func (s *Server) closeBackends() {

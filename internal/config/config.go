@@ -503,8 +503,11 @@ func loopback(addr string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// Masked renders the configuration as YAML with secrets hidden, for the start-up log.
+// Masked renders the configuration as YAML with secrets hidden, for the start-up log,
+// with dev mode as in force.
 func (c Config) Masked() string {
+	dev := c.Dev()
+	c.DevMode = &dev
 	if c.Auth.JWTSecret != "" {
 		c.Auth.JWTSecret = "***"
 	} else {

@@ -349,7 +349,12 @@ func (d *Dispatcher) handleSend(ctx context.Context, _ int, recs []queue.Record)
 	}
 	now := time.Now()
 	var out []queue.Record
+	done := make(map[uint64]bool, len(stored))
 	for _, m := range stored {
+		if done[m.ID] {
+			continue // a retried send's second copy in the batch: stored once, fanned out once
+		}
+		done[m.ID] = true
 		d.m.SendStageLag.Observe(now.Sub(m.CreatedAt).Seconds())
 		if m.Fanout == groupstream.FanoutRead {
 			d.m.StreamAppends.Inc()

@@ -322,3 +322,34 @@ func unread(ctx context.Context, s ranked, conv uint64, user string) (int64, err
 	rank, err := s.rankAt(ctx, conv, from)
 	return int64(c.Rank - rank), err
 }
+
+// putOnce stores a batch in which one message may come more than once (a send retried
+// before its first copy was stored can land in the same batch): put sees each
+// message once, its first copy, so it gets one seq, and every copy answers with the
+// message as stored.
+func putOnce(msgs []Message, put func([]Message) ([]Message, error)) ([]Message, error) {
+	first := make(map[uint64]int, len(msgs))
+	at := make([]int, len(msgs))
+	uniq := msgs[:0:0]
+	for i, m := range msgs {
+		j, ok := first[m.ID]
+		if !ok {
+			j = len(uniq)
+			first[m.ID] = j
+			uniq = append(uniq, m)
+		}
+		at[i] = j
+	}
+	if len(uniq) == len(msgs) {
+		return put(msgs)
+	}
+	stored, err := put(uniq)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Message, len(msgs))
+	for i, j := range at {
+		out[i] = stored[j]
+	}
+	return out, nil
+}

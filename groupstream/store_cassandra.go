@@ -381,6 +381,11 @@ func (s *CassandraStore) Members(ctx context.Context, conv uint64) ([]Member, er
 // PutMessages implements Store: stream seqs are claimed on the groups first, then
 // messages, history rows, stream entries and the senders' read positions written.
 func (s *CassandraStore) PutMessages(ctx context.Context, msgs []Message) ([]Message, error) {
+	return putOnce(msgs, func(msgs []Message) ([]Message, error) { return s.putMessages(ctx, msgs) })
+}
+
+// putMessages stores msgs, each message once.
+func (s *CassandraStore) putMessages(ctx context.Context, msgs []Message) ([]Message, error) {
 	convs := make([]uint64, 0, 1)
 	for _, m := range msgs {
 		if m.IsMessage() {

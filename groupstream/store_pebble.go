@@ -290,6 +290,11 @@ func (s *PebbleStore) Members(ctx context.Context, conv uint64) ([]Member, error
 
 // PutMessages implements Store.
 func (s *PebbleStore) PutMessages(ctx context.Context, msgs []Message) ([]Message, error) {
+	return putOnce(msgs, func(msgs []Message) ([]Message, error) { return s.putMessages(ctx, msgs) })
+}
+
+// putMessages stores msgs, each message once.
+func (s *PebbleStore) putMessages(ctx context.Context, msgs []Message) ([]Message, error) {
 	convs := make([]uint64, 0, 1)
 	for _, m := range msgs {
 		if m.IsMessage() {

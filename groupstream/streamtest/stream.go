@@ -215,3 +215,40 @@ func testReadCounts(t *testing.T, s groupstream.Store) {
 		}
 	}
 }
+
+// testCopiesInOneBatch: a send retried before its first copy was stored brings the
+// same message twice in one batch; it is stored once, with one seq, in both modes.
+func testCopiesInOneBatch(t *testing.T, s groupstream.Store) {
+	at := time.Now()
+	for _, tc := range []struct {
+		g       uint64
+		members []string
+		mode    string
+	}{{810, []string{"a"}, groupstream.FanoutWrite}, {811, []string{"a", "b", "c", "d"}, groupstream.FanoutRead}} {
+		if c, err := s.CreateGroup(ctx, tc.g, "g", "o", tc.members, at); err != nil || c.FanoutMode() != tc.mode {
+			t.Fatalf("group %d: %+v %v", tc.g, c, err)
+		}
+		m := groupstream.Message{ID: tc.g*10 + 1, ConversationID: tc.g, From: "a", Type: "text", Body: []byte(`{"text":"x"}`), CreatedAt: at}
+		next := m
+		next.ID++
+		out, err := s.PutMessages(ctx, []groupstream.Message{m, m, next, m})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out[0].Seq != 1 || out[1].Seq != 1 || out[3].Seq != 1 || out[2].Seq != 2 {
+			t.Fatalf("%s: seqs %d %d %d %d, want 1 1 2 1", tc.mode, out[0].Seq, out[1].Seq, out[2].Seq, out[3].Seq)
+		}
+		c, err := s.Conversation(ctx, tc.g)
+		if err != nil || c.Head != 2 {
+			t.Fatalf("%s: head %d after two messages (%v)", tc.mode, c.Head, err)
+		}
+		if tc.mode == groupstream.FanoutRead {
+			if got := streamSeqs(t, s, tc.g, 0); got != fmt.Sprintf("1:message:%d:a 2:message:%d:a ", m.ID, next.ID) {
+				t.Fatalf("stream %q", got)
+			}
+		}
+		if n := unreadOf(t, s, tc.g, "b"); tc.mode == groupstream.FanoutRead && n != 2 {
+			t.Fatalf("b's unread %d, want 2", n)
+		}
+	}
+}

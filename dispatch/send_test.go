@@ -1,0 +1,74 @@
+package dispatch
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fanline/fanline/internal/queue"
+	"github.com/fanline/fanline/internal/testharness"
+	"github.com/fanline/fanline/internal/wire"
+)
+
+// TestRetriedGroupSendInOneBatch: a group send retried (same client_msg_id, so the
+// same msg_id) before the send stage stored the first copy can bring both copies into
+// one batch. The message is stored once, with one group seq, and fanned out once:
+// the member's unread is 1 and the next message's seq follows without a gap.
+func TestRetriedGroupSendInOneBatch(t *testing.T) {
+	d, _ := newTestDispatcher(t, nil)
+	ctx := context.Background()
+	al := wire.Principal{ID: "al", Role: wire.RoleBuyer}
+	g, err := d.CreateGroup(ctx, al, wire.CreateGroupRequest{Name: "g", Members: []string{"bea"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := d.ids.Next()
+	job := sendJob{MsgID: id, Conv: uint64(g.GroupID), ConvKind: "group", From: "al", ClientMsgID: "c1", Type: "text",
+		Body: []byte(`{"text":"x"}`)}
+	rec := queue.Record{Key: []byte(g.GroupID.String()), Value: job.marshal()}
+	if err := d.handleSend(ctx, 0, []queue.Record{rec, rec}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := d.streams.Message(ctx, id)
+	if err != nil || m.Seq != 1 {
+		t.Fatalf("stored %+v %v", m, err)
+	}
+	next := job
+	next.MsgID, next.ClientMsgID = d.ids.Next(), "c2"
+	if err := d.handleSend(ctx, 0, []queue.Record{{Key: rec.Key, Value: next.marshal()}}); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := d.streams.Message(ctx, next.MsgID); m.Seq != 2 {
+		t.Fatalf("the next message's seq %d, want 2", m.Seq)
+	}
+	// The fanout jobs: one per member and message.
+	var mu sync.Mutex
+	fanned := map[string]int{}
+	cctx, cancel := context.WithCancel(ctx)
+	consumed := make(chan error, 1)
+	go func() {
+		consumed <- d.q.Consume(cctx, TopicFanout, groupFanout, func(ctx context.Context, _ int, recs []queue.Record) error {
+			mu.Lock()
+			for _, r := range recs {
+				var j fanoutJob
+				if j.unmarshal(r.Value) == nil && j.MsgID == id {
+					fanned[j.User]++
+				}
+			}
+			mu.Unlock()
+			return d.handleFanout(ctx, 0, recs)
+		})
+	}()
+	testharness.WaitFor(t, 10*time.Second, "bea's two messages", func() bool {
+		u, err := d.Unread(ctx, wire.Principal{ID: "bea", Role: wire.RoleBuyer})
+		return err == nil && u.TotalUnread == 2
+	})
+	cancel()
+	<-consumed
+	mu.Lock()
+	defer mu.Unlock()
+	if fanned["bea"] != 1 || fanned["al"] != 1 {
+		t.Fatalf("fanout jobs of the message %v, want one each", fanned)
+	}
+}

@@ -20,6 +20,11 @@ type PebbleQueueConfig struct {
 	// committed on that partition) has passed it, even before they first connect.
 	// A group not listed that starts late begins at the oldest retained record.
 	Groups map[string][]string
+	// TailRetain is how many of the newest records a partition keeps when no group
+	// has ever consumed it (a topic that is only tailed, like the push topic): older
+	// ones are deleted, and a tail that fell behind them skips them. Zero means
+	// 10,000.
+	TailRetain int
 	ConsumerConfig
 }
 
@@ -66,6 +71,9 @@ func NewPebbleQueue(db *pebble.DB, cfg PebbleQueueConfig) (*PebbleQueue, error) 
 		return nil, fmt.Errorf("queue: no topics configured")
 	}
 	cfg.fill()
+	if cfg.TailRetain <= 0 {
+		cfg.TailRetain = 10000
+	}
 	q := &PebbleQueue{
 		db:    db,
 		cfg:   cfg,
@@ -274,6 +282,7 @@ func (q *PebbleQueue) commitRound(reqs []*produceReq) {
 	err := b.Commit(pebble.Sync)
 	_ = b.Close()
 	if err == nil {
+		trim := q.db.NewBatch()
 		for pk, head := range heads {
 			p := q.parts[pk.topic][pk.part]
 			p.mu.Lock()
@@ -284,13 +293,43 @@ func (q *PebbleQueue) commitRound(reqs []*produceReq) {
 				default:
 				}
 			}
+			from, to := p.trimTails(uint64(q.cfg.TailRetain))
 			p.mu.Unlock()
+			deleteRecords(trim, pk.topic, pk.part, from, to)
 		}
+		if !trim.Empty() {
+			if err := trim.Commit(pebble.NoSync); err != nil {
+				q.cfg.Logger.Warn("queue: trimming tailed records failed", "err", err)
+			}
+		}
+		_ = trim.Close()
 	} else {
 		err = fmt.Errorf("queue: commit: %w", err)
 	}
 	for _, r := range reqs {
 		r.err <- err
+	}
+}
+
+// trimTails moves deleted up to keep the newest retain records of a partition that
+// no group consumes, and returns the offsets to delete. The caller holds p.mu.
+func (p *pebblePartition) trimTails(retain uint64) (from, to uint64) {
+	if len(p.committed) > 0 || p.head-p.deleted <= retain {
+		return 0, 0
+	}
+	from, p.deleted = p.deleted, p.head-retain
+	return from, p.deleted
+}
+
+// deleteRecords adds the deletion of offsets [from, to) of a partition to b. Records
+// are written once and never overwritten, so each is deleted with a SingleDelete,
+// which compaction drops together with the record. (Range tombstones would be cheaper
+// to write but every new iterator pays to fragment them all, which made reads cost
+// O(commits) under light load.)
+func deleteRecords(b *pebble.Batch, topic string, part int, from, to uint64) {
+	prefix := recordPrefix(topic, part)
+	for off := from; off < to; off++ {
+		_ = b.SingleDelete(append(kv.Key(nil), prefix...).U64(off), nil)
 	}
 }
 
@@ -440,11 +479,6 @@ func (q *PebbleQueue) read(prefix kv.Key, part int, from, head uint64) ([]Record
 // commitOffset records group's position and deletes records every known group has
 // passed. Both writes are unsynced: a lost commit means redelivery, which handlers
 // tolerate, and the deletion is ordered after the commit in the WAL.
-//
-// Records are written once and never overwritten, so each is deleted with a
-// SingleDelete, which compaction drops together with the record. (Range tombstones
-// would be cheaper to write but every new iterator pays to fragment them all, which
-// made reads cost O(commits) under light load.)
 func (q *PebbleQueue) commitOffset(topic, group string, part int, next uint64) {
 	p := q.parts[topic][part]
 	p.mu.Lock()
@@ -463,10 +497,7 @@ func (q *PebbleQueue) commitOffset(topic, group string, part int, next uint64) {
 
 	b := q.db.NewBatch()
 	_ = b.Set(offsetKey(group, topic, part), kv.U64Value(next), nil)
-	prefix := recordPrefix(topic, part)
-	for off := from; off < low; off++ {
-		_ = b.SingleDelete(append(kv.Key(nil), prefix...).U64(off), nil)
-	}
+	deleteRecords(b, topic, part, from, low)
 	if err := b.Commit(pebble.NoSync); err != nil {
 		q.cfg.Logger.Warn("queue: offset commit failed", "topic", topic, "group", group, "err", err)
 	}

@@ -3,6 +3,7 @@ package queue_test
 import (
 	"context"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/fanline/fanline/internal/kv"
 	"github.com/fanline/fanline/internal/queue"
 	"github.com/fanline/fanline/internal/queue/queuetest"
+	"github.com/fanline/fanline/internal/testharness"
 )
 
 func TestPebbleQueueConformance(t *testing.T) {
@@ -154,4 +156,66 @@ func TestPebbleQueueRetentionWaitsForDeclaredGroups(t *testing.T) {
 	// of them, only what comes next.
 	q.Produce(context.Background(), "t", queue.Record{Key: []byte("k"), Value: []byte{9}})
 	drain("newcomer", 1)
+}
+
+// TestPebbleQueueTrimsTopicsWithoutGroups: a topic that no consumer group reads (the
+// push topic, which gateways only tail) keeps its newest TailRetain records per
+// partition instead of every record forever; a tail still gets what is produced.
+func TestPebbleQueueTrimsTopicsWithoutGroups(t *testing.T) {
+	db, err := kv.Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	q, err := queue.NewPebbleQueue(db, queue.PebbleQueueConfig{Topics: map[string]int{"push": 2, "work": 1},
+		Groups: map[string][]string{"work": {"g"}}, TailRetain: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var tailed atomic.Int64
+	go q.Tail(ctx, "push", 0, func(_ context.Context, _ int, recs []queue.Record) error {
+		tailed.Add(int64(len(recs)))
+		return nil
+	})
+	for i := 0; i < 50; i++ {
+		var recs []queue.Record
+		for j := 0; j < 40; j++ {
+			recs = append(recs, queue.Record{Key: []byte{byte(j)}, Value: []byte("push")})
+		}
+		if err := q.Produce(ctx, "push", recs...); err != nil {
+			t.Fatal(err)
+		}
+		if err := q.Produce(ctx, "work", queue.Record{Key: []byte("k"), Value: []byte("w")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	count := func(prefix string) int {
+		it, _ := db.NewIter(&pebble.IterOptions{})
+		defer it.Close()
+		n := 0
+		for it.First(); it.Valid(); it.Next() {
+			if strings.Contains(string(it.Key()), prefix) && it.Key()[0] == kv.PrefixQueue && it.Key()[1] == 'r' {
+				n++
+			}
+		}
+		return n
+	}
+	if n := count("push"); n > 2*100+40 {
+		t.Fatalf("the push topic holds %d of 2,000 records; want at most its retention", n)
+	}
+	if n := count("work"); n != 50 {
+		t.Fatalf("a topic with an unconsumed group holds %d of 50 records", n)
+	}
+	// The tail reads from the newest record when it starts: it gets what follows.
+	testharness.WaitFor(t, 10*time.Second, "the tail to get a record", func() bool {
+		var recs []queue.Record
+		for j := 0; j < 8; j++ {
+			recs = append(recs, queue.Record{Key: []byte{byte(j)}, Value: []byte("push")})
+		}
+		q.Produce(ctx, "push", recs...)
+		return tailed.Load() > 0
+	})
 }

@@ -67,6 +67,7 @@ func TestConsole(t *testing.T) {
 	agent.Type("#reply-form [name=text]", "on its way")
 	agent.Click("#reply-form button")
 	agent.WaitText("#messages", "ann (shop): on its way")
+	agent.Screenshot("console-agent")
 	var got []wire.Entry
 	testharness.WaitFor(t, 10*time.Second, "the buyer to get the console's reply", func() bool {
 		messagesOf(buyer, chat.ConversationID, &got)

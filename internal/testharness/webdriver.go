@@ -2,11 +2,13 @@ package testharness
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -109,6 +111,27 @@ func (b *Browser) call(method, url string, in, out any) {
 		if err := json.Unmarshal(data, out); err != nil {
 			b.t.Fatalf("webdriver %s %s: %v", method, url, err)
 		}
+	}
+}
+
+// Screenshot saves the page as name.png in the directory FANLINE_SCREENSHOTS names;
+// without it, it does nothing (a person looks at the console this way).
+func (b *Browser) Screenshot(name string) {
+	b.t.Helper()
+	dir := os.Getenv("FANLINE_SCREENSHOTS")
+	if dir == "" {
+		return
+	}
+	var out struct {
+		Value string `json:"value"`
+	}
+	b.call(http.MethodGet, b.base+"/screenshot", nil, &out)
+	png, err := base64.StdEncoding.DecodeString(out.Value)
+	if err != nil {
+		b.t.Fatalf("webdriver screenshot: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
+		b.t.Fatal(err)
 	}
 }
 

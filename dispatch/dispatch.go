@@ -299,34 +299,36 @@ func (d *Dispatcher) resolve(ctx context.Context, who wire.Principal, req wire.S
 		}
 		return d.streams.DirectConversation(ctx, who.ID, req.To, d.ids.Next)
 	case req.ConversationID != 0:
-		return d.member(ctx, who, uint64(req.ConversationID))
+		c, _, err := d.member(ctx, who, uint64(req.ConversationID))
+		return c, err
 	default:
 		c, _, err := d.groupMember(ctx, who.Inbox(), uint64(req.GroupID))
 		return c, err
 	}
 }
 
-// member returns conversation id if who may read it: a member of a direct chat or a
-// group, or for a shop conversation its buyer and the shop's staff (shopReader).
-func (d *Dispatcher) member(ctx context.Context, who wire.Principal, id uint64) (groupstream.Conversation, error) {
+// member returns conversation id and who's membership of it (the zero Member outside
+// groups and direct chats) if who may read it: a member of a direct chat or a group,
+// or for a shop conversation its buyer and the shop's staff (shopReader).
+func (d *Dispatcher) member(ctx context.Context, who wire.Principal, id uint64) (groupstream.Conversation, groupstream.Member, error) {
 	c, err := d.streams.Conversation(ctx, id)
 	if errors.Is(err, groupstream.ErrNotFound) {
-		return c, wire.Errorf(wire.CodeConversationMissing, "conversation %d does not exist", id)
+		return c, groupstream.Member{}, wire.Errorf(wire.CodeConversationMissing, "conversation %d does not exist", id)
 	}
 	if err != nil {
-		return c, err
+		return c, groupstream.Member{}, err
 	}
 	if c.Kind == groupstream.KindShop {
 		if !d.shopReader(c, who) {
-			return c, wire.Errorf(wire.CodeNotParticipant, "you are not in conversation %d", id)
+			return c, groupstream.Member{}, wire.Errorf(wire.CodeNotParticipant, "you are not in conversation %d", id)
 		}
-		return c, nil
+		return c, groupstream.Member{}, nil
 	}
-	_, err = d.streams.Member(ctx, id, who.Inbox())
+	m, err := d.streams.Member(ctx, id, who.Inbox())
 	if errors.Is(err, groupstream.ErrNotFound) {
-		return c, wire.Errorf(wire.CodeNotParticipant, "you are not a member of conversation %d", id)
+		return c, m, wire.Errorf(wire.CodeNotParticipant, "you are not a member of conversation %d", id)
 	}
-	return c, err
+	return c, m, err
 }
 
 // handleSend is the send stage: store each message once, then queue one fanout job

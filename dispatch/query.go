@@ -124,11 +124,7 @@ func (d *Dispatcher) Unread(ctx context.Context, who wire.Principal) (wire.Unrea
 // group's history starts where the member joined, as their sync does (group events,
 // which have no stream seq, stay: they say who is in the group).
 func (d *Dispatcher) History(ctx context.Context, who wire.Principal, conv, before uint64, limit int) (wire.HistoryResult, error) {
-	c, err := d.member(ctx, who, conv)
-	if err != nil {
-		return wire.HistoryResult{}, err
-	}
-	join, err := d.joinSeq(ctx, c, who)
+	_, mem, err := d.member(ctx, who, conv)
 	if err != nil {
 		return wire.HistoryResult{}, err
 	}
@@ -141,7 +137,7 @@ func (d *Dispatcher) History(ctx context.Context, who wire.Principal, conv, befo
 	}
 	out := wire.HistoryResult{Messages: make([]wire.Entry, 0, len(msgs)), HasMore: more}
 	for _, m := range msgs {
-		if m.Seq != 0 && m.Seq < join {
+		if !visible(m, mem) {
 			out.HasMore = false // newest first: the rest is older still
 			break
 		}
@@ -150,59 +146,45 @@ func (d *Dispatcher) History(ctx context.Context, who wire.Principal, conv, befo
 	return out, nil
 }
 
-// joinSeq is the first group seq who may see in c: where they joined a group, 0 for
-// other conversations.
-func (d *Dispatcher) joinSeq(ctx context.Context, c groupstream.Conversation, who wire.Principal) (uint64, error) {
-	if c.Kind != groupstream.KindGroup {
-		return 0, nil
-	}
-	mem, err := d.streams.Member(ctx, c.ID, who.Inbox())
-	if errors.Is(err, groupstream.ErrNotFound) {
-		return 0, wire.Errorf(wire.CodeNotParticipant, "you are not a member of conversation %d", c.ID)
-	}
-	return mem.JoinSeq, err
+// visible reports whether a member of m's conversation sees m: a group's messages
+// from the member's join seq on (group events have no seq and are seen by all).
+func visible(m groupstream.Message, mem groupstream.Member) bool {
+	return m.Seq == 0 || m.Seq >= mem.JoinSeq
 }
 
-// message returns a message who may see: in a conversation they may read, and for a
-// group not before they joined.
-func (d *Dispatcher) message(ctx context.Context, who wire.Principal, msgID uint64) (groupstream.Message, groupstream.Conversation, error) {
+// message returns a message who may see (in a conversation they may read, and for a
+// group not before they joined), its conversation and who's membership of it.
+func (d *Dispatcher) message(ctx context.Context, who wire.Principal, msgID uint64) (groupstream.Message, groupstream.Conversation, groupstream.Member, error) {
 	m, err := d.streams.Message(ctx, msgID)
 	if errors.Is(err, groupstream.ErrNotFound) {
-		return m, groupstream.Conversation{}, wire.Errorf(wire.CodeMessageMissing, "message %d does not exist", msgID)
+		return m, groupstream.Conversation{}, groupstream.Member{}, wire.Errorf(wire.CodeMessageMissing, "message %d does not exist", msgID)
 	}
 	if err != nil {
-		return m, groupstream.Conversation{}, err
+		return m, groupstream.Conversation{}, groupstream.Member{}, err
 	}
-	c, err := d.streams.Conversation(ctx, m.ConversationID)
-	if err != nil {
-		return m, c, err
-	}
-	var join uint64
-	if _, err = d.member(ctx, who, c.ID); err == nil {
-		join, err = d.joinSeq(ctx, c, who)
-	}
-	if we, ok := err.(*wire.Error); (ok && we.Code == wire.CodeNotParticipant) || (err == nil && m.Seq != 0 && m.Seq < join) {
+	c, mem, err := d.member(ctx, who, m.ConversationID)
+	if we, ok := err.(*wire.Error); (ok && we.Code == wire.CodeNotParticipant) || (err == nil && !visible(m, mem)) {
 		// Do not reveal that the message exists.
-		return m, c, wire.Errorf(wire.CodeMessageMissing, "message %d does not exist", msgID)
+		return m, c, mem, wire.Errorf(wire.CodeMessageMissing, "message %d does not exist", msgID)
 	}
-	return m, c, err
+	return m, c, mem, err
 }
 
 // MarkRead moves the user's read position in conv up to msgID. The user's other
 // devices get a read entry; the other members get a receipt entry. It returns the
 // number of receipts queued (the call's cost grows with it).
 func (d *Dispatcher) MarkRead(ctx context.Context, who wire.Principal, conv, msgID uint64) (int, error) {
-	c, err := d.member(ctx, who, conv)
+	c, mem, err := d.member(ctx, who, conv)
 	if err != nil {
 		return 0, err
 	}
 	user := who.Inbox()
-	m, _, err := d.message(ctx, who, msgID)
+	m, err := d.streams.Message(ctx, msgID)
+	if errors.Is(err, groupstream.ErrNotFound) || (err == nil && (m.ConversationID != conv || !visible(m, mem))) {
+		return 0, wire.Errorf(wire.CodeMessageMissing, "message %d is not in conversation %d", msgID, conv)
+	}
 	if err != nil {
 		return 0, err
-	}
-	if m.ConversationID != conv {
-		return 0, wire.Errorf(wire.CodeMessageMissing, "message %d is not in conversation %d", msgID, conv)
 	}
 	now := time.Now().UTC()
 	// A read-fanout message is in no timeline: the user's state in the group is
@@ -264,20 +246,12 @@ func (d *Dispatcher) fanout(ctx context.Context, c groupstream.Conversation, fro
 // Recall marks who's own message recalled, within the recall window, and tells every
 // member. Recalling again is harmless.
 func (d *Dispatcher) Recall(ctx context.Context, who wire.Principal, msgID uint64) error {
-	m, c, err := d.message(ctx, who, msgID)
+	m, c, mem, err := d.message(ctx, who, msgID)
 	if err != nil {
 		return err
 	}
-	user := who.Inbox()
 	// The sender may recall within the window; a group's owner and admins at any time.
-	moderator := false
-	if c.Kind == groupstream.KindGroup {
-		mem, err := d.streams.Member(ctx, c.ID, user)
-		if err != nil {
-			return err
-		}
-		moderator = mem.Role == groupstream.RoleOwner || mem.Role == groupstream.RoleAdmin
-	}
+	moderator := c.Kind == groupstream.KindGroup && (mem.Role == groupstream.RoleOwner || mem.Role == groupstream.RoleAdmin)
 	if !m.IsMessage() {
 		return wire.Errorf(wire.CodeMessageMissing, "%d is a group event, not a message", msgID)
 	}
@@ -308,7 +282,7 @@ func (d *Dispatcher) Recall(ctx context.Context, who wire.Principal, msgID uint6
 
 // Receipts tells who of a message's recipients has read it.
 func (d *Dispatcher) Receipts(ctx context.Context, who wire.Principal, msgID uint64, q wire.ReceiptsQuery) (wire.Receipts, error) {
-	m, c, err := d.message(ctx, who, msgID)
+	m, c, _, err := d.message(ctx, who, msgID)
 	if err != nil {
 		return wire.Receipts{}, err
 	}

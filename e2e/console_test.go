@@ -83,4 +83,5 @@ func TestConsole(t *testing.T) {
 	admin.WaitText("#audit", "closed")
 	admin.WaitText("#audit", "ann least loaded")
 	admin.WaitText("#live", "ann")
+	admin.Screenshot("console-admin")
 }

@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"net/http"
+	"slices"
+	"strings"
 
 	"github.com/fanline/fanline/internal/wire"
 	"github.com/gin-gonic/gin"
@@ -132,4 +134,13 @@ func (g *Gateway) ownShop(c *gin.Context) {
 	if user(c).Shop != c.Param("shop_id") {
 		g.fail(c, wire.Errorf(wire.CodeForbidden, "you administer shop %s, not %s", user(c).Shop, c.Param("shop_id")))
 	}
+}
+
+// permit checks that u's role is one class a lets through.
+func permit(a Access, u wire.Principal) *wire.Error {
+	want := roles[a]
+	if slices.Contains(want, u.Role) {
+		return nil
+	}
+	return wire.Errorf(wire.CodeForbidden, "this needs a %s token; yours is %s", strings.Join(want, " or "), u.Role)
 }

@@ -71,9 +71,8 @@ func (g *Gateway) admit(u auth.User, ip string) *wire.Error {
 	if e := permit(Members, u); e != nil {
 		return e
 	}
-	if ok, wait := g.limits.take(u.Inbox(), costConnect); !ok {
-		g.m.RateLimited.Inc()
-		return rateLimited(wait)
+	if e := g.spend(u.Inbox(), costConnect); e != nil {
+		return e
 	}
 	if e := g.conns.acquire(u.Inbox(), ip); e != nil {
 		g.m.RateLimited.Inc()
@@ -225,13 +224,4 @@ func (g *Gateway) serveConn(ws *websocket.Conn, u auth.User, groups []uint64, fi
 	}
 	cn.readLoop(g.ctx)
 	wg.Wait()
-}
-
-// permit checks that u's role is one class a lets through.
-func permit(a Access, u auth.User) *wire.Error {
-	want := roles[a]
-	if slices.Contains(want, u.Role) {
-		return nil
-	}
-	return wire.Errorf(wire.CodeForbidden, "this needs a %s token; yours is %s", strings.Join(want, " or "), u.Role)
 }

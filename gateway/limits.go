@@ -119,12 +119,20 @@ func (g *Gateway) charge(cost int) gin.HandlerFunc {
 // pay takes cost from the caller's budget (a sized route's, known once its body is
 // read); on refusal it answers and returns false.
 func (g *Gateway) pay(c *gin.Context, cost int) bool {
-	if ok, wait := g.limits.take(user(c).Inbox(), cost); !ok {
-		g.m.RateLimited.Inc()
-		g.fail(c, rateLimited(wait))
+	if e := g.spend(user(c).Inbox(), cost); e != nil {
+		g.fail(c, e)
 		return false
 	}
 	return true
+}
+
+// spend takes cost from inbox's budget, or counts and returns the refusal.
+func (g *Gateway) spend(inbox string, cost int) *wire.Error {
+	if ok, wait := g.limits.take(inbox, cost); !ok {
+		g.m.RateLimited.Inc()
+		return rateLimited(wait)
+	}
+	return nil
 }
 
 // connLimits caps the WebSockets open on this node per user (inbox) and per client

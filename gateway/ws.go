@@ -177,15 +177,11 @@ var frameCosts = map[string]int{wire.FrameSend: costSend, wire.FrameSync: costRe
 func (c *conn) handle(ctx context.Context, data []byte) {
 	f, from, e := wire.DecodeFrame(data)
 	if e == nil {
-		if ok, wait := c.g.limits.take(c.user, frameCosts[f.Type]); ok {
+		if e = c.g.spend(c.user, frameCosts[f.Type]); e == nil {
 			c.refused = 0
-		} else {
-			c.g.m.RateLimited.Inc()
-			e = rateLimited(wait)
-			if c.refused++; c.refused >= maxRefusedFrames {
-				c.close(closeLimited) // a client that does not wait is let go
-				return
-			}
+		} else if c.refused++; c.refused >= maxRefusedFrames {
+			c.close(closeLimited) // a client that does not wait is let go
+			return
 		}
 	}
 	if e != nil {

@@ -55,9 +55,10 @@ const (
 	maxJWKSSize = 1 << 20
 	// leeway is the clock skew allowed on exp, nbf and iat.
 	leeway = 30 * time.Second
-	// minSecret is the shortest HS256 secret accepted.
-	minSecret = 32
 )
+
+// MinSecretBytes is the shortest HS256 secret accepted.
+const MinSecretBytes = 32
 
 // Config configures an Issuer. At least one of Secret, JWKSFile and JWKSURL must be set;
 // JWKSFile and JWKSURL exclude each other.
@@ -107,10 +108,10 @@ type Issuer struct {
 // New validates cfg, fills its defaults and returns an Issuer. It reads JWKSFile or
 // fetches JWKSURL, and fails if the key set cannot be had.
 func New(cfg Config) (*Issuer, error) {
-	if cfg.Secret != "" && len(cfg.Secret) < minSecret {
+	if cfg.Secret != "" && len(cfg.Secret) < MinSecretBytes {
 		return nil, errors.New("auth: the JWT secret must be at least 32 bytes")
 	}
-	if cfg.PreviousSecret != "" && (cfg.Secret == "" || len(cfg.PreviousSecret) < minSecret) {
+	if cfg.PreviousSecret != "" && (cfg.Secret == "" || len(cfg.PreviousSecret) < MinSecretBytes) {
 		return nil, errors.New("auth: a previous JWT secret needs a current one, and at least 32 bytes")
 	}
 	if cfg.Secret == "" && cfg.JWKSFile == "" && cfg.JWKSURL == "" {
@@ -173,7 +174,7 @@ func New(cfg Config) (*Issuer, error) {
 // NewIssuer returns an Issuer that signs and verifies HS256 tokens with secret. The secret
 // must be at least 32 bytes; ttl zero means 24 h.
 func NewIssuer(secret string, ttl time.Duration) (*Issuer, error) {
-	if len(secret) < minSecret {
+	if len(secret) < MinSecretBytes {
 		return nil, errors.New("auth: the JWT secret must be at least 32 bytes")
 	}
 	return New(Config{Secret: secret, TTL: ttl})

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fanline/fanline/internal/auth"
 	"gopkg.in/yaml.v3"
 )
 
@@ -446,11 +447,11 @@ func (c Config) Check() error {
 	if split && c.Auth.JWTSecret == "" {
 		return errors.New("config: nodes of a cluster must share auth.jwt_secret")
 	}
-	if s := c.Auth.JWTSecret; s != "" && len(s) < MinSecretBytes {
-		return fmt.Errorf("config: auth.jwt_secret is %d bytes; it must be at least %d", len(s), MinSecretBytes)
+	if s := c.Auth.JWTSecret; s != "" && len(s) < auth.MinSecretBytes {
+		return fmt.Errorf("config: auth.jwt_secret is %d bytes; it must be at least %d", len(s), auth.MinSecretBytes)
 	}
-	if p := c.Auth.PreviousJWTSecret; p != "" && (len(p) < MinSecretBytes || c.Auth.JWTSecret == "") {
-		return fmt.Errorf("config: auth.jwt_secret_previous needs auth.jwt_secret and at least %d bytes", MinSecretBytes)
+	if p := c.Auth.PreviousJWTSecret; p != "" && (len(p) < auth.MinSecretBytes || c.Auth.JWTSecret == "") {
+		return fmt.Errorf("config: auth.jwt_secret_previous needs auth.jwt_secret and at least %d bytes", auth.MinSecretBytes)
 	}
 	if (c.Cluster.TLSCert == "") != (c.Cluster.TLSKey == "") {
 		return errors.New("config: cluster.tls_cert and cluster.tls_key go together")
@@ -471,9 +472,6 @@ func (c Config) Check() error {
 	}
 	return nil
 }
-
-// MinSecretBytes is the shortest JWT secret fanline accepts.
-const MinSecretBytes = 32
 
 // Dev reports whether dev mode is on: as dev_mode says when it is written, else only
 // for the embedded single-process default with no token keys configured, listening

@@ -114,3 +114,23 @@ func TestOriginsAndTokens(t *testing.T) {
 		t.Errorf("query token %q", got)
 	}
 }
+
+func TestRefusedFramesClose(t *testing.T) {
+	c := &conn{}
+	now := time.Now()
+	for i := 1; i < maxRefusedFrames; i++ {
+		if c.overLimit(now) {
+			t.Fatalf("closed after %d refusals", i)
+		}
+	}
+	if !c.overLimit(now) {
+		t.Fatal("not closed after maxRefusedFrames refusals within the window")
+	}
+	// A client that waits between refusals is never let go.
+	c = &conn{}
+	for i := 0; i < 3*maxRefusedFrames; i++ {
+		if c.overLimit(now.Add(time.Duration(i) * refusedWindow / 100)) {
+			t.Fatalf("a client refused 100 times a window was closed after %d", i)
+		}
+	}
+}

@@ -116,9 +116,10 @@ func TestRelayRoutesToNodes(t *testing.T) {
 		a = a || len(received(ann)) > 0
 		b = b || len(received(bob)) > 0
 	}
-	// Drain the probes: a marker pushed after them ends each connection's backlog.
-	for _, c := range []*conn{ann, bob, cat, catB} {
-		push(c.user, "mark")
+	// Drain the probes: a marker pushed after them ends each connection's backlog
+	// (one per user: both of cat's connections get cat's).
+	for _, u := range []string{"ann", "bob", "cat"} {
+		push(u, "mark")
 	}
 	for _, c := range []*conn{ann, bob, cat, catB} {
 		for seen := false; !seen; {

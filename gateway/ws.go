@@ -28,9 +28,10 @@ type conn struct {
 	user string         // who.Inbox(): the timeline pushed here
 	shop string         // the shop of an agent or admin ("" for buyers): live stats go there
 
-	// refused counts the frames refused in a row as over the rate budget; only the
-	// read loop touches it.
-	refused int
+	// refused counts the frames refused as over the rate budget since refusedFrom;
+	// only the read loop touches them.
+	refused     int
+	refusedFrom time.Time
 
 	out  chan outFrame // frames to write; bounded
 	done chan struct{} // closed by close
@@ -166,9 +167,24 @@ func (c *conn) readLoop(ctx context.Context) {
 	}
 }
 
-// maxRefusedFrames closes a connection that keeps sending past its rate budget
-// (code 4029) instead of answering each frame with an error.
-const maxRefusedFrames = 256
+// maxRefusedFrames refused within refusedWindow close a connection that keeps
+// sending past its rate budget (code 4029) instead of answering each frame with an
+// error. A client that waits the Retry-After it is told (a second at least) never
+// gets there.
+const (
+	maxRefusedFrames = 256
+	refusedWindow    = time.Second
+)
+
+// overLimit counts one more refused frame and reports whether the connection has had
+// maxRefusedFrames of them within refusedWindow.
+func (c *conn) overLimit(now time.Time) bool {
+	if now.Sub(c.refusedFrom) > refusedWindow {
+		c.refused, c.refusedFrom = 0, now
+	}
+	c.refused++
+	return c.refused >= maxRefusedFrames
+}
 
 // frameCosts are what each client frame costs from the user's rate budget.
 var frameCosts = map[string]int{wire.FrameSend: costSend, wire.FrameSync: costRead, wire.FrameRead: costMarkRead,
@@ -177,9 +193,7 @@ var frameCosts = map[string]int{wire.FrameSend: costSend, wire.FrameSync: costRe
 func (c *conn) handle(ctx context.Context, data []byte) {
 	f, from, e := wire.DecodeFrame(data)
 	if e == nil {
-		if e = c.g.spend(c.user, frameCosts[f.Type]); e == nil {
-			c.refused = 0
-		} else if c.refused++; c.refused >= maxRefusedFrames {
+		if e = c.g.spend(c.user, frameCosts[f.Type]); e != nil && c.overLimit(time.Now()) {
 			c.close(closeLimited) // a client that does not wait is let go
 			return
 		}

@@ -55,7 +55,7 @@ const (
 
 // Groups lists the consumer groups that read each topic: every record must reach them.
 var Groups = map[string][]string{TopicSend: {groupSend}, TopicGroup: {groupGroup},
-	TopicFanout: {groupFanout}, TopicControl: {groupControl}}
+	TopicFanout: {groupFanout}, TopicControl: {groupControl}, TopicDead: {groupDead}}
 
 // Config configures a Dispatcher.
 type Config struct {
@@ -157,14 +157,18 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	}
 	for _, st := range []struct {
 		topic, group string
-		h            queue.Handler
+		h            func(context.Context, string, int, []queue.Record) error
 	}{
 		{TopicSend, groupSend, d.handleSend},
 		{TopicGroup, groupGroup, d.handleSend},
 		{TopicFanout, groupFanout, d.handleFanout},
 		{TopicControl, groupControl, d.handleFanout},
 	} {
-		start(func(ctx context.Context) error { return d.q.Consume(ctx, st.topic, st.group, st.h) })
+		start(func(ctx context.Context) error {
+			return d.q.Consume(ctx, st.topic, st.group, func(ctx context.Context, part int, recs []queue.Record) error {
+				return st.h(ctx, st.topic, part, recs)
+			})
+		})
 	}
 	start(d.sweep)
 	wg.Wait()
@@ -334,14 +338,15 @@ func (d *Dispatcher) member(ctx context.Context, who wire.Principal, id uint64) 
 // handleSend is the send stage: store each message once, then queue one fanout job
 // per recipient, or push a read-fanout message to the gateways. Both steps are
 // idempotent, so a redelivered batch changes nothing.
-func (d *Dispatcher) handleSend(ctx context.Context, _ int, recs []queue.Record) error {
-	msgs := make([]groupstream.Message, 0, len(recs))
-	for _, r := range recs {
-		var j sendJob
-		if err := j.unmarshal(r.Value); err != nil {
-			d.log.Error("dispatch: dropping undecodable send job", "offset", r.Offset, "err", err)
-			continue
-		}
+func (d *Dispatcher) handleSend(ctx context.Context, topic string, part int, recs []queue.Record) error {
+	jobs := make([]sendJob, len(recs))
+	ok, stop, err := d.screen(ctx, topic, part, recs, func(i int, r queue.Record) error { return jobs[i].unmarshal(r.Value) })
+	if err != nil {
+		return err
+	}
+	msgs := make([]groupstream.Message, 0, len(ok))
+	for _, i := range ok {
+		j := &jobs[i]
 		msgs = append(msgs, groupstream.Message{ID: j.MsgID, ConversationID: j.Conv, From: j.From, AgentID: j.AgentID,
 			ClientMsgID: j.ClientMsgID, Type: j.Type, Body: j.Body, CreatedAt: ids.Time(j.MsgID)})
 	}
@@ -397,7 +402,10 @@ func (d *Dispatcher) handleSend(ctx context.Context, _ int, recs []queue.Record)
 			out = append(out, messageRecord(m, c.Kind, mem.User, peer))
 		}
 	}
-	return d.q.Produce(ctx, TopicFanout, out...)
+	if err := d.q.Produce(ctx, TopicFanout, out...); err != nil {
+		return err
+	}
+	return stop
 }
 
 // messageRecord is the fanout record putting message m in user's timeline.
@@ -420,15 +428,16 @@ func otherMember(members []groupstream.Member, user string) string {
 // handleFanout is the fanout stage: append each job to its user's timeline (one
 // atomic write for the batch; entries already present are skipped) and push what was
 // added.
-func (d *Dispatcher) handleFanout(ctx context.Context, _ int, recs []queue.Record) error {
-	items := make([]timeline.Item, 0, len(recs))
-	jobs := make(map[string]*fanoutJob, len(recs))
-	for _, r := range recs {
-		j := new(fanoutJob)
-		if err := j.unmarshal(r.Value); err != nil {
-			d.log.Error("dispatch: dropping undecodable fanout job", "offset", r.Offset, "err", err)
-			continue
-		}
+func (d *Dispatcher) handleFanout(ctx context.Context, topic string, part int, recs []queue.Record) error {
+	decoded := make([]fanoutJob, len(recs))
+	ok, stop, err := d.screen(ctx, topic, part, recs, func(i int, r queue.Record) error { return decoded[i].unmarshal(r.Value) })
+	if err != nil {
+		return err
+	}
+	items := make([]timeline.Item, 0, len(ok))
+	jobs := make(map[string]*fanoutJob, len(ok))
+	for _, i := range ok {
+		j := &decoded[i]
 		// The writer of a shop message is its agent (the shop is who buyers see).
 		from := j.From
 		if j.AgentID != "" {
@@ -458,7 +467,7 @@ func (d *Dispatcher) handleFanout(ctx context.Context, _ int, recs []queue.Recor
 		}
 		d.push.Push(e.User, we, timeline.Cursor{Seq: e.Seq}.String())
 	}
-	return nil
+	return stop
 }
 
 func jobKey(user, kind string, msg uint64, from string) string {

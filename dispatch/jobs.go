@@ -3,6 +3,7 @@ package dispatch
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -14,12 +15,17 @@ import (
 // times as varint unix nanoseconds, strings and bodies as uvarint length + bytes,
 // lists as uvarint count + items. Later versions append fields, so earlier records
 // still decode (the new fields zero): version 3 added fanoutJob.GroupSeq, version 4
-// AgentID to both.
+// AgentID to both. A record of a version above jobVersion (up to jobVersionReserved)
+// comes from a newer fanline and is refused, never dropped (see screen).
 
 const (
-	jobVersion   = 4
-	jobVersionV2 = 2
-	jobVersionV3 = 3
+	// jobVersionReserved is the highest version byte later formats may use: a record
+	// starting with a byte above jobVersion up to it was written by a newer fanline
+	// (refused, not dropped); one above it is not a job at all (malformed).
+	jobVersionReserved = 31
+	jobVersion         = 4
+	jobVersionV2       = 2
+	jobVersionV3       = 3
 )
 
 // sendJob is a record of the send topic.
@@ -134,6 +140,10 @@ func appendBytes(b, v []byte) []byte {
 
 var errBadJob = errors.New("dispatch: malformed queue record")
 
+// errNewerJob is a record written by a later version of fanline than this one: it is
+// not malformed, this binary cannot read it (a downgrade with records in flight).
+var errNewerJob = fmt.Errorf("%w: written by a newer version of fanline", errBadJob)
+
 // jobReader decodes fields in order; the first problem sticks in err.
 type jobReader struct {
 	b   []byte
@@ -141,9 +151,18 @@ type jobReader struct {
 	err error
 }
 
-func (r *jobReader) fail() { r.err, r.b = errBadJob, nil }
+func (r *jobReader) fail() {
+	if r.err == nil {
+		r.err = errBadJob
+	}
+	r.b = nil
+}
 
 func (r *jobReader) version() {
+	if len(r.b) > 0 && r.b[0] > jobVersion && r.b[0] <= jobVersionReserved {
+		r.err, r.b = fmt.Errorf("%w (record version %d, this binary reads up to %d)", errNewerJob, r.b[0], jobVersion), nil
+		return
+	}
 	if len(r.b) == 0 || r.b[0] < jobVersionV2 || r.b[0] > jobVersion {
 		r.fail()
 		return

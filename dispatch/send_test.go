@@ -27,7 +27,7 @@ func TestRetriedGroupSendInOneBatch(t *testing.T) {
 	job := sendJob{MsgID: id, Conv: uint64(g.GroupID), ConvKind: "group", From: "al", ClientMsgID: "c1", Type: "text",
 		Body: []byte(`{"text":"x"}`)}
 	rec := queue.Record{Key: []byte(g.GroupID.String()), Value: job.marshal()}
-	if err := d.handleSend(ctx, 0, []queue.Record{rec, rec}); err != nil {
+	if err := d.handleSend(ctx, TopicSend, 0, []queue.Record{rec, rec}); err != nil {
 		t.Fatal(err)
 	}
 	m, err := d.streams.Message(ctx, id)
@@ -36,7 +36,7 @@ func TestRetriedGroupSendInOneBatch(t *testing.T) {
 	}
 	next := job
 	next.MsgID, next.ClientMsgID = d.ids.Next(), "c2"
-	if err := d.handleSend(ctx, 0, []queue.Record{{Key: rec.Key, Value: next.marshal()}}); err != nil {
+	if err := d.handleSend(ctx, TopicSend, 0, []queue.Record{{Key: rec.Key, Value: next.marshal()}}); err != nil {
 		t.Fatal(err)
 	}
 	if m, _ := d.streams.Message(ctx, next.MsgID); m.Seq != 2 {
@@ -57,7 +57,7 @@ func TestRetriedGroupSendInOneBatch(t *testing.T) {
 				}
 			}
 			mu.Unlock()
-			return d.handleFanout(ctx, 0, recs)
+			return d.handleFanout(ctx, TopicFanout, 0, recs)
 		})
 	}()
 	testharness.WaitFor(t, 10*time.Second, "bea's two messages", func() bool {

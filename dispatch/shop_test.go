@@ -42,7 +42,7 @@ func newTestDispatcher(t *testing.T, router ShopRouter) (*Dispatcher, *pebble.DB
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	q, err := queue.NewPebbleQueue(db, queue.PebbleQueueConfig{Topics: map[string]int{TopicSend: 1, TopicGroup: 1, TopicFanout: 1, TopicControl: 1}, Groups: Groups})
+	q, err := queue.NewPebbleQueue(db, queue.PebbleQueueConfig{Topics: map[string]int{TopicSend: 1, TopicGroup: 1, TopicFanout: 1, TopicControl: 1, TopicDead: 1}, Groups: Groups})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -365,7 +365,7 @@ func (s *Server) opsHandler(internal, operational http.Handler) http.Handler {
 func Topics(cfg config.Config) map[string]int {
 	return map[string]int{dispatch.TopicSend: cfg.Queue.SendPartitions, dispatch.TopicGroup: cfg.Queue.GroupPartitions,
 		dispatch.TopicFanout: cfg.Queue.FanoutPartitions, dispatch.TopicControl: cfg.Queue.ControlPartitions,
-		gateway.TopicPush: cfg.Queue.PushPartitions}
+		gateway.TopicPush: cfg.Queue.PushPartitions, dispatch.TopicDead: 1}
 }
 
 // openQueue opens the configured queue backend.

@@ -23,6 +23,8 @@ type Metrics struct {
 	RateLimited       prometheus.Counter // calls, frames and connections refused over a limit
 	SendLatency       prometheus.Histogram
 	SyncLatency       prometheus.Histogram
+	DeadLetters       *prometheus.CounterVec // by topic: undecodable records set aside
+	RecordsRefused    *prometheus.CounterVec // by topic: records of a newer version, retried
 }
 
 var latencyBuckets = []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5}
@@ -56,9 +58,14 @@ func New() *Metrics {
 			Name: "fanline_send_seconds", Help: "Time to acknowledge a send.", Buckets: latencyBuckets}),
 		SyncLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "fanline_sync_seconds", Help: "Time to answer a sync.", Buckets: latencyBuckets}),
+		DeadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fanline_queue_dead_letters_total", Help: "Queue records a stage could not decode, moved to the dead-letter topic, by source topic."}, []string{"topic"}),
+		RecordsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fanline_queue_records_refused_total", Help: "Times a stage refused a record written by a newer version (it stops there and retries), by topic."}, []string{"topic"}),
 	}
 	r.MustRegister(m.MessagesAccepted, m.MessagesDuplicate, m.SendErrors, m.FanoutEntries, m.StreamAppends, m.FanoutLag,
 		m.SendStageLag, m.Connections, m.PushesDropped, m.RateLimited, m.SendLatency, m.SyncLatency,
+		m.DeadLetters, m.RecordsRefused,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -94,25 +94,33 @@ func directConv(t *testing.T, d *Dispatcher) uint64 {
 // deadLetters reads n records of the dead-letter topic.
 func deadLetters(t *testing.T, d *Dispatcher, n int) []deadLetter {
 	t.Helper()
+	var out []deadLetter
+	for _, r := range records(t, d, TopicDead, groupDead, n) {
+		var l deadLetter
+		if err := json.Unmarshal(r.Value, &l); err != nil {
+			t.Fatalf("dead letter %q: %v", r.Value, err)
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+// records consumes (and commits) at least n records of topic for group.
+func records(t *testing.T, d *Dispatcher, topic, group string, n int) []queue.Record {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var mu sync.Mutex
-	var out []deadLetter
+	var out []queue.Record
 	done := make(chan error, 1)
 	go func() {
-		done <- d.q.Consume(ctx, TopicDead, groupDead, func(_ context.Context, _ int, recs []queue.Record) error {
+		done <- d.q.Consume(ctx, topic, group, func(_ context.Context, _ int, recs []queue.Record) error {
 			mu.Lock()
 			defer mu.Unlock()
-			for _, r := range recs {
-				var l deadLetter
-				if err := json.Unmarshal(r.Value, &l); err != nil {
-					t.Errorf("dead letter %q: %v", r.Value, err)
-				}
-				out = append(out, l)
-			}
+			out = append(out, recs...)
 			return nil
 		})
 	}()
-	testharness.WaitFor(t, 10*time.Second, "dead letters", func() bool {
+	testharness.WaitFor(t, 10*time.Second, topic+" records", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(out) >= n

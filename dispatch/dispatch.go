@@ -451,6 +451,10 @@ func (d *Dispatcher) handleFanout(ctx context.Context, topic string, part int, r
 	if err != nil {
 		return err
 	}
+	recalled, err := d.recalledAmong(ctx, added)
+	if err != nil {
+		return err
+	}
 	now := time.Now()
 	d.m.FanoutEntries.Add(float64(len(added)))
 	for _, e := range added {
@@ -463,11 +467,43 @@ func (d *Dispatcher) handleFanout(ctx context.Context, topic string, part int, r
 			we.ClientMsgID, we.Type, we.Body = j.ClientMsgID, j.Type, j.Body
 			if e.Kind == timeline.KindMessage {
 				we.GroupSeq, we.From, we.AgentID = j.GroupSeq, j.From, j.AgentID
+				if recalled[e.MsgID] { // the job ran after the recall: its body is gone
+					we.Type, we.Body, we.Recalled = "", nil, true
+				}
 			}
 		}
 		d.push.Push(e.User, we, timeline.Cursor{Seq: e.Seq}.String())
 	}
 	return stop
+}
+
+// recalledAmong returns which messages of the added message entries are recalled. A
+// fanout job carries the body it was queued with; one that runs after the recall
+// committed (a backlog, a redelivery) must not push it. The message log is the truth.
+func (d *Dispatcher) recalledAmong(ctx context.Context, added []timeline.Entry) (map[uint64]bool, error) {
+	var msgs []uint64
+	for _, e := range added {
+		if e.Kind == timeline.KindMessage {
+			msgs = append(msgs, e.MsgID)
+		}
+	}
+	if len(msgs) == 0 {
+		return nil, nil
+	}
+	found, err := d.streams.LookupMessages(ctx, msgs)
+	if err != nil {
+		return nil, err
+	}
+	var out map[uint64]bool
+	for id, m := range found {
+		if m.Recalled {
+			if out == nil {
+				out = make(map[uint64]bool)
+			}
+			out[id] = true
+		}
+	}
+	return out, nil
 }
 
 func jobKey(user, kind string, msg uint64, from string) string {

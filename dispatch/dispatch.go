@@ -105,7 +105,8 @@ type Dispatcher struct {
 	m         *metrics.Metrics
 	log       *slog.Logger
 
-	inFlight chan struct{} // one token per send being processed
+	inFlight      chan struct{} // one token per send being processed
+	announceGrace time.Duration // age past which the drain takes a pending announcement
 }
 
 // New builds a Dispatcher; Run starts its stages.
@@ -135,16 +136,17 @@ func New(cfg Config, q queue.Queue, streams groupstream.Store, timelines timelin
 		cfg.Logger = slog.Default()
 	}
 	return &Dispatcher{cfg: cfg, q: q, streams: streams, timelines: timelines, dedup: dedup, ids: gen, shops: cfg.Shops,
-		push: push, m: m, log: cfg.Logger, inFlight: make(chan struct{}, cfg.MaxInFlight)}, nil
+		push: push, m: m, log: cfg.Logger, inFlight: make(chan struct{}, cfg.MaxInFlight), announceGrace: defaultAnnounceGrace}, nil
 }
 
-// Run consumes the send and fanout stages and sweeps expired dedup keys and past
-// memberships until ctx is done, then waits for them.
+// Run consumes the send and fanout stages, drains membership announcements left
+// pending and sweeps expired dedup keys and past memberships until ctx is done, then
+// waits for them.
 func (d *Dispatcher) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make(chan error, 5)
+	errs := make(chan error, 6)
 	start := func(f func(context.Context) error) {
 		wg.Add(1)
 		go func() {
@@ -171,6 +173,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		})
 	}
 	start(d.sweep)
+	start(d.drainAnnouncements)
 	wg.Wait()
 	close(errs)
 	return <-errs

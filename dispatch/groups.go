@@ -74,33 +74,123 @@ func (d *Dispatcher) CreateGroup(ctx context.Context, who wire.Principal, req wi
 	if err != nil {
 		return wire.Group{}, err
 	}
-	members, err := d.streams.Members(ctx, c.ID)
-	if err != nil {
-		return wire.Group{}, err
+	var fallback *groupstream.Announcement
+	if _, ok := d.streams.(groupstream.Announcer); !ok {
+		members, err := d.streams.Members(ctx, c.ID)
+		if err != nil {
+			return wire.Group{}, err
+		}
+		a := groupstream.Announcement{Group: c.ID, Version: c.Version, Event: c.ID, Type: "created", Actor: user, At: c.CreatedAt}
+		for _, m := range members {
+			a.Added = append(a.Added, m.User)
+		}
+		fallback = &a
 	}
-	ev := wire.GroupEvent{By: user, Version: c.Version, Name: c.Name}
-	for _, m := range members {
-		ev.Added = append(ev.Added, m.User)
-	}
-	if err := d.groupEvent(ctx, c, user, "created", ev, nil); err != nil {
+	if err := d.announcePending(ctx, c.ID, fallback); err != nil {
 		return wire.Group{}, err
 	}
 	return groupInfo(c, groupstream.RoleOwner), nil
 }
 
-// groupEvent stores a membership change once in the group's log and tells the
-// gateways. A write-fanout group puts a group_event entry in the timelines of its
-// members and of the removed. A read-fanout group is not fanned out: the entry goes
-// to the timelines of the actor and of changed (the users added or removed), and
+// announcePending makes the effects of group's pending membership announcements, in
+// version order, and deletes each once they are queued. A store without
+// announcements (not an Announcer) has only fallback, built by the caller from what
+// it saw, announced once.
+func (d *Dispatcher) announcePending(ctx context.Context, group uint64, fallback *groupstream.Announcement) error {
+	an, ok := d.streams.(groupstream.Announcer)
+	if !ok {
+		if fallback == nil {
+			return nil
+		}
+		return d.announce(ctx, *fallback)
+	}
+	pending, err := an.Announcements(ctx, group, 0)
+	if err != nil {
+		return err
+	}
+	return d.announceAll(ctx, an, pending, time.Time{})
+}
+
+// announceAll announces each of pending made before cutoff (zero: all) and deletes it.
+func (d *Dispatcher) announceAll(ctx context.Context, an groupstream.Announcer, pending []groupstream.Announcement, cutoff time.Time) error {
+	for _, a := range pending {
+		if !cutoff.IsZero() && a.At.After(cutoff) {
+			continue
+		}
+		if err := d.announce(ctx, a); err != nil {
+			return err
+		}
+		if err := an.Announced(ctx, a.Group, a.Version); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Announcements left pending by a failure or a crash between a membership change and
+// its effects are drained every announceEvery, once older than Dispatcher.announceGrace
+// (defaultAnnounceGrace: a younger one is likely being announced by its own call;
+// announcing twice is harmless, only wasted).
+const (
+	announceEvery        = 5 * time.Second
+	defaultAnnounceGrace = 5 * time.Second
+)
+
+// drainAnnouncements announces what membership changes left pending, at start and
+// every announceEvery, until ctx is done.
+func (d *Dispatcher) drainAnnouncements(ctx context.Context) error {
+	an, ok := d.streams.(groupstream.Announcer)
+	if !ok {
+		return nil
+	}
+	t := time.NewTicker(announceEvery)
+	defer t.Stop()
+	for {
+		pending, err := an.Announcements(ctx, 0, 1000)
+		if err == nil {
+			err = d.announceAll(ctx, an, pending, time.Now().Add(-d.announceGrace))
+		}
+		if err != nil && ctx.Err() == nil {
+			d.log.Warn("dispatch: announcing pending membership changes failed; retrying", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// announce makes the effects of one membership change: its group event, the
+// members' entries and the gateways' index. Each is idempotent (the event's id is
+// fixed by the announcement), so announcing again changes nothing.
+func (d *Dispatcher) announce(ctx context.Context, a groupstream.Announcement) error {
+	c, err := d.streams.Conversation(ctx, a.Group)
+	if err != nil {
+		return err
+	}
+	ev := wire.GroupEvent{By: a.Actor, Version: a.Version, Added: a.Added, Removed: a.Removed, Promoted: a.Promoted, Demoted: a.Demoted}
+	var changed []string
+	if a.Type == "created" {
+		ev.Name = c.Name
+	} else {
+		changed = append(append(changed, a.Added...), a.Removed...)
+	}
+	return d.groupEvent(ctx, c, a.Event, a.Actor, a.Type, ev, changed)
+}
+
+// groupEvent stores a membership change once in the group's log, as message id, and
+// tells the gateways. A write-fanout group puts a group_event entry in the timelines
+// of its members and of the removed. A read-fanout group is not fanned out: the entry
+// goes to the timelines of the actor and of changed (the users added or removed), and
 // the other members get it as a push only (a hint to refresh the group by its
 // version).
-func (d *Dispatcher) groupEvent(ctx context.Context, c groupstream.Conversation, actor, typ string, ev wire.GroupEvent, changed []string) error {
+func (d *Dispatcher) groupEvent(ctx context.Context, c groupstream.Conversation, id uint64, actor, typ string, ev wire.GroupEvent, changed []string) error {
 	// Every recipient's job carries the body: keep it small however many changed.
 	body, err := json.Marshal(ev.Summary())
 	if err != nil {
 		return err
 	}
-	id := d.ids.Next()
 	at := ids.Time(id)
 	msg := groupstream.Message{ID: id, Kind: wire.KindGroupEvent, ConversationID: c.ID, From: actor, Type: typ,
 		Body: body, CreatedAt: at}
@@ -171,12 +261,19 @@ func (d *Dispatcher) ChangeMembers(ctx context.Context, who wire.Principal, id u
 			}
 		}
 	}
-	before, err := d.streams.Members(ctx, id)
-	if err != nil {
-		return wire.Group{}, err
+	// A store that keeps announcements records what changed with the change itself;
+	// for one that does not, the change is worked out from the members before.
+	_, outbox := d.streams.(groupstream.Announcer)
+	var before []groupstream.Member
+	if !outbox {
+		if before, err = d.streams.Members(ctx, id); err != nil {
+			return wire.Group{}, err
+		}
 	}
+	event := d.ids.Next()
 	c, err := d.streams.ChangeMembers(ctx, id, groupstream.MemberChange{
 		Add: req.Add, Remove: req.Remove, Promote: req.Promote, Demote: req.Demote, Max: d.cfg.MaxGroupMembers,
+		Event: event, Actor: user,
 	}, time.Now())
 	switch {
 	case errors.Is(err, groupstream.ErrTooManyMembers):
@@ -188,40 +285,50 @@ func (d *Dispatcher) ChangeMembers(ctx context.Context, who wire.Principal, id u
 	case err != nil:
 		return wire.Group{}, err
 	}
-	if c.Version != prev.Version { // the change took effect
-		if err := d.announce(ctx, c, user, before); err != nil {
+	var fallback *groupstream.Announcement
+	if !outbox && c.Version != prev.Version { // the change took effect
+		a, err := d.changeOf(ctx, c, event, user, before)
+		if err != nil {
 			return wire.Group{}, err
 		}
+		fallback = &a
+	}
+	// Pending announcements are made even when this call changed nothing: a retry
+	// after a failure between the change and its effects finds the change done and
+	// its announcement still pending.
+	if err := d.announcePending(ctx, id, fallback); err != nil {
+		return wire.Group{}, err
 	}
 	return groupInfo(c, me.Role), nil
 }
 
-// announce tells members (and the removed) what changed between before and now.
-func (d *Dispatcher) announce(ctx context.Context, c groupstream.Conversation, actor string, before []groupstream.Member) error {
+// changeOf works out what changed between before and now, for a store without
+// announcements.
+func (d *Dispatcher) changeOf(ctx context.Context, c groupstream.Conversation, event uint64, actor string, before []groupstream.Member) (groupstream.Announcement, error) {
 	after, err := d.streams.Members(ctx, c.ID)
 	if err != nil {
-		return err
+		return groupstream.Announcement{}, err
 	}
 	old := make(map[string]string, len(before))
 	for _, m := range before {
 		old[m.User] = m.Role
 	}
-	ev := wire.GroupEvent{By: actor, Version: c.Version}
+	a := groupstream.Announcement{Group: c.ID, Version: c.Version, Event: event, Type: "members_changed", Actor: actor, At: ids.Time(event)}
 	for _, m := range after {
 		role, was := old[m.User]
 		switch {
 		case !was:
-			ev.Added = append(ev.Added, m.User)
+			a.Added = append(a.Added, m.User)
 		case role != m.Role && m.Role == groupstream.RoleAdmin:
-			ev.Promoted = append(ev.Promoted, m.User)
+			a.Promoted = append(a.Promoted, m.User)
 		case role != m.Role:
-			ev.Demoted = append(ev.Demoted, m.User)
+			a.Demoted = append(a.Demoted, m.User)
 		}
 		delete(old, m.User)
 	}
 	for u := range old {
-		ev.Removed = append(ev.Removed, u)
+		a.Removed = append(a.Removed, u)
 	}
-	sort.Strings(ev.Removed)
-	return d.groupEvent(ctx, c, actor, "members_changed", ev, append(ev.Added, ev.Removed...))
+	sort.Strings(a.Removed)
+	return a, nil
 }

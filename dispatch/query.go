@@ -202,10 +202,12 @@ func (d *Dispatcher) MarkRead(ctx context.Context, who wire.Principal, conv, msg
 	if errors.Is(err, timeline.ErrNotFound) {
 		return 0, wire.Errorf(wire.CodeMessageMissing, "message %d has not reached your timeline yet", msgID)
 	}
-	if err != nil || e == nil {
+	if err != nil {
 		return 0, err
 	}
-	d.push.Push(user, entryOf(*e), timeline.Cursor{Seq: e.Seq}.String())
+	if e != nil { // the position moved: the user's other devices learn it
+		d.push.Push(user, entryOf(*e), timeline.Cursor{Seq: e.Seq}.String())
+	}
 	if c.FanoutMode() == groupstream.FanoutRead {
 		return 0, nil // large groups answer receipts from read positions, on demand
 	}
@@ -214,6 +216,9 @@ func (d *Dispatcher) MarkRead(ctx context.Context, who wire.Principal, conv, msg
 	if c.Kind == groupstream.KindShop && who.Staff() {
 		from = c.Shop
 	}
+	// The receipts are queued even when the position had moved already: a retry after
+	// the queue write failed finds the read committed and must still send them (a
+	// timeline skips a receipt it holds, so a repeated one changes nothing).
 	return d.fanout(ctx, c, from, user, timeline.KindRead, msgID, now)
 }
 

@@ -136,10 +136,12 @@ func recallEntry(g *Conversation, m *Message, by string) StreamEntry {
 
 // memberPlan is what a membership change writes.
 type memberPlan struct {
-	put     []Member // added members and changed roles
-	removed []string
-	left    []Left // past memberships of removed members, by removed[i]'s user
-	members []Member
+	put               []Member // added members and changed roles
+	added             []string // users of put who were not members
+	promoted, demoted []string
+	removed           []string
+	left              []Left // past memberships of removed members, by removed[i]'s user
+	members           []Member
 }
 
 // planChange applies ch to group c with members list: it updates c (count, version,
@@ -176,6 +178,7 @@ func (cfg Config) planChange(c *Conversation, list []Member, ch MemberChange, at
 		m := Member{User: u, Role: RoleMember, JoinedAt: at.UTC(), JoinSeq: c.Head + 1}
 		byUser[u] = m
 		p.put = append(p.put, m)
+		p.added = append(p.added, u)
 	}
 	for _, step := range []struct {
 		users []string
@@ -193,6 +196,11 @@ func (cfg Config) planChange(c *Conversation, list []Member, ch MemberChange, at
 				m.Role = step.role
 				byUser[u] = m
 				p.put = append(p.put, m)
+				if step.role == RoleAdmin {
+					p.promoted = append(p.promoted, u)
+				} else {
+					p.demoted = append(p.demoted, u)
+				}
 			}
 		}
 	}
@@ -230,6 +238,27 @@ func (cfg Config) groupChange(ctx context.Context, members func(context.Context,
 	next = c
 	p, changed, err = cfg.planChange(&next, list, ch, at)
 	return next, p, changed, err
+}
+
+// announcement is the pending announcement of a change planned by planChange, taking
+// c to next (nil when ch has no Event: the caller announces nothing).
+func (p memberPlan) announcement(next Conversation, ch MemberChange, at time.Time) *Announcement {
+	if ch.Event == 0 {
+		return nil
+	}
+	removed := append([]string(nil), p.removed...)
+	sort.Strings(removed)
+	return &Announcement{Group: next.ID, Version: next.Version, Event: ch.Event, Type: "members_changed", Actor: ch.Actor,
+		At: at.UTC(), Added: p.added, Removed: removed, Promoted: p.promoted, Demoted: p.demoted}
+}
+
+// creation is the announcement of group c's creation with members list.
+func creation(c Conversation, list []Member) Announcement {
+	a := Announcement{Group: c.ID, Version: c.Version, Event: c.ID, Type: "created", Actor: c.Owner, At: c.CreatedAt}
+	for _, m := range list {
+		a.Added = append(a.Added, m.User)
+	}
+	return a
 }
 
 // newGroup builds group id's record and member list.

@@ -150,6 +150,41 @@ type MemberChange struct {
 	Add, Remove, Promote, Demote []string
 	// Max bounds the member count after the change.
 	Max int
+	// Event is the msg id of the group event that will announce the change, and
+	// Actor who made it. A store that keeps announcements (Announcer) records one
+	// with the change when Event is set.
+	Event uint64
+	Actor string
+}
+
+// Announcement is a membership change whose effects are still to be made: the group
+// event in the group's log, the members' timeline entries, the gateways' member
+// index. A store that implements Announcer writes it in the change's own atomic
+// batch (an outbox), so a crash or a failure between the change and its effects
+// loses nothing: whoever drains it makes the effects (each is idempotent, keyed by
+// Event) and then deletes it. A group's creation is announced with its own id as
+// Event.
+type Announcement struct {
+	Group    uint64    `json:"group"`
+	Version  uint64    `json:"version"`
+	Event    uint64    `json:"event"`
+	Type     string    `json:"type"` // "created" or "members_changed"
+	Actor    string    `json:"actor"`
+	At       time.Time `json:"at"`
+	Added    []string  `json:"added,omitempty"`
+	Removed  []string  `json:"removed,omitempty"`
+	Promoted []string  `json:"promoted,omitempty"`
+	Demoted  []string  `json:"demoted,omitempty"`
+}
+
+// Announcer is a Store that keeps the announcements of membership changes.
+type Announcer interface {
+	// Announcements returns up to limit (0: all) pending announcements of group,
+	// oldest version first; group 0 lists those of every group.
+	Announcements(ctx context.Context, group uint64, limit int) ([]Announcement, error)
+	// Announced deletes an announcement whose effects are made. Deleting one that
+	// is gone already is not an error.
+	Announced(ctx context.Context, group, version uint64) error
 }
 
 // Message is a stored message, or a group event (Kind wire.KindGroupEvent) kept in the

@@ -73,6 +73,11 @@ func leftKey(user string, id uint64) kv.Key {
 func userGroupKey(user string, id uint64) kv.Key {
 	return kv.NewKey(kv.PrefixConversation, 'u').Str(user).U64(id)
 }
+
+// announcementKey holds a pending membership announcement: c a <group> <version>.
+func announcementKey(group, version uint64) kv.Key {
+	return kv.NewKey(kv.PrefixConversation, 'a').U64(group).U64(version)
+}
 func msgKey(id uint64) kv.Key       { return kv.NewKey(kv.PrefixStream, 'm').U64(id) }
 func histPrefix(conv uint64) kv.Key { return kv.NewKey(kv.PrefixStream, 'h').U64(conv) }
 
@@ -179,6 +184,7 @@ func (s *PebbleStore) CreateGroup(ctx context.Context, id uint64, name, owner st
 	}
 	v, _ := json.Marshal(c)
 	_ = batch.Set(convKey(id), v, nil)
+	putAnnouncement(batch, creation(c, list))
 	if err := batch.Commit(pebble.Sync); err != nil {
 		return Conversation{}, fmt.Errorf("groupstream: create group: %w", err)
 	}
@@ -226,6 +232,9 @@ func (s *PebbleStore) ChangeMembers(ctx context.Context, id uint64, ch MemberCha
 	}
 	v, _ := json.Marshal(next)
 	_ = batch.Set(convKey(id), v, nil)
+	if a := plan.announcement(next, ch, at); a != nil {
+		putAnnouncement(batch, *a)
+	}
 	if err := batch.Commit(pebble.Sync); err != nil {
 		return c, fmt.Errorf("groupstream: change members: %w", err)
 	}

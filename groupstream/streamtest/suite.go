@@ -26,6 +26,7 @@ func Run(t *testing.T, f Factory) {
 		testStream(t, f(t, groupstream.Config{WriteMaxMembers: 3, WriteBackMembers: 2}))
 	})
 	t.Run("ReadCountsMatchOracle", func(t *testing.T) { testReadCounts(t, def(t)) })
+	t.Run("Announcements", func(t *testing.T) { testAnnouncements(t, def(t)) })
 	t.Run("CopiesInOneBatch", func(t *testing.T) {
 		testCopiesInOneBatch(t, f(t, groupstream.Config{WriteMaxMembers: 3, WriteBackMembers: 2}))
 	})

@@ -99,6 +99,9 @@ type CassandraStoreConfig struct {
 	// are used before they are loaded again (other nodes move them too). Zero means
 	// 5 s.
 	ReadIndexTTL time.Duration
+	// Batch bounds the batches that write many partitions (a group's members'
+	// user_groups rows); zero fields take cql's defaults (32 KiB, 500 statements).
+	Batch cql.BatchLimits
 }
 
 // CassandraStore is the distributed Store, on tables created by `fanline migrate`
@@ -109,11 +112,14 @@ type CassandraStoreConfig struct {
 // revision read, retried by the caller on ErrConflict. A message's stream seq is
 // claimed before the message is written: a writer that dies between the two leaves
 // an unused seq, never a seq used twice (devices already see gaps in stream seqs:
-// write-fanout messages use seqs the stream does not hold). Direct and shop
+// write-fanout messages use seqs the stream does not hold). Rows of other partitions
+// are written around the conditional writes so that a retry repairs whatever a
+// crash left out (store_cassandra_write.go says how, write by write). Direct and shop
 // conversations never change and are cached; groups and members are read from
 // Cassandra, as other nodes change them.
 type CassandraStore struct {
 	s   *gocql.Session
+	w   cql.Writer // the writes, on s
 	cfg CassandraStoreConfig
 
 	locks *keylock.Set // serialise this process's writes per conversation
@@ -134,11 +140,16 @@ var _ Store = (*CassandraStore)(nil)
 
 // NewCassandraStore returns a Store on session s (cql.Open).
 func NewCassandraStore(s *gocql.Session, cfg CassandraStoreConfig) *CassandraStore {
+	return newCassandraStore(s, cql.SessionWriter(s), cfg)
+}
+
+// newCassandraStore returns a store reading s and writing through w.
+func newCassandraStore(s *gocql.Session, w cql.Writer, cfg CassandraStoreConfig) *CassandraStore {
 	cfg.fill()
 	if cfg.ReadIndexTTL <= 0 {
 		cfg.ReadIndexTTL = 5 * time.Second
 	}
-	return &CassandraStore{s: s, cfg: cfg, locks: keylock.New(convStripes), cache: newByteCache(cfg.CacheBytes)}
+	return &CassandraStore{s: s, w: w, cfg: cfg, locks: keylock.New(convStripes), cache: newByteCache(cfg.CacheBytes)}
 }
 
 // CachedBytes returns the bytes of conversations and read positions held in
@@ -163,28 +174,6 @@ func (s *CassandraStore) load(ctx context.Context, id uint64) (Conversation, int
 		return c, 0, fmt.Errorf("groupstream: conversation %d: %w", id, err)
 	}
 	return c, rev, nil
-}
-
-// claim writes group c, read at rev, with the extra statements of its partition
-// (member rows), if nobody changed it meanwhile.
-func (s *CassandraStore) claim(ctx context.Context, c Conversation, rev int64, extra func(b *gocql.Batch)) error {
-	doc, _ := json.Marshal(c)
-	b := s.s.NewBatch(gocql.LoggedBatch).WithContext(ctx)
-	b.Query(cqlClaimConv, doc, rev+1, int64(c.ID), rev)
-	if extra != nil {
-		extra(b)
-	}
-	applied, iter, err := s.s.ExecuteBatchCAS(b)
-	if iter != nil {
-		_ = iter.Close()
-	}
-	if err != nil {
-		return cassErr(err)
-	}
-	if !applied {
-		return fmt.Errorf("%w: group %d", ErrConflict, c.ID)
-	}
-	return nil
 }
 
 func (s *CassandraStore) cached(c Conversation) {
@@ -254,80 +243,6 @@ func (s *CassandraStore) pairConversation(ctx context.Context, pair string, buil
 	return c, nil
 }
 
-// CreateGroup implements Store.
-func (s *CassandraStore) CreateGroup(ctx context.Context, id uint64, name, owner string, members []string, at time.Time) (Conversation, error) {
-	c, list := s.cfg.newGroup(id, name, owner, members, at)
-	doc, _ := json.Marshal(c)
-	b := s.s.NewBatch(gocql.LoggedBatch).WithContext(ctx)
-	b.Query(cqlNewConv, int64(id), doc)
-	for _, m := range list {
-		v, _ := json.Marshal(m)
-		b.Query(cqlPutMember, v, int64(id), m.User)
-	}
-	applied, iter, err := s.s.ExecuteBatchCAS(b)
-	if iter != nil {
-		_ = iter.Close()
-	}
-	if err != nil {
-		return Conversation{}, cassErr(err)
-	}
-	if !applied {
-		return Conversation{}, fmt.Errorf("groupstream: group %d exists", id)
-	}
-	ub := s.s.NewBatch(gocql.LoggedBatch).WithContext(ctx)
-	for _, m := range list {
-		ub.Query(cqlPutUserGroup, m.User, int64(id))
-	}
-	if err := s.s.ExecuteBatch(ub); err != nil {
-		return Conversation{}, cassErr(err)
-	}
-	return c, nil
-}
-
-// ChangeMembers implements Store.
-func (s *CassandraStore) ChangeMembers(ctx context.Context, id uint64, ch MemberChange, at time.Time) (Conversation, error) {
-	defer s.locks.Lock(convLockKey(id))()
-	c, rev, err := s.load(ctx, id)
-	if err != nil {
-		return c, err
-	}
-	next, plan, changed, err := s.cfg.groupChange(ctx, s.Members, c, ch, at)
-	if err != nil || !changed {
-		return c, err
-	}
-	err = s.claim(ctx, next, rev, func(b *gocql.Batch) {
-		for _, u := range plan.removed {
-			b.Query(cqlDelMember, int64(id), u)
-		}
-		for _, m := range plan.put {
-			v, _ := json.Marshal(m)
-			b.Query(cqlPutMember, v, int64(id), m.User)
-		}
-	})
-	if err != nil {
-		return c, err
-	}
-	// The rows of other partitions follow the claim (a logged batch: all or none).
-	b := s.s.NewBatch(gocql.LoggedBatch).WithContext(ctx)
-	for i, u := range plan.removed {
-		b.Query(cqlDelUserGroup, u, int64(id))
-		b.Query(cqlDelRead, int64(id), u)
-		if l := plan.left[i]; l.Conv != 0 {
-			v, _ := json.Marshal(l)
-			b.Query(cqlPutLeft, u, int64(id), v)
-		}
-	}
-	for _, m := range plan.put {
-		b.Query(cqlPutUserGroup, m.User, int64(id))
-		b.Query(cqlDelLeft, m.User, int64(id))
-	}
-	if err := s.s.ExecuteBatch(b); err != nil {
-		return c, cassErr(err)
-	}
-	s.forgetReads(id, plan.removed)
-	return next, nil
-}
-
 // Member implements Store.
 func (s *CassandraStore) Member(ctx context.Context, conv uint64, user string) (Member, error) {
 	c, err := s.Conversation(ctx, conv)
@@ -378,131 +293,10 @@ func (s *CassandraStore) Members(ctx context.Context, conv uint64) ([]Member, er
 	return out, nil
 }
 
-// PutMessages implements Store: stream seqs are claimed on the groups first, then
-// messages, history rows, stream entries and the senders' read positions written.
-func (s *CassandraStore) PutMessages(ctx context.Context, msgs []Message) ([]Message, error) {
-	return putOnce(msgs, func(msgs []Message) ([]Message, error) { return s.putMessages(ctx, msgs) })
-}
-
-// putMessages stores msgs, each message once.
-func (s *CassandraStore) putMessages(ctx context.Context, msgs []Message) ([]Message, error) {
-	convs := make([]uint64, 0, 1)
-	for _, m := range msgs {
-		if m.IsMessage() {
-			convs = append(convs, m.ConversationID)
-		}
-	}
-	defer lockConvs(s.locks, convs)()
-	type group struct {
-		c   Conversation
-		rev int64
-	}
-	groups := map[uint64]*group{}
-	out := make([]Message, len(msgs))
-	var fresh []int // indexes of msgs to write
-	type entry struct {
-		conv uint64
-		e    StreamEntry
-		rank uint64
-	}
-	var entries []entry
-	type readMove struct {
-		conv uint64
-		user string
-		seq  uint64
-	}
-	var moves []readMove
-	for i, m := range msgs {
-		stored, err := s.Message(ctx, m.ID)
-		if err == nil {
-			out[i] = stored
-			continue
-		}
-		if !errors.Is(err, ErrNotFound) {
-			return nil, err
-		}
-		if m.IsMessage() {
-			g, ok := groups[m.ConversationID]
-			if !ok {
-				c, rev, err := s.load(ctx, m.ConversationID)
-				if err != nil && !errors.Is(err, ErrNotFound) {
-					return nil, err
-				}
-				if err == nil && c.Kind == KindGroup {
-					g = &group{c, rev}
-				}
-				groups[m.ConversationID] = g
-			}
-			if g != nil {
-				if e, rank, read := s.cfg.sequence(&g.c, &m); read {
-					entries = append(entries, entry{g.c.ID, e, rank})
-				}
-				moves = append(moves, readMove{g.c.ID, m.From, m.Seq})
-			}
-		}
-		out[i] = m
-		fresh = append(fresh, i)
-	}
-	for _, g := range groups {
-		if g != nil {
-			if err := s.claim(ctx, g.c, g.rev, nil); err != nil {
-				return nil, err
-			}
-		}
-	}
-	if len(fresh) == 0 {
-		return out, nil
-	}
-	// One statement each: a batch of bodies would pass Cassandra's batch size limit.
-	var qs []*gocql.Query
-	for _, i := range fresh {
-		m := out[i]
-		doc, err := json.Marshal(m)
-		if err != nil {
-			return nil, fmt.Errorf("groupstream: encode message %d: %w", m.ID, err)
-		}
-		qs = append(qs, s.s.Query(cqlPutMessage, int64(m.ID), doc),
-			s.s.Query(cqlPutHistory, int64(m.ConversationID), historyBucket(m.ID), int64(m.ID)))
-	}
-	for _, en := range entries {
-		qs = append(qs, s.s.Query(cqlPutStream, int64(en.conv), streamBucket(en.e.Seq), int64(en.e.Seq), en.e.Kind,
-			int64(en.e.MsgID), int64(en.rank), en.e.At, en.e.From))
-	}
-	for _, mv := range moves {
-		qs = append(qs, s.s.Query(cqlSetRead, int64(mv.conv), mv.user, int64(mv.seq)))
-	}
-	for _, q := range qs {
-		if err := q.WithContext(ctx).Exec(); err != nil {
-			return nil, cassErr(err)
-		}
-	}
-	for _, mv := range moves {
-		s.movedRead(mv.conv, mv.user, mv.seq)
-	}
-	return out, nil
-}
-
 // Message implements Store.
 func (s *CassandraStore) Message(ctx context.Context, id uint64) (Message, error) {
-	m, _, err := s.message(ctx, id)
-	return m, err
-}
-
-// message returns message id and its stored encoding.
-func (s *CassandraStore) message(ctx context.Context, id uint64) (Message, []byte, error) {
-	var blob []byte
-	err := s.s.Query(cqlMessage, int64(id)).WithContext(ctx).Scan(&blob)
-	if errors.Is(err, gocql.ErrNotFound) {
-		return Message{}, nil, ErrNotFound
-	}
-	if err != nil {
-		return Message{}, nil, cassErr(err)
-	}
-	var m Message
-	if err := json.Unmarshal(blob, &m); err != nil {
-		return Message{}, nil, fmt.Errorf("groupstream: message %d: %w", id, err)
-	}
-	return m, blob, nil
+	sm, _, err := s.message(ctx, id)
+	return sm.Message, err
 }
 
 // LookupMessages implements Store.
@@ -572,7 +366,8 @@ func (s *CassandraStore) Recall(ctx context.Context, id uint64, by string, at ti
 		return m, err
 	}
 	defer lockConvs(s.locks, []uint64{m.ConversationID})()
-	m, old, err := s.message(ctx, id)
+	sm, old, err := s.message(ctx, id)
+	m = sm.Message
 	if err != nil || m.Recalled() {
 		return m, err
 	}
@@ -586,13 +381,12 @@ func (s *CassandraStore) Recall(ctx context.Context, id uint64, by string, at ti
 		if err := s.claim(ctx, c, rev, nil); err != nil {
 			return Message{}, err
 		}
-		err := s.s.Query(cqlPutStream, int64(c.ID), streamBucket(e.Seq), int64(e.Seq), e.Kind, int64(e.MsgID), int64(c.Rank),
-			e.At, e.From).WithContext(ctx).Exec()
+		err := s.w.Exec(ctx, streamRow(c.ID, e, c.Rank))
 		if err != nil {
 			return Message{}, cassErr(err)
 		}
 	}
-	doc, _ := json.Marshal(m)
+	doc, _ := json.Marshal(storedMessage{Message: m, Rank: sm.Rank})
 	applied, err := s.s.Query(cqlRecall, doc, int64(id), old).WithContext(ctx).MapScanCAS(map[string]any{})
 	if err != nil {
 		return Message{}, cassErr(err)
@@ -690,7 +484,7 @@ func (s *CassandraStore) SetReadSeq(ctx context.Context, conv uint64, user strin
 	if err != nil || seq <= old {
 		return err
 	}
-	if err := s.s.Query(cqlSetRead, int64(conv), user, int64(seq)).WithContext(ctx).Exec(); err != nil {
+	if err := s.w.Exec(ctx, cql.Q(cqlSetRead, int64(conv), user, int64(seq))); err != nil {
 		return cassErr(err)
 	}
 	s.movedRead(conv, user, seq)

@@ -259,7 +259,7 @@ func (s *Server) timelines() (timeline.Store, error) {
 	case "pebble":
 		return timeline.NewPebbleStore(s.db, timeline.PebbleStoreConfig{Counters: counters}), nil
 	case "cassandra":
-		cfg := timeline.CassandraStoreConfig{Counters: counters}
+		cfg := timeline.CassandraStoreConfig{Counters: counters, Batch: cqlBatch(s.cfg)}
 		switch s.cfg.Timeline.Cache {
 		case "none":
 		case "redis":
@@ -293,7 +293,7 @@ func (s *Server) streams() (groupstream.Store, error) {
 		if err != nil {
 			return nil, err
 		}
-		return groupstream.NewCassandraStore(session, groupstream.CassandraStoreConfig{Config: cfg}), nil
+		return groupstream.NewCassandraStore(session, groupstream.CassandraStoreConfig{Config: cfg, Batch: cqlBatch(s.cfg)}), nil
 	default:
 		return nil, fmt.Errorf("server: groupstream.backend must be pebble or cassandra, not %q", s.cfg.Groupstream.Backend)
 	}
@@ -316,6 +316,11 @@ func cqlConfig(cfg config.Config) cql.Config {
 	c := cfg.Cassandra
 	return cql.Config{Hosts: c.Hosts, Keyspace: c.Keyspace, Replication: c.Replication, Consistency: c.Consistency,
 		LocalDC: c.LocalDC, Username: c.Username, Password: c.Password, Timeout: time.Duration(c.Timeout)}
+}
+
+// cqlBatch is the bound of the Cassandra stores' batches.
+func cqlBatch(cfg config.Config) cql.BatchLimits {
+	return cql.BatchLimits{Bytes: cfg.Cassandra.BatchBytes, Statements: cfg.Cassandra.BatchStatements}
 }
 
 // node names this process in the presence registry and on the push topic.

@@ -79,20 +79,24 @@ type CassandraStoreConfig struct {
 	// Counters keeps a copy of the unread counts for Unread, which then reads one
 	// row of the user's partition instead of all. Nil: Unread reads the partition.
 	Counters UnreadCounters
+	// Batch bounds the batches of a user's entry and index rows; zero fields take
+	// cql's defaults (32 KiB, 500 statements).
+	Batch cql.BatchLimits
 }
 
 // CassandraStore is the distributed Store, on tables created by `fanline migrate`
 // (CassandraSchema).
 //
-// A write stores its entries and their index rows (a logged batch, so both or
-// neither), then moves the user's head, total and conversation states in one
-// conditional batch on the user's partition (IF head = <head it read>). Entries
-// written beyond the head by a writer that died before its claim are invisible: reads
-// stop at the head, an index row counts only if its entry at a seq <= head is the
-// same item, and the next writer overwrites them. Writes of one user are serialised
-// in the process; the pipeline gives each user one writing process.
+// A write stores its entries and their index rows, then moves the user's head,
+// total and conversation states in one conditional batch on the user's partition
+// (IF head = <head it read>): the claim is the write's commit. Entries written beyond
+// the head by a writer that died before its claim are invisible: reads stop at the
+// head, an index row counts only if its entry at a seq <= head is the same item, and
+// the next writer overwrites them. Writes of one user are serialised in the process;
+// the pipeline gives each user one writing process.
 type CassandraStore struct {
 	s     *gocql.Session
+	w     cql.Writer // the writes, on s
 	cfg   CassandraStoreConfig
 	locks *keylock.Set // serialise this process's writes per user
 }
@@ -104,7 +108,12 @@ var (
 
 // NewCassandraStore returns a Store on session s (cql.Open).
 func NewCassandraStore(s *gocql.Session, cfg CassandraStoreConfig) *CassandraStore {
-	return &CassandraStore{s: s, cfg: cfg, locks: keylock.New(userStripes)}
+	return newCassandraStore(s, cql.SessionWriter(s), cfg)
+}
+
+// newCassandraStore returns a store reading s and writing through w.
+func newCassandraStore(s *gocql.Session, w cql.Writer, cfg CassandraStoreConfig) *CassandraStore {
+	return &CassandraStore{s: s, w: w, cfg: cfg, locks: keylock.New(userStripes)}
 }
 
 func (s *CassandraStore) loadHead(ctx context.Context, user string) (uint64, error) {
@@ -207,20 +216,31 @@ func nowBucket() int64 {
 }
 
 // commit implements engine: per user, entries and index first, then the claim.
+//
+// A user's entry and index rows span several partitions (an entry bucket, an index
+// partition per conversation), so they go in batches within cfg.Batch: 512 entries
+// of one user in one batch are ~145 KB, which Cassandra refuses every time
+// (batch_size_fail_threshold). The batches need not be atomic together: nothing
+// reads a row past the head until the claim moves the head over it, the claim comes
+// only after every batch succeeded, and a write cut short before its claim is
+// retried from the same head, so it writes the same seqs again. The claim itself
+// (head, total and states, which must move together for unread to be right) is one
+// batch on the user's partition, never split, and Cassandra does not check the
+// size of a batch of one partition.
 func (s *CassandraStore) commit(ctx context.Context, w *write) error {
 	byUser := map[string][]int{}
 	for i, e := range w.entries {
 		byUser[e.User] = append(byUser[e.User], i)
 	}
 	for user, idx := range byUser {
-		rows := s.s.NewBatch(gocql.LoggedBatch).WithContext(ctx)
+		rows := make([]cql.Stmt, 0, 2*len(idx))
 		for _, i := range idx {
 			e, it := w.entries[i], w.items[i]
 			blob, _ := json.Marshal(e)
-			rows.Query(cqlPutEntry, user, entryBucket(e.Seq), int64(e.Seq), blob)
-			rows.Query(cqlPutIndex, user, int64(it.ConversationID), indexBucket(it.MsgID), int64(it.MsgID), it.Kind, it.From, int64(e.Seq))
+			rows = append(rows, cql.Q(cqlPutEntry, user, entryBucket(e.Seq), int64(e.Seq), blob),
+				cql.Q(cqlPutIndex, user, int64(it.ConversationID), indexBucket(it.MsgID), int64(it.MsgID), it.Kind, it.From, int64(e.Seq)))
 		}
-		if err := s.s.ExecuteBatch(rows); err != nil {
+		if err := cql.WriteBatches(ctx, s.w, s.cfg.Batch, rows); err != nil {
 			return fmt.Errorf("cassandra: entries of %s: %w", user, err)
 		}
 		if err := s.claim(ctx, w, user); err != nil {
@@ -244,24 +264,21 @@ func (s *CassandraStore) claim(ctx context.Context, w *write, user string) error
 	base := w.base[user]
 	if base == 0 {
 		// The conditional update needs the partition's static row to exist.
-		if _, err := s.s.Query(cqlUserRow, user).WithContext(ctx).MapScanCAS(map[string]any{}); err != nil {
+		if _, err := s.w.CAS(ctx, []cql.Stmt{cql.Q(cqlUserRow, user)}); err != nil {
 			return fmt.Errorf("cassandra: user row of %s: %w", user, err)
 		}
 	}
-	b := s.s.NewBatch(gocql.LoggedBatch).WithContext(ctx)
+	sts := make([]cql.Stmt, 0, 1+len(w.states[user]))
 	if total, ok := w.totals[user]; ok {
-		b.Query(cqlClaimTotal, int64(w.heads[user]), total, user, int64(base))
+		sts = append(sts, cql.Q(cqlClaimTotal, int64(w.heads[user]), total, user, int64(base)))
 	} else {
-		b.Query(cqlClaim, int64(w.heads[user]), user, int64(base))
+		sts = append(sts, cql.Q(cqlClaim, int64(w.heads[user]), user, int64(base)))
 	}
 	for conv, st := range w.states[user] {
 		blob, _ := json.Marshal(st)
-		b.Query(cqlSetState, blob, user, int64(conv))
+		sts = append(sts, cql.Q(cqlSetState, blob, user, int64(conv)))
 	}
-	applied, iter, err := s.s.ExecuteBatchCAS(b)
-	if iter != nil {
-		_ = iter.Close()
-	}
+	applied, err := s.w.CAS(ctx, sts)
 	if err != nil {
 		return fmt.Errorf("cassandra: claim head of %s: %w", user, err)
 	}

@@ -194,6 +194,13 @@ type Config struct {
 		Password string `yaml:"password"`
 		// Timeout bounds one query. Default 5s.
 		Timeout Duration `yaml:"timeout"`
+		// BatchBytes bounds a batch that writes several partitions (a user's timeline
+		// entries, a group's members' user_groups rows) by estimated size: Cassandra
+		// refuses one past batch_size_fail_threshold (50 KiB by default) and warns
+		// past batch_size_warn_threshold (5 KiB). Default 32 KiB.
+		BatchBytes int `yaml:"batch_bytes"`
+		// BatchStatements bounds the statements of such a batch. Default 500.
+		BatchStatements int `yaml:"batch_statements"`
 	} `yaml:"cassandra"`
 
 	Cluster struct {
@@ -354,6 +361,8 @@ func (c *Config) fill() {
 		c.Cassandra.Consistency = "LOCAL_QUORUM"
 	}
 	defDur(&c.Cassandra.Timeout, 5*time.Second)
+	def(&c.Cassandra.BatchBytes, 32<<10)
+	def(&c.Cassandra.BatchStatements, 500)
 	if len(c.Roles) == 0 {
 		c.Roles = []string{RoleGateway, RoleDispatch}
 	}
@@ -430,6 +439,11 @@ const (
 // Has reports whether this process runs role.
 func (c Config) Has(role string) bool { return slices.Contains(c.Roles, role) }
 
+// MaxCassandraGroupMembers bounds limits.max_group_members on Cassandra: a group's
+// creation, or a change that removes and adds every member, is one conditional
+// batch of a statement per member added or removed, and gocql sends at most 65,535.
+const MaxCassandraGroupMembers = 32000
+
 // Check reports the first contradiction between settings that each look fine alone.
 func (c Config) Check() error {
 	for _, r := range c.Roles {
@@ -466,6 +480,10 @@ func (c Config) Check() error {
 		}
 	} else if c.Cluster.TLSCA != "" && c.Cluster.TLSCert == "" {
 		return errors.New("config: cluster.tls_ca on a dispatch node checks the gateways' client certificates, which needs TLS: set cluster.tls_cert and cluster.tls_key")
+	}
+	if c.Groupstream.Backend == "cassandra" && c.Limits.MaxGroupMembers > MaxCassandraGroupMembers {
+		return fmt.Errorf("config: limits.max_group_members is %d; on groupstream.backend cassandra it must be at most %d "+
+			"(a membership change is one batch, of at most 65,535 statements)", c.Limits.MaxGroupMembers, MaxCassandraGroupMembers)
 	}
 	if !c.Dev() && c.Auth.JWTSecret == "" && c.Auth.JWKSURL == "" && c.Auth.JWKSFile == "" {
 		return errors.New("config: with dev_mode off, set auth.jwt_secret or auth.jwks_url/jwks_file to verify tokens")

@@ -127,3 +127,28 @@ func TestDeploymentConfigs(t *testing.T) {
 		}
 	}
 }
+
+// TestCassandraLimits: the batch bounds' defaults, and a group size a Cassandra
+// batch cannot hold is refused.
+func TestCassandraLimits(t *testing.T) {
+	c, err := Load("", nil)
+	if err != nil || c.Cassandra.BatchBytes != 32<<10 || c.Cassandra.BatchStatements != 500 {
+		t.Fatalf("defaults: %d bytes, %d statements, %v", c.Cassandra.BatchBytes, c.Cassandra.BatchStatements, err)
+	}
+	for _, tc := range []struct {
+		env []string
+		ok  bool
+	}{
+		{[]string{"FANLINE_LIMITS_MAX_GROUP_MEMBERS=40000"}, true},
+		{[]string{"FANLINE_GROUPSTREAM_BACKEND=cassandra", "FANLINE_LIMITS_MAX_GROUP_MEMBERS=32000"}, true},
+		{[]string{"FANLINE_GROUPSTREAM_BACKEND=cassandra", "FANLINE_LIMITS_MAX_GROUP_MEMBERS=40000"}, false},
+	} {
+		c, err := Load("", tc.env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Check(); (err == nil) != tc.ok {
+			t.Errorf("%v: Check() = %v", tc.env, err)
+		}
+	}
+}

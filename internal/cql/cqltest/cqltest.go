@@ -5,6 +5,7 @@ package cqltest
 
 import (
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -13,8 +14,9 @@ import (
 
 // table is a CREATE TABLE statement's columns and keys.
 type table struct {
-	columns   map[string]bool
-	partition []string
+	columns    map[string]bool
+	partition  []string
+	clustering []string
 }
 
 var (
@@ -36,11 +38,11 @@ func parseSchema(t *testing.T, s cql.Schema) map[string]table {
 		if m == nil {
 			t.Fatalf("%s: not a CREATE TABLE IF NOT EXISTS with a PRIMARY KEY: %s", s.Name, stmt)
 		}
-		tb := table{columns: map[string]bool{}, partition: wordRe.FindAllString(m[3], -1)}
+		tb := table{columns: map[string]bool{}, partition: wordRe.FindAllString(m[3], -1), clustering: wordRe.FindAllString(m[4], -1)}
 		for _, col := range strings.Split(m[2], ",") {
 			tb.columns[wordRe.FindString(col)] = true
 		}
-		for _, k := range append(wordRe.FindAllString(m[4], -1), tb.partition...) {
+		for _, k := range slices.Concat(tb.clustering, tb.partition) {
 			if !tb.columns[k] {
 				t.Fatalf("%s: key column %s is not declared", m[1], k)
 			}

@@ -33,6 +33,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/fanline/fanline/groupstream"
 	"github.com/fanline/fanline/internal/ids"
 	"github.com/fanline/fanline/internal/metrics"
@@ -70,6 +72,11 @@ type Config struct {
 	// MaxInFlight bounds sends being processed at once; past it a send is refused
 	// with overloaded (503) instead of queueing without bound. Zero means 10,000.
 	MaxInFlight int
+	// MaxStageLag bounds how far the stages after the ack may fall behind: past it,
+	// sends whose stages are that far behind are refused with overloaded (503,
+	// Retry-After) rather than acknowledged with a delivery seconds away. Zero means
+	// 1 s; negative: no bound.
+	MaxStageLag time.Duration
 	// MaxGroupMembers bounds a group's members. Zero means 20,000.
 	MaxGroupMembers int
 	// Shops is the customer-service router. Nil: no shop conversations.
@@ -105,8 +112,10 @@ type Dispatcher struct {
 	m         *metrics.Metrics
 	log       *slog.Logger
 
-	inFlight      chan struct{} // one token per send being processed
-	announceGrace time.Duration // age past which the drain takes a pending announcement
+	inFlight chan struct{} // one token per send being processed
+	// The lag of the send stage on each send topic and of the fanout stage.
+	sendLag, groupLag, fanoutLag *stageLag
+	announceGrace                time.Duration // age past which the drain takes a pending announcement
 }
 
 // New builds a Dispatcher; Run starts its stages.
@@ -129,14 +138,54 @@ func New(cfg Config, q queue.Queue, streams groupstream.Store, timelines timelin
 	if cfg.MaxInFlight <= 0 {
 		cfg.MaxInFlight = 10000
 	}
+	if cfg.MaxStageLag == 0 {
+		cfg.MaxStageLag = time.Second
+	}
 	if cfg.MaxGroupMembers <= 0 {
 		cfg.MaxGroupMembers = 20000
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Dispatcher{cfg: cfg, q: q, streams: streams, timelines: timelines, dedup: dedup, ids: gen, shops: cfg.Shops,
-		push: push, m: m, log: cfg.Logger, inFlight: make(chan struct{}, cfg.MaxInFlight), announceGrace: defaultAnnounceGrace}, nil
+	now := time.Now()
+	d := &Dispatcher{cfg: cfg, q: q, streams: streams, timelines: timelines, dedup: dedup, ids: gen, shops: cfg.Shops,
+		push: push, m: m, log: cfg.Logger, inFlight: make(chan struct{}, cfg.MaxInFlight), announceGrace: defaultAnnounceGrace,
+		sendLag: newStageLag(now), groupLag: newStageLag(now), fanoutLag: newStageLag(now)}
+	for stage, l := range map[string]*stageLag{TopicSend: d.sendLag, TopicGroup: d.groupLag, TopicFanout: d.fanoutLag} {
+		m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "fanline_stage_lag_seconds", Help: "How far a pipeline stage is behind the sends it was fed (0: keeping up).",
+			ConstLabels: prometheus.Labels{"stage": stage},
+		}, func() float64 { return l.behind(time.Now()).Seconds() }))
+	}
+	return d, nil
+}
+
+// stageOf is the send-stage topic's lag.
+func (d *Dispatcher) stageOf(topic string) *stageLag {
+	if topic == TopicGroup {
+		return d.groupLag
+	}
+	return d.sendLag
+}
+
+// overloaded refuses a send to topic when a stage it goes through is further behind
+// than MaxStageLag: a read-fanout group's through its send stage only, the others
+// through the send and the fanout stage. A flooded large group thus refuses its own
+// sends, not direct chats.
+func (d *Dispatcher) overloaded(topic string) *wire.Error {
+	if d.cfg.MaxStageLag < 0 {
+		return nil
+	}
+	now := time.Now()
+	lag := d.stageOf(topic).behind(now)
+	if topic != TopicGroup {
+		lag = max(lag, d.fanoutLag.behind(now))
+	}
+	if lag <= d.cfg.MaxStageLag {
+		return nil
+	}
+	return &wire.Error{Code: wire.CodeOverloaded, RetryAfter: 1,
+		Message: fmt.Sprintf("delivery is %.1fs behind; retry shortly", lag.Seconds())}
 }
 
 // Run consumes the send and fanout stages, drains membership announcements left
@@ -240,6 +289,19 @@ func (d *Dispatcher) Send(ctx context.Context, who wire.Principal, from string, 
 			return res, err
 		}
 	}
+	// A sender's direct messages stay in order on the sender's partition; a group's
+	// messages on the group's (one writer per stream). The topic picks the worker
+	// pool; the mode itself is decided when the message is stored.
+	topic, key := TopicSend, []byte(user)
+	if conv.Kind == groupstream.KindGroup {
+		key = []byte(strconv.FormatUint(conv.ID, 10))
+		if conv.FanoutMode() == groupstream.FanoutRead {
+			topic = TopicGroup
+		}
+	}
+	if e := d.overloaded(topic); e != nil {
+		return res, e
+	}
 	id, existed, err := d.dedup.Reserve(ctx, user, req.ClientMsgID, d.ids.Next(), d.cfg.DedupTTL)
 	if err != nil {
 		return res, err
@@ -264,19 +326,10 @@ func (d *Dispatcher) Send(ctx context.Context, who wire.Principal, from string, 
 	if agentID != "" { // an agent writes as the shop
 		job.From, job.AgentID = conv.Shop, agentID
 	}
-	// A sender's direct messages stay in order on the sender's partition; a group's
-	// messages on the group's (one writer per stream). The topic picks the worker
-	// pool; the mode itself is decided when the message is stored.
-	topic, key := TopicSend, []byte(user)
-	if conv.Kind == groupstream.KindGroup {
-		key = []byte(strconv.FormatUint(conv.ID, 10))
-		if conv.FanoutMode() == groupstream.FanoutRead {
-			topic = TopicGroup
-		}
-	}
 	if err := d.q.Produce(ctx, topic, queue.Record{Key: key, Value: job.marshal()}); err != nil {
 		return wire.SendResult{}, fmt.Errorf("dispatch: queue send: %w", err)
 	}
+	d.stageOf(topic).fed(ids.Time(id))
 	if existed {
 		d.m.MessagesDuplicate.Inc()
 	} else {
@@ -366,6 +419,7 @@ func (d *Dispatcher) handleSend(ctx context.Context, topic string, part int, rec
 		}
 		done[m.ID] = true
 		d.m.SendStageLag.Observe(now.Sub(m.CreatedAt).Seconds())
+		d.stageOf(topic).done(m.CreatedAt)
 		if m.Fanout == groupstream.FanoutRead {
 			d.m.StreamAppends.Inc()
 			d.push.PushGroup(m.ConversationID, m.Entry(), nil)
@@ -385,7 +439,11 @@ func (d *Dispatcher) handleSend(ctx context.Context, topic string, part int, rec
 			return err
 		}
 		if c.Kind == groupstream.KindShop {
-			out = append(out, d.shopJobs(c, m)...)
+			jobs := d.shopJobs(c, m)
+			if len(jobs) > 0 {
+				d.fanoutLag.fed(m.CreatedAt)
+			}
+			out = append(out, jobs...)
 			continue
 		}
 		// Recipients are the members once the message is stored: someone who joined
@@ -403,6 +461,7 @@ func (d *Dispatcher) handleSend(ctx context.Context, topic string, part int, rec
 				peer = otherMember(members, mem.User)
 			}
 			out = append(out, messageRecord(m, c.Kind, mem.User, peer))
+			d.fanoutLag.fed(m.CreatedAt)
 		}
 	}
 	if err := d.q.Produce(ctx, TopicFanout, out...); err != nil {
@@ -454,6 +513,13 @@ func (d *Dispatcher) handleFanout(ctx context.Context, topic string, part int, r
 	if err != nil {
 		return err
 	}
+	if topic == TopicFanout { // entries already present count as handled too
+		for _, it := range items {
+			if it.Kind == timeline.KindMessage {
+				d.fanoutLag.done(it.At)
+			}
+		}
+	}
 	recalled, err := d.recalledAmong(ctx, added)
 	if err != nil {
 		return err
@@ -465,6 +531,7 @@ func (d *Dispatcher) handleFanout(ctx context.Context, topic string, part int, r
 		if e.Kind == timeline.KindMessage {
 			d.m.FanoutLag.Observe(now.Sub(e.At).Seconds())
 		}
+
 		we := entryOf(e)
 		if j != nil && (e.Kind == timeline.KindMessage || e.Kind == timeline.KindGroupEvent) {
 			we.ClientMsgID, we.Type, we.Body = j.ClientMsgID, j.Type, j.Body

@@ -232,6 +232,7 @@ func (s *Server) pipeline(m *metrics.Metrics, push pusher) (gateway.Service, gat
 		MaxBodyBytes:    cfg.Limits.MaxBodyBytes,
 		RecallWindow:    time.Duration(cfg.Messages.RecallWindow),
 		MaxInFlight:     cfg.Limits.MaxInFlightSends,
+		MaxStageLag:     time.Duration(cfg.Limits.MaxStageLag),
 		MaxGroupMembers: cfg.Limits.MaxGroupMembers,
 		Logger:          s.log,
 	}, s.q, streams, timelines, dedup, gen, push, m)

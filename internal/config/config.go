@@ -95,6 +95,10 @@ type Config struct {
 		// MaxInFlightSends bounds sends processed at once; past it sends get 503
 		// overloaded. Default 10000.
 		MaxInFlightSends int `yaml:"max_in_flight_sends"`
+		// MaxStageLag bounds how far the stages after the ack (storing, fanout) may
+		// fall behind; past it sends get 503 overloaded with Retry-After. Default 1s;
+		// negative: no bound.
+		MaxStageLag Duration `yaml:"max_stage_lag"`
 		// MaxGroupMembers bounds a group's members. Default 20000.
 		MaxGroupMembers int `yaml:"max_group_members"`
 		// MaxConnsPerUser and MaxConnsPerIP bound open WebSockets on one gateway node
@@ -320,6 +324,7 @@ func (c *Config) fill() {
 		c.Limits.RateBurst = max(1, int(2*c.Limits.RatePerSecond))
 	}
 	def(&c.Limits.MaxInFlightSends, 10000)
+	defDur(&c.Limits.MaxStageLag, time.Second)
 	def(&c.Limits.MaxGroupMembers, 20000)
 	defDur(&c.Messages.RecallWindow, 24*time.Hour)
 	defDur(&c.Gateway.HeartbeatTimeout, 60*time.Second)

@@ -92,11 +92,14 @@ type Pusher interface {
 	Push(user string, e wire.Entry, cursor string)
 	// PushGroup delivers a read-fanout entry once per gateway node, which hands it to
 	// the local connections of the group's members, except those in skip (who get
-	// the entry in their timeline).
-	PushGroup(group uint64, e wire.Entry, skip map[string]bool)
-	// GroupMembers tells the gateway nodes of a membership change, for their index of
-	// group -> local member connections.
-	GroupMembers(group uint64, added, removed []string)
+	// the entry in their timeline). version is the group's membership version
+	// (Conversation.Version) read after the entry was stored: a gateway whose index
+	// is older checks its members first, so no one removed before the entry gets it.
+	PushGroup(group, version uint64, e wire.Entry, skip map[string]bool)
+	// GroupMembers tells the gateway nodes of a membership change (the group's
+	// version after it), for their index of group -> local member connections. It
+	// is a hint: a lost one is made up by the version PushGroup carries.
+	GroupMembers(group, version uint64, added, removed []string)
 }
 
 // Dispatcher is the send pipeline and the read-side service.
@@ -422,7 +425,13 @@ func (d *Dispatcher) handleSend(ctx context.Context, topic string, part int, rec
 		d.stageOf(topic).done(m.CreatedAt)
 		if m.Fanout == groupstream.FanoutRead {
 			d.m.StreamAppends.Inc()
-			d.push.PushGroup(m.ConversationID, m.Entry(), nil)
+			// The version read once the message is stored covers every removal
+			// committed before it: the gateways deliver by that membership or newer.
+			c, err := d.streams.Conversation(ctx, m.ConversationID)
+			if err != nil {
+				return err
+			}
+			d.push.PushGroup(m.ConversationID, c.Version, m.Entry(), nil)
 			// Sending reads everything before the message, in the sender's timeline
 			// part of the group too; their other devices learn it from the read entry.
 			e, _, err := d.timelines.MarkRead(ctx, m.From, m.ConversationID, m.ID, groupstream.KindGroup, m.CreatedAt)

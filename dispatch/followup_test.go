@@ -47,7 +47,7 @@ type indexPusher struct {
 	removed map[string]int
 }
 
-func (p *indexPusher) GroupMembers(_ uint64, _, removed []string) {
+func (p *indexPusher) GroupMembers(_, _ uint64, _, removed []string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, u := range removed {

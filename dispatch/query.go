@@ -277,7 +277,7 @@ func (d *Dispatcher) Recall(ctx context.Context, who wire.Principal, msgID uint6
 		return err
 	}
 	if m.RecallSeq != 0 { // recalled in read-fanout: the group's stream has it
-		d.push.PushGroup(c.ID, wire.Entry{Kind: wire.KindRecall, ConversationID: wire.ID(c.ID), MsgID: wire.ID(msgID),
+		d.push.PushGroup(c.ID, c.Version, wire.Entry{Kind: wire.KindRecall, ConversationID: wire.ID(c.ID), MsgID: wire.ID(msgID),
 			From: m.RecalledBy, CreatedAt: m.RecalledAt, GroupSeq: m.RecallSeq}, nil)
 		return nil
 	}

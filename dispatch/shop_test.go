@@ -24,14 +24,14 @@ type shops struct {
 func (s shops) OpenChat(shop, buyer string, chat uint64, entry, text string) (wire.ChatState, string, error) {
 	return wire.ChatState{ConversationID: wire.ID(chat), ShopID: shop, BuyerID: buyer, State: "queued"}, "", nil
 }
-func (s shops) Serving(string, uint64) string                   { return "" }
-func (s shops) IsAgent(shop, user string) bool                  { return shop == s.configured && s.agents[user] }
-func (s shops) Configured(shop string) bool                     { return shop == s.configured }
-func (s shops) BuyerMessage(string, uint64)                     {}
-func (s shops) AgentReplied(string, uint64, string)             {}
-func (nopPusher) Push(string, wire.Entry, string)               {}
-func (nopPusher) PushGroup(uint64, wire.Entry, map[string]bool) {}
-func (nopPusher) GroupMembers(uint64, []string, []string)       {}
+func (s shops) Serving(string, uint64) string                           { return "" }
+func (s shops) IsAgent(shop, user string) bool                          { return shop == s.configured && s.agents[user] }
+func (s shops) Configured(shop string) bool                             { return shop == s.configured }
+func (s shops) BuyerMessage(string, uint64)                             {}
+func (s shops) AgentReplied(string, uint64, string)                     {}
+func (nopPusher) Push(string, wire.Entry, string)                       {}
+func (nopPusher) PushGroup(uint64, uint64, wire.Entry, map[string]bool) {}
+func (nopPusher) GroupMembers(uint64, uint64, []string, []string)       {}
 
 type nopPusher struct{}
 

@@ -173,9 +173,11 @@ func (g *Gateway) websocketAuthFrame(c *gin.Context, ip string) {
 }
 
 // online marks u's inbox present on this node and reads their groups for the node's
-// index. leave undoes the presence; it is safe to call whatever the error.
-// Presence is advisory: its failures are logged, never fatal.
-func (g *Gateway) online(ctx context.Context, u auth.User) (groups []uint64, leave func(), err error) {
+// index, with the hub's stamp taken before the read (see Hub.add). leave undoes the
+// presence; it is safe to call whatever the error. Presence is advisory: its
+// failures are logged, never fatal. A failed read of the groups refuses the
+// connection: none is indexed with groups it could not read.
+func (g *Gateway) online(ctx context.Context, u auth.User) (groups indexedGroups, leave func(), err error) {
 	inbox := u.Inbox()
 	if err := g.presence.Connect(g.ctx, inbox, g.cfg.Node); err != nil {
 		g.log.Warn("gateway: presence connect failed", "user", inbox, "err", err)
@@ -185,14 +187,21 @@ func (g *Gateway) online(ctx context.Context, u auth.User) (groups []uint64, lea
 			g.log.Warn("gateway: presence disconnect failed", "user", inbox, "err", err)
 		}
 	}
-	groups, err = g.svc.UserGroups(ctx, inbox)
+	groups.stamp = g.hub.stamp()
+	groups.ids, err = g.svc.UserGroups(ctx, inbox)
 	return groups, leave, err
+}
+
+// indexedGroups are a connecting user's groups, read after the hub's stamp.
+type indexedGroups struct {
+	ids   []uint64
+	stamp uint64
 }
 
 // serveConn runs an upgraded connection of u until it closes: registered in the hub,
 // the write loop in its own goroutine, the read loop in this one. first, when set,
 // is written before anything else (the answer to an auth frame).
-func (g *Gateway) serveConn(ws *websocket.Conn, u auth.User, groups []uint64, first *wire.ServerFrame) {
+func (g *Gateway) serveConn(ws *websocket.Conn, u auth.User, groups indexedGroups, first *wire.ServerFrame) {
 	ws.SetReadLimit(4 * g.maxRequestBytes())
 	cn := &conn{g: g, ws: ws, who: u, user: u.Inbox(), out: make(chan outFrame, g.cfg.SendQueue), done: make(chan struct{})}
 	if u.Staff() {
@@ -201,7 +210,7 @@ func (g *Gateway) serveConn(ws *websocket.Conn, u auth.User, groups []uint64, fi
 	if first != nil {
 		cn.reply(*first)
 	}
-	g.hub.add(cn, groups)
+	g.hub.add(cn, groups.ids, groups.stamp)
 	g.m.Connections.Inc()
 	if u.Role == wire.RoleAgent && g.cs != nil {
 		g.cs.Presence(u.Shop, u.ID, true) // an agent's connection keeps their status honest

@@ -42,6 +42,10 @@ type Service interface {
 	// UserGroups lists the groups of a timeline's owner (a Principal's Inbox), for
 	// the node's group index.
 	UserGroups(ctx context.Context, inbox string) ([]uint64, error)
+	// CheckMembers reports which of users (inboxes connected here) are members of
+	// group, at the membership version it returns or a newer one, for the node's
+	// group index.
+	CheckMembers(ctx context.Context, group uint64, users []string) (wire.MemberCheck, error)
 	CreateGroup(ctx context.Context, who wire.Principal, req wire.CreateGroupRequest) (wire.Group, error)
 	Group(ctx context.Context, who wire.Principal, id uint64) (wire.Group, error)
 	ChangeMembers(ctx context.Context, who wire.Principal, id uint64, req wire.MembersRequest) (wire.Group, error)
@@ -156,6 +160,7 @@ func New(cfg Config, svc Service, issuer *auth.Issuer, reg presence.Registry, hu
 			CheckOrigin:  originChecker(cfg.AllowedOrigins),
 			Subprotocols: []string{wsProtocol},
 		}}
+	hub.checkWith(svc.CheckMembers, cfg.Logger)
 	g.ctx, g.cancel = context.WithCancel(context.Background())
 	g.engine = g.routes()
 	return g

@@ -34,7 +34,7 @@ type RelayConfig struct {
 // membership changes, shop frames) once per partition, so each node gets it once. A
 // node reads its own partition with Hub.Receive.
 //
-// Like the Hub, a Relay never blocks its caller: pushes are queued and Run sends them
+// A Relay never blocks its caller: pushes are queued and Run sends them
 // in batches, one presence lookup and one produce per batch.
 type Relay struct {
 	q   queue.Queue
@@ -60,6 +60,7 @@ type relayed struct {
 	Skip    []string `json:"skip,omitempty"`
 	Added   []string `json:"added,omitempty"`
 	Removed []string `json:"removed,omitempty"`
+	Version uint64   `json:"version,omitempty"` // the group's membership version (PushGroup, GroupMembers)
 	// Frame is the encoded wire.ServerFrame, passed through to the connections.
 	Frame json.RawMessage `json:"frame,omitempty"`
 }
@@ -109,8 +110,8 @@ func (r *Relay) PushFrame(user string, f wire.ServerFrame) { r.offerFrame(relaye
 func (r *Relay) PushShop(shop string, f wire.ServerFrame) { r.offerFrame(relayed{Shop: shop}, f) }
 
 // PushGroup implements dispatch.Pusher: one record per partition, not per member.
-func (r *Relay) PushGroup(group uint64, e wire.Entry, skip map[string]bool) {
-	p := relayed{Group: group}
+func (r *Relay) PushGroup(group, version uint64, e wire.Entry, skip map[string]bool) {
+	p := relayed{Group: group, Version: version}
 	for u := range skip {
 		p.Skip = append(p.Skip, u)
 	}
@@ -129,8 +130,8 @@ func (r *Relay) offerFrame(p relayed, f wire.ServerFrame) {
 }
 
 // GroupMembers implements dispatch.Pusher.
-func (r *Relay) GroupMembers(group uint64, added, removed []string) {
-	r.offer(relayed{Group: group, Added: added, Removed: removed})
+func (r *Relay) GroupMembers(group, version uint64, added, removed []string) {
+	r.offer(relayed{Group: group, Version: version, Added: added, Removed: removed})
 }
 
 // relayBatch bounds the pushes routed together.
@@ -206,7 +207,7 @@ func (r *Relay) route(ctx context.Context, batch []relayed) error {
 // the push topic from now on, until ctx is done.
 func (h *Hub) Receive(ctx context.Context, q queue.Queue, node string, partitions int, log *slog.Logger) error {
 	part := queue.PartitionFor([]byte(node), partitions)
-	return q.Tail(ctx, TopicPush, part, func(_ context.Context, _ int, recs []queue.Record) error {
+	return q.Tail(ctx, TopicPush, part, func(ctx context.Context, _ int, recs []queue.Record) error {
 		for _, rec := range recs {
 			var p relayed
 			if err := json.Unmarshal(rec.Value, &p); err != nil {
@@ -214,7 +215,7 @@ func (h *Hub) Receive(ctx context.Context, q queue.Queue, node string, partition
 				continue
 			}
 			if p.Node == "" || p.Node == node {
-				h.deliver(p)
+				h.deliver(ctx, p)
 			}
 		}
 		return nil
@@ -222,7 +223,7 @@ func (h *Hub) Receive(ctx context.Context, q queue.Queue, node string, partition
 }
 
 // deliver hands one relayed push to this node's connections.
-func (h *Hub) deliver(p relayed) {
+func (h *Hub) deliver(ctx context.Context, p relayed) {
 	switch {
 	case p.User != "" && p.Frame != nil:
 		h.pushUser(p.User, p.Frame)
@@ -233,8 +234,8 @@ func (h *Hub) deliver(p relayed) {
 		for _, u := range p.Skip {
 			skip[u] = true
 		}
-		h.pushGroup(p.Group, p.Frame, skip)
+		h.pushGroup(ctx, p.Group, p.Version, p.Frame, skip)
 	case p.Group != 0:
-		h.GroupMembers(p.Group, p.Added, p.Removed)
+		h.GroupMembers(p.Group, p.Version, p.Added, p.Removed)
 	}
 }

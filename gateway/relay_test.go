@@ -19,7 +19,7 @@ import (
 // testConn is a connection without a socket: the test reads what the hub queues.
 func testConn(h *Hub, user, shop string, groups ...uint64) *conn {
 	c := &conn{user: user, shop: shop, out: make(chan outFrame, 64), done: make(chan struct{})}
-	h.add(c, groups)
+	h.add(c, groups, h.stamp())
 	return c
 }
 
@@ -80,6 +80,10 @@ func TestRelayRoutesToNodes(t *testing.T) {
 	done := make(chan error, 3)
 	go func() { relay.Run(ctx); done <- nil }()
 	nodes := map[string]*Hub{"node-a": NewHub(metrics.New()), "node-b": NewHub(metrics.New())}
+	members := newRoster()
+	for _, h := range nodes {
+		h.checkWith(members.CheckMembers, quiet)
+	}
 	for name, h := range nodes {
 		go func() { done <- h.Receive(ctx, q, name, parts, slog.Default()) }()
 	}
@@ -134,10 +138,12 @@ func TestRelayRoutesToNodes(t *testing.T) {
 
 	push("ann", "to-ann")
 	push("cat", "to-cat")
-	relay.PushGroup(9, wire.Entry{ClientMsgID: "g1"}, map[string]bool{"bob": true})
-	relay.GroupMembers(9, []string{"cat"}, nil)
+	v1 := members.set(9, "ann", "bob")
+	relay.PushGroup(9, v1, wire.Entry{ClientMsgID: "g1"}, map[string]bool{"bob": true})
+	v2 := members.set(9, "ann", "bob", "cat")
+	relay.GroupMembers(9, v2, []string{"cat"}, nil)
 	relay.PushShop("acme", wire.ServerFrame{Type: wire.FrameCS, Event: "live"})
-	relay.PushGroup(9, wire.Entry{ClientMsgID: "g2"}, nil)
+	relay.PushGroup(9, v2, wire.Entry{ClientMsgID: "g2"}, nil)
 	want := map[*conn]string{
 		ann:  "[to-ann group group]",
 		bob:  "[cs:live group]",

@@ -47,6 +47,7 @@ type rpcArgs struct {
 	Shop      string                   `json:"shop,omitempty"`
 	Agent     string                   `json:"agent,omitempty"`
 	Status    string                   `json:"status,omitempty"`
+	Users     []string                 `json:"users,omitempty"`
 	By        string                   `json:"by,omitempty"`
 	ToAgent   string                   `json:"to_agent,omitempty"`
 	ToSkill   string                   `json:"to_skill,omitempty"`
@@ -119,6 +120,9 @@ func InternalHandler(svc Service, cs CS, cfg InternalConfig) http.Handler {
 			return svc.Receipts(ctx, a.Who, a.MsgID, *a.Receipts)
 		},
 		"user_groups": func(ctx context.Context, a rpcArgs) (any, error) { return svc.UserGroups(ctx, a.User) },
+		"check_members": func(ctx context.Context, a rpcArgs) (any, error) {
+			return svc.CheckMembers(ctx, a.ID, a.Users)
+		},
 		"create_group": func(ctx context.Context, a rpcArgs) (any, error) {
 			return svc.CreateGroup(ctx, a.Who, *a.Group)
 		},
@@ -434,6 +438,11 @@ func (r *Remote) Receipts(ctx context.Context, who wire.Principal, msgID uint64,
 // UserGroups implements Service.
 func (r *Remote) UserGroups(ctx context.Context, inbox string) ([]uint64, error) {
 	return remoteCall[[]uint64](ctx, r, "user_groups", rpcArgs{User: inbox})
+}
+
+// CheckMembers implements Service.
+func (r *Remote) CheckMembers(ctx context.Context, group uint64, users []string) (wire.MemberCheck, error) {
+	return remoteCall[wire.MemberCheck](ctx, r, "check_members", rpcArgs{ID: group, Users: users})
 }
 
 // CreateGroup implements Service.

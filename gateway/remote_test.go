@@ -36,6 +36,17 @@ func (fakeService) Send(_ context.Context, who wire.Principal, from string, req 
 	return wire.SendResult{MsgID: 42, ConversationID: 7, Duplicate: dup}, nil
 }
 
+// CheckMembers answers that of group 9's users asked about, ann is a member.
+func (fakeService) CheckMembers(_ context.Context, group uint64, users []string) (wire.MemberCheck, error) {
+	out := wire.MemberCheck{Version: 3, Members: []string{}}
+	for _, u := range users {
+		if group == 9 && u == "ann" {
+			out.Members = append(out.Members, u)
+		}
+	}
+	return out, nil
+}
+
 var ann = wire.Principal{ID: "ann", Role: wire.RoleAgent, Shop: "acme"}
 
 func (fakeService) MarkRead(context.Context, wire.Principal, uint64, uint64) (int, error) {
@@ -85,6 +96,7 @@ func TestInternalAPI(t *testing.T) {
 		t.Fatalf("send: %+v %v", res, err)
 	}
 	code := func(err error) wire.Code { return code(t, err) }
+	bad, _ := NewRemote(RemoteConfig{URL: srv.URL, Key: "wrong", Logger: quiet})
 	if _, err := r.Send(ctx, ann, "ann", wire.SendRequest{}); code(err) != wire.CodeMissingField {
 		t.Fatalf("a service error crosses as itself: %v", err)
 	}
@@ -96,6 +108,13 @@ func TestInternalAPI(t *testing.T) {
 	if !errors.As(err, &we) || we.Code != wire.CodeInvalidRules || len(we.Problems) != 2 || we.Problems[1].Field != "entries.order" {
 		t.Fatalf("rules problems: %#v", err)
 	}
+	check, err := r.CheckMembers(ctx, 9, []string{"ann", "bob"})
+	if err != nil || check.Version != 3 || len(check.Members) != 1 || check.Members[0] != "ann" {
+		t.Fatalf("check members: %+v %v", check, err)
+	}
+	if _, err := bad.CheckMembers(ctx, 9, []string{"ann"}); code(err) != wire.CodeForbidden {
+		t.Fatalf("check members with a wrong key: %v", err)
+	}
 	agents, err := r.Agents("acme")
 	if err != nil || !strings.Contains(string(agents.(json.RawMessage)), "acme-ann") {
 		t.Fatalf("agents: %s %v", agents, err)
@@ -106,7 +125,6 @@ func TestInternalAPI(t *testing.T) {
 		t.Fatalf("unanswered call: %v", err)
 	}
 
-	bad, _ := NewRemote(RemoteConfig{URL: srv.URL, Key: "wrong", Logger: quiet})
 	if _, err := bad.MarkRead(ctx, ann, 1, 2); code(err) != wire.CodeForbidden {
 		t.Fatalf("wrong key: %v", err)
 	}

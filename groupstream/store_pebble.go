@@ -198,10 +198,31 @@ func putMember(b *pebble.Batch, id uint64, m Member) {
 	_ = b.Set(userGroupKey(m.User, id), nil, nil)
 }
 
+// cachedMembers is a group's member list in the cache, with the group version it
+// is at least as new as.
+//
+// INVARIANT: Member and Members answer from a list at the version of the
+// conversation they read first or a newer one, never an older list (one left in
+// the cache between a change's commit and its cache update, while the conversation
+// was read from disk): dispatch.CheckMembers relies on it.
+type cachedMembers struct {
+	version uint64
+	list    []Member
+}
+
+// cachedList returns c's cached member list if it is at c's version or newer.
+func (s *PebbleStore) cachedList(c Conversation) ([]Member, bool) {
+	v, ok := s.cache.get(membersCacheKey(c.ID))
+	if !ok || v.(cachedMembers).version < c.Version {
+		return nil, false
+	}
+	return v.(cachedMembers).list, true
+}
+
 // cacheGroup puts group c and its members, as committed, in the cache.
 func (s *PebbleStore) cacheGroup(c Conversation, members []Member) {
 	s.cached(c)
-	s.cache.set(membersCacheKey(c.ID), members, membersSize(members))
+	s.cache.set(membersCacheKey(c.ID), cachedMembers{version: c.Version, list: members}, membersSize(members))
 }
 
 // ChangeMembers implements Store.
@@ -252,8 +273,7 @@ func (s *PebbleStore) Member(ctx context.Context, conv uint64, user string) (Mem
 	if c.Kind != KindGroup {
 		return pairMember(c, user)
 	}
-	if v, ok := s.cache.get(membersCacheKey(conv)); ok {
-		list := v.([]Member)
+	if list, ok := s.cachedList(c); ok {
 		i := sort.Search(len(list), func(i int) bool { return list[i].User >= user })
 		if i < len(list) && list[i].User == user {
 			return list[i], nil
@@ -279,10 +299,10 @@ func (s *PebbleStore) Members(ctx context.Context, conv uint64) ([]Member, error
 	if c.Kind != KindGroup {
 		return pairMembers(c), nil
 	}
-	k := membersCacheKey(conv)
-	if v, ok := s.cache.get(k); ok {
-		return v.([]Member), nil
+	if list, ok := s.cachedList(c); ok {
+		return list, nil
 	}
+	k := membersCacheKey(conv)
 	g := s.cache.gen(k)
 	var list []Member
 	err = s.scan(memberPrefix(conv), func(k, v []byte) error {
@@ -293,7 +313,8 @@ func (s *PebbleStore) Members(ctx context.Context, conv uint64) ([]Member, error
 	if err != nil {
 		return nil, err
 	}
-	s.cache.fill(k, list, membersSize(list), g)
+	// Read after c: at c's version or newer.
+	s.cache.fill(k, cachedMembers{version: c.Version, list: list}, membersSize(list), g)
 	return list, nil
 }
 

@@ -25,6 +25,12 @@ type Metrics struct {
 	SyncLatency       prometheus.Histogram
 	DeadLetters       *prometheus.CounterVec // by topic: undecodable records set aside
 	RecordsRefused    *prometheus.CounterVec // by topic: records of a newer version, retried
+
+	// GroupChecks counts a gateway's checks of its group index by result (ok,
+	// failed); GroupPushesUnchecked the large-group pushes not delivered because no
+	// check could be made.
+	GroupChecks          *prometheus.CounterVec
+	GroupPushesUnchecked prometheus.Counter
 }
 
 var latencyBuckets = []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5}
@@ -52,6 +58,11 @@ func New() *Metrics {
 			Name: "fanline_connections", Help: "Open WebSocket connections."}),
 		PushesDropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "fanline_slow_connections_closed_total", Help: "Connections closed because their send queue was full."}),
+		GroupChecks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fanline_group_member_checks_total", Help: "Checks of a gateway's group -> connections index with the pipeline, by result."},
+			[]string{"result"}),
+		GroupPushesUnchecked: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fanline_group_pushes_unchecked_total", Help: "Large-group pushes not delivered because the gateway could not check the group's members."}),
 		RateLimited: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "fanline_rate_limited_total", Help: "Calls, WebSocket frames and connections refused as over a rate or connection limit."}),
 		SendLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -64,7 +75,7 @@ func New() *Metrics {
 			Name: "fanline_queue_records_refused_total", Help: "Times a stage refused a record written by a newer version (it stops there and retries), by topic."}, []string{"topic"}),
 	}
 	r.MustRegister(m.MessagesAccepted, m.MessagesDuplicate, m.SendErrors, m.FanoutEntries, m.StreamAppends, m.FanoutLag,
-		m.SendStageLag, m.Connections, m.PushesDropped, m.RateLimited, m.SendLatency, m.SyncLatency,
+		m.SendStageLag, m.Connections, m.PushesDropped, m.GroupChecks, m.GroupPushesUnchecked, m.RateLimited, m.SendLatency, m.SyncLatency,
 		m.DeadLetters, m.RecordsRefused,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

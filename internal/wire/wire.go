@@ -179,6 +179,15 @@ type Group struct {
 	Role        string `json:"role"`
 }
 
+// MemberCheck answers which of some users are members of a group (an internal call:
+// a gateway checks its index with it). Members are the members among the users asked
+// about as of Version or a later version: a user removed at Version or before is not
+// in it.
+type MemberCheck struct {
+	Version uint64   `json:"version"`
+	Members []string `json:"members"`
+}
+
 // ReadRequest is the body of POST /v1/conversations/{id}/read and the WebSocket read frame.
 type ReadRequest struct {
 	ConversationID ID `json:"conversation_id,omitempty"`

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"sort"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -74,45 +73,25 @@ func (d *Dispatcher) CreateGroup(ctx context.Context, who wire.Principal, req wi
 	if err != nil {
 		return wire.Group{}, err
 	}
-	var fallback *groupstream.Announcement
-	if _, ok := d.streams.(groupstream.Announcer); !ok {
-		members, err := d.streams.Members(ctx, c.ID)
-		if err != nil {
-			return wire.Group{}, err
-		}
-		a := groupstream.Announcement{Group: c.ID, Version: c.Version, Event: c.ID, Type: "created", Actor: user, At: c.CreatedAt}
-		for _, m := range members {
-			a.Added = append(a.Added, m.User)
-		}
-		fallback = &a
-	}
-	if err := d.announcePending(ctx, c.ID, fallback); err != nil {
+	if err := d.announcePending(ctx, c.ID); err != nil {
 		return wire.Group{}, err
 	}
 	return groupInfo(c, groupstream.RoleOwner), nil
 }
 
-// announcePending makes the effects of group's pending membership announcements, in
-// version order, and deletes each once they are queued. A store without
-// announcements (not an Announcer) has only fallback, built by the caller from what
-// it saw, announced once.
-func (d *Dispatcher) announcePending(ctx context.Context, group uint64, fallback *groupstream.Announcement) error {
-	an, ok := d.streams.(groupstream.Announcer)
-	if !ok {
-		if fallback == nil {
-			return nil
-		}
-		return d.announce(ctx, *fallback)
-	}
-	pending, err := an.Announcements(ctx, group, 0)
+// announcePending makes the effects of group's pending membership announcements
+// (the store keeps one with each change), in version order, and deletes each once
+// they are queued.
+func (d *Dispatcher) announcePending(ctx context.Context, group uint64) error {
+	pending, err := d.streams.Announcements(ctx, group, 0)
 	if err != nil {
 		return err
 	}
-	return d.announceAll(ctx, an, pending, time.Time{})
+	return d.announceAll(ctx, pending, time.Time{})
 }
 
 // announceAll announces each of pending made before cutoff (zero: all) and deletes it.
-func (d *Dispatcher) announceAll(ctx context.Context, an groupstream.Announcer, pending []groupstream.Announcement, cutoff time.Time) error {
+func (d *Dispatcher) announceAll(ctx context.Context, pending []groupstream.Announcement, cutoff time.Time) error {
 	for _, a := range pending {
 		if !cutoff.IsZero() && a.At.After(cutoff) {
 			continue
@@ -120,7 +99,7 @@ func (d *Dispatcher) announceAll(ctx context.Context, an groupstream.Announcer, 
 		if err := d.announce(ctx, a); err != nil {
 			return err
 		}
-		if err := an.Announced(ctx, a.Group, a.Version); err != nil {
+		if err := d.streams.Announced(ctx, a.Group, a.Version); err != nil {
 			return err
 		}
 	}
@@ -139,16 +118,12 @@ const (
 // drainAnnouncements announces what membership changes left pending, at start and
 // every announceEvery, until ctx is done.
 func (d *Dispatcher) drainAnnouncements(ctx context.Context) error {
-	an, ok := d.streams.(groupstream.Announcer)
-	if !ok {
-		return nil
-	}
 	t := time.NewTicker(announceEvery)
 	defer t.Stop()
 	for {
-		pending, err := an.Announcements(ctx, 0, 1000)
+		pending, err := d.streams.Announcements(ctx, 0, 1000)
 		if err == nil {
-			err = d.announceAll(ctx, an, pending, time.Now().Add(-d.announceGrace))
+			err = d.announceAll(ctx, pending, time.Now().Add(-d.announceGrace))
 		}
 		if err != nil && ctx.Err() == nil {
 			d.log.Warn("dispatch: announcing pending membership changes failed; retrying", "err", err)
@@ -238,7 +213,7 @@ func (d *Dispatcher) Group(ctx context.Context, who wire.Principal, id uint64) (
 // admins (owner only).
 func (d *Dispatcher) ChangeMembers(ctx context.Context, who wire.Principal, id uint64, req wire.MembersRequest) (wire.Group, error) {
 	user := who.Inbox()
-	prev, me, err := d.groupMember(ctx, user, id)
+	_, me, err := d.groupMember(ctx, user, id)
 	if err != nil {
 		return wire.Group{}, err
 	}
@@ -261,19 +236,10 @@ func (d *Dispatcher) ChangeMembers(ctx context.Context, who wire.Principal, id u
 			}
 		}
 	}
-	// A store that keeps announcements records what changed with the change itself;
-	// for one that does not, the change is worked out from the members before.
-	_, outbox := d.streams.(groupstream.Announcer)
-	var before []groupstream.Member
-	if !outbox {
-		if before, err = d.streams.Members(ctx, id); err != nil {
-			return wire.Group{}, err
-		}
-	}
-	event := d.ids.Next()
+	// The store records what changed, as the announcement, with the change itself.
 	c, err := d.streams.ChangeMembers(ctx, id, groupstream.MemberChange{
 		Add: req.Add, Remove: req.Remove, Promote: req.Promote, Demote: req.Demote, Max: d.cfg.MaxGroupMembers,
-		Event: event, Actor: user,
+		Event: d.ids.Next(), Actor: user,
 	}, time.Now())
 	switch {
 	case errors.Is(err, groupstream.ErrTooManyMembers):
@@ -285,50 +251,11 @@ func (d *Dispatcher) ChangeMembers(ctx context.Context, who wire.Principal, id u
 	case err != nil:
 		return wire.Group{}, err
 	}
-	var fallback *groupstream.Announcement
-	if !outbox && c.Version != prev.Version { // the change took effect
-		a, err := d.changeOf(ctx, c, event, user, before)
-		if err != nil {
-			return wire.Group{}, err
-		}
-		fallback = &a
-	}
 	// Pending announcements are made even when this call changed nothing: a retry
 	// after a failure between the change and its effects finds the change done and
 	// its announcement still pending.
-	if err := d.announcePending(ctx, id, fallback); err != nil {
+	if err := d.announcePending(ctx, id); err != nil {
 		return wire.Group{}, err
 	}
 	return groupInfo(c, me.Role), nil
-}
-
-// changeOf works out what changed between before and now, for a store without
-// announcements.
-func (d *Dispatcher) changeOf(ctx context.Context, c groupstream.Conversation, event uint64, actor string, before []groupstream.Member) (groupstream.Announcement, error) {
-	after, err := d.streams.Members(ctx, c.ID)
-	if err != nil {
-		return groupstream.Announcement{}, err
-	}
-	old := make(map[string]string, len(before))
-	for _, m := range before {
-		old[m.User] = m.Role
-	}
-	a := groupstream.Announcement{Group: c.ID, Version: c.Version, Event: event, Type: "members_changed", Actor: actor, At: ids.Time(event)}
-	for _, m := range after {
-		role, was := old[m.User]
-		switch {
-		case !was:
-			a.Added = append(a.Added, m.User)
-		case role != m.Role && m.Role == groupstream.RoleAdmin:
-			a.Promoted = append(a.Promoted, m.User)
-		case role != m.Role:
-			a.Demoted = append(a.Demoted, m.User)
-		}
-		delete(old, m.User)
-	}
-	for u := range old {
-		a.Removed = append(a.Removed, u)
-	}
-	sort.Strings(a.Removed)
-	return a, nil
 }

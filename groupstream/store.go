@@ -151,19 +151,19 @@ type MemberChange struct {
 	// Max bounds the member count after the change.
 	Max int
 	// Event is the msg id of the group event that will announce the change, and
-	// Actor who made it. A store that keeps announcements (Announcer) records one
-	// with the change when Event is set.
+	// Actor who made it. The store records an Announcement with the change when
+	// Event is set.
 	Event uint64
 	Actor string
 }
 
 // Announcement is a membership change whose effects are still to be made: the group
 // event in the group's log, the members' timeline entries, the gateways' member
-// index. A store that implements Announcer writes it in the change's own atomic
-// batch (an outbox), so a crash or a failure between the change and its effects
-// loses nothing: whoever drains it makes the effects (each is idempotent, keyed by
-// Event) and then deletes it. A group's creation is announced with its own id as
-// Event.
+// index. A store commits it if and only if it commits the change (an outbox: Pebble
+// in the change's batch, Cassandra in its conditional batch), so a crash or a
+// failure between the change and its effects loses nothing: whoever drains it
+// (Announcer) makes the effects (each is idempotent, keyed by Event) and then
+// deletes it. A group's creation is announced with its own id as Event.
 type Announcement struct {
 	Group    uint64    `json:"group"`
 	Version  uint64    `json:"version"`
@@ -177,7 +177,7 @@ type Announcement struct {
 	Demoted  []string  `json:"demoted,omitempty"`
 }
 
-// Announcer is a Store that keeps the announcements of membership changes.
+// Announcer keeps the announcements of membership changes; every Store is one.
 type Announcer interface {
 	// Announcements returns up to limit (0: all) pending announcements of group,
 	// oldest version first; group 0 lists those of every group.
@@ -270,8 +270,11 @@ var (
 	ErrOwner = errors.New("groupstream: the owner cannot be removed or demoted")
 )
 
-// Store is the conversation directory and message log.
+// Store is the conversation directory and message log, with the announcements of
+// its membership changes.
 type Store interface {
+	Announcer
+
 	// DirectConversation returns the conversation of users a and b, allocating it with
 	// id newID() the first time. Every caller gets the same conversation for a pair.
 	DirectConversation(ctx context.Context, a, b string, newID func() uint64) (Conversation, error)
@@ -281,10 +284,11 @@ type Store interface {
 	// Conversation returns a conversation by id, or ErrNotFound.
 	Conversation(ctx context.Context, id uint64) (Conversation, error)
 	// CreateGroup stores a new group with id, owned by owner, whose members are owner
-	// and members (duplicates ignored).
+	// and members (duplicates ignored), with the announcement of its creation.
 	CreateGroup(ctx context.Context, id uint64, name, owner string, members []string, at time.Time) (Conversation, error)
-	// ChangeMembers applies a membership change atomically and bumps the version.
-	// Adding a member twice or removing a non-member changes nothing.
+	// ChangeMembers applies a membership change atomically, with its announcement
+	// when ch has an Event, and bumps the version. Adding a member twice or
+	// removing a non-member changes nothing (and announces nothing).
 	ChangeMembers(ctx context.Context, id uint64, ch MemberChange, at time.Time) (Conversation, error)
 	// Member returns user's membership of a conversation, or ErrNotFound.
 	Member(ctx context.Context, conv uint64, user string) (Member, error)

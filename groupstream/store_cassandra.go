@@ -20,8 +20,11 @@ import (
 //   - stream: (conv, seq >> 16), 65,536 entries of ~100 bytes (~7 MB).
 //   - history: (conv, msg_id >> 53), ~25 days of one conversation's message ids at
 //     ~30 bytes a row.
-//   - conversations: (id), a group's record (static) and one row per member: a
-//     20,000-member group is ~3 MB.
+//   - conversations: (id), a group's record (static), one row per member (a
+//     20,000-member group is ~3 MB) and one per pending announcement, under
+//     clustering keys no user id can be (announce_cassandra.go).
+//   - pending_announcements: (bucket), the groups with pending announcements in
+//     pendingBuckets partitions, each row deleted within seconds.
 //   - read_positions: (conv), one row per member that read.
 //   - messages: (id), one message each.
 const (
@@ -55,6 +58,12 @@ var CassandraSchema = cql.Schema{Name: "groupstream", Statements: []string{
 	`CREATE TABLE IF NOT EXISTS stream (conv bigint, bucket bigint, seq bigint, kind text, msg bigint, rank bigint,
 		at timestamp, sender text, PRIMARY KEY ((conv, bucket), seq))`,
 	`CREATE TABLE IF NOT EXISTS read_positions (conv bigint, user text, seq bigint, PRIMARY KEY ((conv), user))`,
+	// The index of pending announcements (the announcements are rows of their
+	// groups' partitions). A deleted row that comes back (a replica that missed the
+	// deletion for longer than gc_grace_seconds) is discarded again, so its
+	// tombstones need not be kept long.
+	`CREATE TABLE IF NOT EXISTS pending_announcements (bucket int, id bigint, version bigint, at timestamp,
+		PRIMARY KEY ((bucket), id, version)) WITH gc_grace_seconds = 3600`,
 }}
 
 // The statements, bound with values (gocql prepares each once per connection).
@@ -65,7 +74,7 @@ const (
 	cqlPutMember    = `UPDATE conversations SET member = ? WHERE id = ? AND user = ?`
 	cqlDelMember    = `DELETE FROM conversations WHERE id = ? AND user = ?`
 	cqlMember       = `SELECT member FROM conversations WHERE id = ? AND user = ?`
-	cqlMembers      = `SELECT user, member FROM conversations WHERE id = ?`
+	cqlMembers      = `SELECT user, member FROM conversations WHERE id = ? AND user < ?`
 	cqlPair         = `SELECT id FROM conversation_pairs WHERE pair = ?`
 	cqlPutPair      = `INSERT INTO conversation_pairs (pair, id) VALUES (?, ?) IF NOT EXISTS`
 	cqlPutUserGroup = `INSERT INTO user_groups (user, id) VALUES (?, ?)`
@@ -128,6 +137,9 @@ type CassandraStore struct {
 	// read indexes as loaded (for ReadIndexTTL), bounded in bytes
 	// (Config.CacheBytes).
 	cache *byteCache
+
+	reads      announceReads // of announcements, on s
+	staleAfter time.Duration // pendingStaleAfter
 }
 
 // loadedIndex is a read index and when it was loaded.
@@ -149,7 +161,8 @@ func newCassandraStore(s *gocql.Session, w cql.Writer, cfg CassandraStoreConfig)
 	if cfg.ReadIndexTTL <= 0 {
 		cfg.ReadIndexTTL = 5 * time.Second
 	}
-	return &CassandraStore{s: s, w: w, cfg: cfg, locks: keylock.New(convStripes), cache: newByteCache(cfg.CacheBytes)}
+	return &CassandraStore{s: s, w: w, cfg: cfg, locks: keylock.New(convStripes), cache: newByteCache(cfg.CacheBytes),
+		reads: sessionReads{s}, staleAfter: pendingStaleAfter}
 }
 
 // CachedBytes returns the bytes of conversations and read positions held in
@@ -252,6 +265,9 @@ func (s *CassandraStore) Member(ctx context.Context, conv uint64, user string) (
 	if c.Kind != KindGroup {
 		return pairMember(c, user)
 	}
+	if !memberKey(user) {
+		return Member{}, ErrNotFound // a row of the group's partition that is no member
+	}
 	var blob []byte
 	err = s.s.Query(cqlMember, int64(conv), user).WithContext(ctx).Scan(&blob)
 	if errors.Is(err, gocql.ErrNotFound) || (err == nil && len(blob) == 0) {
@@ -263,7 +279,8 @@ func (s *CassandraStore) Member(ctx context.Context, conv uint64, user string) (
 	return decodeMember(conv, user, blob)
 }
 
-// Members implements Store; rows come in user order (the clustering key).
+// Members implements Store; rows come in user order (the clustering key), and the
+// group's other rows (reservedPrefix) after them.
 func (s *CassandraStore) Members(ctx context.Context, conv uint64) ([]Member, error) {
 	c, err := s.Conversation(ctx, conv)
 	if err != nil {
@@ -272,13 +289,13 @@ func (s *CassandraStore) Members(ctx context.Context, conv uint64) ([]Member, er
 	if c.Kind != KindGroup {
 		return pairMembers(c), nil
 	}
-	it := s.s.Query(cqlMembers, int64(conv)).WithContext(ctx).Iter()
+	it := s.s.Query(cqlMembers, int64(conv), reservedPrefix).WithContext(ctx).Iter()
 	var out []Member
 	var user *string
 	var blob []byte
 	for it.Scan(&user, &blob) {
-		if user == nil || len(blob) == 0 {
-			continue // the record's static row
+		if user == nil || len(blob) == 0 || !memberKey(*user) {
+			continue // the record's static row, or not a member's
 		}
 		m, err := decodeMember(conv, *user, blob)
 		if err != nil {

@@ -12,7 +12,8 @@ func TestCassandraStatements(t *testing.T) {
 	cqltest.Check(t, CassandraSchema, cqlConv, cqlNewConv, cqlClaimConv, cqlPutMember, cqlDelMember, cqlMember,
 		cqlMembers, cqlPair, cqlPutPair, cqlPutUserGroup, cqlDelUserGroup, cqlUserGroups, cqlPutLeft, cqlDelLeft,
 		cqlLeft, cqlMessage, cqlPutMessage, cqlRecall, cqlPutHistory, cqlHistory, cqlPutStream, cqlStream,
-		cqlRankAt, cqlSetRead, cqlRead, cqlReads, cqlDelRead)
+		cqlRankAt, cqlSetRead, cqlRead, cqlReads, cqlDelRead, cqlPutAnnouncement, cqlAnnouncements, cqlDelAnnouncement,
+		cqlPutPending, cqlPending, cqlDelPending, cqlRev, cqlFenceRev, cqlFenceNew)
 	// Past memberships expire in Cassandra when the store stops returning them.
 	if !strings.HasSuffix(cqlPutLeft, "USING TTL 2592000") || keepLeftFor != 2592000*time.Second {
 		t.Errorf("left_groups TTL does not match keepLeftFor (%v): %s", keepLeftFor, cqlPutLeft)

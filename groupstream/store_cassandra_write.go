@@ -35,6 +35,10 @@ import (
 //     rebuild them; its user_groups rows and read positions come after, written
 //     from the change asked for and the members after it, also when the change
 //     found nothing to change (an earlier call applied it and was cut short).
+//   - A change's (and a creation's) announcement is a row of the conditional batch,
+//     so it commits with the change; its index row (pending_announcements) comes
+//     before the batch, so every committed announcement is listed, and an index row
+//     whose change did not apply is discarded (announce_cassandra.go).
 //
 // Conditional batches are never split: Cassandra checks its batch size limits only
 // on batches of several partitions (CASSANDRA-10876), and a group's batch of 20,000
@@ -213,18 +217,26 @@ func streamRow(conv uint64, e StreamEntry, rank uint64) cql.Stmt {
 	return cql.Q(cqlPutStream, int64(conv), streamBucket(e.Seq), int64(e.Seq), e.Kind, int64(e.MsgID), int64(rank), e.At, e.From)
 }
 
-// CreateGroup implements Store: the record and member rows in one conditional
-// batch, then the members' user_groups rows in bounded batches. Calling it again
-// for the same group (id, name, owner and time) returns the group and writes those
-// rows again.
+// CreateGroup implements Store: the index row of its announcement, the record,
+// member rows and announcement in one conditional batch, then the members'
+// user_groups rows in bounded batches. Calling it again for the same group (id,
+// name, owner and time) returns the group and writes those rows again.
 func (s *CassandraStore) CreateGroup(ctx context.Context, id uint64, name, owner string, members []string, at time.Time) (Conversation, error) {
 	c, list := s.cfg.newGroup(id, name, owner, members, at)
-	applied, err := s.w.CAS(ctx, groupRows(c, list))
+	index, row := announcementRows(creation(c, list), time.Now())
+	if err := s.w.Exec(ctx, index); err != nil {
+		return Conversation{}, cassErr(err)
+	}
+	applied, err := s.w.CAS(ctx, append(groupRows(c, list), row))
 	if err != nil {
 		return Conversation{}, cassErr(err)
 	}
 	if !applied {
 		old, _, err := s.load(ctx, id)
+		if errors.Is(err, ErrNotFound) {
+			// Its announcement's index row was discarded: the creation is given up.
+			return Conversation{}, fmt.Errorf("groupstream: group %d: its creation was given up", id)
+		}
 		if err != nil {
 			return Conversation{}, err
 		}
@@ -283,26 +295,36 @@ func (s *CassandraStore) ChangeMembers(ctx context.Context, id uint64, ch Member
 	if !changed {
 		next, plan.members = c, list
 	}
-	if err := s.writeChange(ctx, next, rev, ch, plan, changed); err != nil {
+	if err := s.writeChange(ctx, next, rev, ch, plan, changed, at); err != nil {
 		return c, err
 	}
 	return next, nil
 }
 
-// writeChange writes change ch of group next, planned on revision rev: its past
-// memberships, the conditional batch (when changed) and the rows of the members
-// after it, plan.members.
+// writeChange writes change ch of group next made at at, planned on revision rev:
+// its past memberships and the index row of its announcement (when ch has an
+// Event), the conditional batch with the member rows and the announcement (when
+// changed) and the rows of the members after it, plan.members.
 //
 // A past membership written for a change whose batch then lost its condition
 // (ErrConflict) is unused while its user stays a member (sync takes a member's
 // group before a past membership of it), and their next removal or join rewrites
-// it.
-func (s *CassandraStore) writeChange(ctx context.Context, next Conversation, rev int64, ch MemberChange, plan memberPlan, changed bool) error {
+// it; the index row is discarded.
+func (s *CassandraStore) writeChange(ctx context.Context, next Conversation, rev int64, ch MemberChange, plan memberPlan, changed bool,
+	at time.Time) error {
 	if changed {
 		if err := cql.WriteBatches(ctx, s.w, s.cfg.Batch, leftRows(next.ID, plan)); err != nil {
 			return cassErr(err)
 		}
-		if err := s.claim(ctx, next, rev, memberRows(next.ID, plan)); err != nil {
+		rows := memberRows(next.ID, plan)
+		if a := plan.announcement(next, ch, at); a != nil {
+			index, row := announcementRows(*a, time.Now())
+			if err := s.w.Exec(ctx, index); err != nil {
+				return cassErr(err)
+			}
+			rows = append(rows, row)
+		}
+		if err := s.claim(ctx, next, rev, rows); err != nil {
 			return err
 		}
 	}

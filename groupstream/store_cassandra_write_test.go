@@ -204,7 +204,7 @@ func TestCassandraMembershipCrash(t *testing.T) {
 		if !changed {
 			next, plan.members = c, before
 		}
-		return s.writeChange(ctx, next, rev, ch, plan, changed)
+		return s.writeChange(ctx, next, rev, ch, plan, changed, at)
 	}
 	s, clean := recorded(t, cfg)
 	seed(s, clean)
@@ -277,7 +277,7 @@ func TestCassandraBatchBounds(t *testing.T) {
 			t.Fatal(err)
 		}
 		rec.Calls = nil
-		if err := s.writeChange(ctx, next, rev, MemberChange{Remove: members[1:]}, plan, true); err != nil {
+		if err := s.writeChange(ctx, next, rev, MemberChange{Remove: members[1:]}, plan, true, time.Now()); err != nil {
 			t.Fatal(err)
 		}
 		checkBatches(t, rec, l)
@@ -325,6 +325,8 @@ func partitionOf(st cql.Stmt) string {
 		return fmt.Sprint(st.Args[2])
 	case cqlPutMember:
 		return fmt.Sprint(st.Args[1])
+	case cqlPutAnnouncement:
+		return fmt.Sprint(st.Args[0])
 	case cqlDelMember:
 		return fmt.Sprint(st.Args[0])
 	}
@@ -351,7 +353,7 @@ func TestCassandraMemberRowsOnce(t *testing.T) {
 	if err != nil || !changed {
 		t.Fatal(changed, err)
 	}
-	if err := s.writeChange(ctx, next, 1, ch, plan, true); err != nil {
+	if err := s.writeChange(ctx, next, 1, ch, plan, true, at); err != nil {
 		t.Fatal(err)
 	}
 	rows := rec.Rows("conversations")

@@ -12,10 +12,6 @@ import (
 // leave a pending announcement, written with the change, naming exactly what
 // changed; a change that changes nothing leaves none; Announced removes one.
 func testAnnouncements(t *testing.T, s groupstream.Store) {
-	a, ok := s.(groupstream.Announcer)
-	if !ok {
-		t.Skip("this store keeps no announcements")
-	}
 	at := time.Now()
 	if _, err := s.CreateGroup(ctx, 700, "g", "owen", []string{"bea", "al"}, at); err != nil {
 		t.Fatal(err)
@@ -36,7 +32,7 @@ func testAnnouncements(t *testing.T, s groupstream.Store) {
 	if _, err := s.CreateGroup(ctx, 701, "h", "zed", nil, at); err != nil {
 		t.Fatal(err)
 	}
-	got, err := a.Announcements(ctx, 700, 0)
+	got, err := s.Announcements(ctx, 700, 0)
 	if err != nil || len(got) != 2 {
 		t.Fatalf("announcements of group 700: %+v %v, want 2", got, err)
 	}
@@ -49,19 +45,19 @@ func testAnnouncements(t *testing.T, s groupstream.Store) {
 		len(ch.Demoted) != 0 {
 		t.Fatalf("change %+v", ch)
 	}
-	all, err := a.Announcements(ctx, 0, 0)
+	all, err := s.Announcements(ctx, 0, 0)
 	if err != nil || len(all) != 3 {
 		t.Fatalf("every group's announcements: %+v %v", all, err)
 	}
-	if some, err := a.Announcements(ctx, 0, 2); err != nil || len(some) != 2 {
+	if some, err := s.Announcements(ctx, 0, 2); err != nil || len(some) != 2 {
 		t.Fatalf("limit 2: %+v %v", some, err)
 	}
 	for _, v := range []uint64{1, 1, 2} {
-		if err := a.Announced(ctx, 700, v); err != nil {
+		if err := s.Announced(ctx, 700, v); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if got, err := a.Announcements(ctx, 700, 0); err != nil || len(got) != 0 {
+	if got, err := s.Announcements(ctx, 700, 0); err != nil || len(got) != 0 {
 		t.Fatalf("after Announced: %+v %v", got, err)
 	}
 }

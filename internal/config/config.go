@@ -446,7 +446,8 @@ func (c Config) Has(role string) bool { return slices.Contains(c.Roles, role) }
 
 // MaxCassandraGroupMembers bounds limits.max_group_members on Cassandra: a group's
 // creation, or a change that removes and adds every member, is one conditional
-// batch of a statement per member added or removed, and gocql sends at most 65,535.
+// batch of a statement per member added or removed (and two more: the record and the
+// change's announcement), and gocql sends at most 65,535.
 const MaxCassandraGroupMembers = 32000
 
 // Check reports the first contradiction between settings that each look fine alone.

@@ -1,6 +1,7 @@
 package cqltest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,9 +15,12 @@ import (
 )
 
 // Call is one call a Recorder took: "exec", "batch" or "cas", and its statements.
+// NotApplied marks a conditional batch whose conditions did not hold (with
+// Recorder.Conditions): it wrote nothing.
 type Call struct {
-	Kind  string
-	Stmts []cql.Stmt
+	Kind       string
+	Stmts      []cql.Stmt
+	NotApplied bool
 }
 
 // Row is a row's columns but its key, as written, by name (a literal of the
@@ -27,15 +31,23 @@ type Row map[string]any
 // order, and the rows they leave: each INSERT, UPDATE or DELETE writes or deletes the
 // row its primary key names (a statement without a table's clustering columns
 // writes the partition's static row), and within one batch, whose statements share
-// a timestamp, a deletion wins. Nothing else of CQL is modelled: conditions are not
-// evaluated (every CAS applies), TTLs never expire, nothing is read.
+// a timestamp, a deletion wins. Nothing else of CQL is modelled: conditions are
+// evaluated only with Conditions (otherwise every CAS applies), TTLs never expire,
+// nothing is read.
 //
 // FailAt simulates a crash: the call holding the FailAt-th statement written fails,
 // whole (as a logged batch fails: none of it is recorded), and so does every call
 // after it until Restart.
+//
+// With Conditions set, a CAS checks its statements' conditions on the rows recorded
+// (IF NOT EXISTS and IF EXISTS: whether the row the statement names exists, the
+// static row for a statement without the clustering columns; IF col = ? AND ...:
+// the row's values, compared as written, a literal by its text) and, unless all
+// hold, writes nothing and reports false; its statements still count as written.
 type Recorder struct {
-	FailAt int
-	Calls  []Call
+	FailAt     int
+	Conditions bool
+	Calls      []Call
 
 	t       *testing.T
 	tables  map[string]table
@@ -89,15 +101,78 @@ func (r *Recorder) Exec(_ context.Context, st cql.Stmt) error { return r.take("e
 // Batch implements cql.Writer.
 func (r *Recorder) Batch(_ context.Context, sts []cql.Stmt) error { return r.take("batch", sts) }
 
-// CAS implements cql.Writer: the conditions always hold.
+// CAS implements cql.Writer: the conditions hold unless Conditions is set and the
+// rows recorded fail them.
 func (r *Recorder) CAS(_ context.Context, sts []cql.Stmt) (bool, error) {
+	r.t.Helper()
+	if r.Conditions && !r.crashing(len(sts)) {
+		held, err := r.hold(sts)
+		if err != nil {
+			r.t.Errorf("cqltest: %v", err)
+			return false, err
+		}
+		if !held {
+			r.written += len(sts)
+			r.Calls = append(r.Calls, Call{Kind: "cas", Stmts: sts, NotApplied: true})
+			return false, nil
+		}
+	}
 	err := r.take("cas", sts)
 	return err == nil, err
 }
 
+// crashing reports whether a call of n statements fails as crashed.
+func (r *Recorder) crashing(n int) bool {
+	return r.down || (r.FailAt > 0 && r.written+n >= r.FailAt)
+}
+
+// hold reports whether the conditions of every statement of sts hold on the rows
+// recorded.
+func (r *Recorder) hold(sts []cql.Stmt) (bool, error) {
+	for _, st := range sts {
+		w, cond, err := r.resolve(st)
+		if err != nil {
+			return false, fmt.Errorf("%q: %v", st.CQL, err)
+		}
+		row, exists := r.rows[w.table][w.key]
+		switch c := r.shapes[st.CQL].cond; c {
+		case "":
+		case "NOT EXISTS", "EXISTS":
+			if exists != (c == "EXISTS") {
+				return false, nil
+			}
+		default:
+			cols, vals, err := assignments(c, " AND ")
+			if err != nil {
+				return false, fmt.Errorf("%q: %v", st.CQL, err)
+			}
+			want, err := bind(cols, vals, &cond)
+			if err != nil {
+				return false, fmt.Errorf("%q: condition: %v", st.CQL, err)
+			}
+			for col, v := range want {
+				if !exists || !sameValue(row[col], v) {
+					return false, nil
+				}
+			}
+		}
+	}
+	return true, nil
+}
+
+// sameValue compares two values of a cell: blobs by their bytes, anything else by
+// its text (a literal such as 1 is recorded as written).
+func sameValue(a, b any) bool {
+	if ab, ok := a.([]byte); ok {
+		bb, ok := b.([]byte)
+		return ok && bytes.Equal(ab, bb)
+	}
+	return a != nil && fmt.Sprint(a) == fmt.Sprint(b)
+}
+
 func (r *Recorder) take(kind string, sts []cql.Stmt) error {
 	r.t.Helper()
-	if r.down || (r.FailAt > 0 && r.written+len(sts) >= r.FailAt) {
+	if r.crashing(len(sts)) {
 		r.down = true
 		return ErrCrashed
 	}
@@ -108,7 +183,7 @@ func (r *Recorder) take(kind string, sts []cql.Stmt) error {
 	ws := make([]rowWrite, len(sts))
 	cells := map[string]any{}
 	for i, st := range sts {
-		w, err := r.resolve(st)
+		w, _, err := r.resolve(st)
 		if err != nil {
 			r.t.Errorf("cqltest: %q: %v", st.CQL, err)
 			return err
@@ -181,15 +256,21 @@ func split(s string) []string {
 }
 
 // shape is a write statement's text, parsed: its table and which columns it sets
-// and keys, to what (? or a literal).
+// and keys, to what (? or a literal), and its condition (the text after IF).
 type shape struct {
 	table                string
 	setCols, setVals     []string
 	whereCols, whereVals []string // the same as set's for an INSERT
 	insert, del          bool
+	cond                 string
 }
 
 func parse(stmt string) (sh shape, err error) {
+	defer func() {
+		if i := strings.LastIndex(stmt, " IF "); i >= 0 {
+			sh.cond = strings.TrimSpace(stmt[i+len(" IF "):])
+		}
+	}()
 	switch {
 	case insertRe.MatchString(stmt):
 		m := insertRe.FindStringSubmatch(stmt)
@@ -236,13 +317,14 @@ func (r *Recorder) put(w rowWrite) {
 	}
 }
 
-// resolve returns the row st writes and the columns it sets but the key.
-func (r *Recorder) resolve(st cql.Stmt) (rowWrite, error) {
+// resolve returns the row st writes and the columns it sets but the key, and the
+// values bound to its condition.
+func (r *Recorder) resolve(st cql.Stmt) (rowWrite, []any, error) {
 	sh, ok := r.shapes[st.CQL]
 	if !ok {
 		var err error
 		if sh, err = parse(st.CQL); err != nil {
-			return rowWrite{}, err
+			return rowWrite{}, nil, err
 		}
 		r.shapes[st.CQL] = sh
 	}
@@ -252,26 +334,26 @@ func (r *Recorder) resolve(st cql.Stmt) (rowWrite, error) {
 	var err error
 	if !del {
 		if set, err = bind(sh.setCols, sh.setVals, &args); err != nil {
-			return rowWrite{}, err
+			return rowWrite{}, nil, err
 		}
 	}
 	if sh.insert {
 		where = set
 	} else if where, err = bind(sh.whereCols, sh.whereVals, &args); err != nil {
-		return rowWrite{}, err
+		return rowWrite{}, nil, err
 	}
 	if len(args) > 0 && !strings.Contains(st.CQL, " IF ") {
-		return rowWrite{}, fmt.Errorf("%d values bound too many", len(args))
+		return rowWrite{}, nil, fmt.Errorf("%d values bound too many", len(args))
 	}
 	tb, ok := r.tables[name]
 	if !ok {
-		return rowWrite{}, fmt.Errorf("no table %s", name)
+		return rowWrite{}, nil, fmt.Errorf("no table %s", name)
 	}
 	var key []any
 	for _, k := range tb.partition {
 		v, ok := where[k]
 		if !ok {
-			return rowWrite{}, fmt.Errorf("partition key column %s not given", k)
+			return rowWrite{}, nil, fmt.Errorf("partition key column %s not given", k)
 		}
 		key = append(key, v)
 	}
@@ -279,17 +361,17 @@ func (r *Recorder) resolve(st cql.Stmt) (rowWrite, error) {
 		if v, ok := where[k]; ok {
 			key = append(key, v)
 		} else if del || len(key) > len(tb.partition) {
-			return rowWrite{}, fmt.Errorf("clustering column %s not given", k)
+			return rowWrite{}, nil, fmt.Errorf("clustering column %s not given", k)
 		}
 	}
 	w := rowWrite{table: name, key: Key(key...), set: Row{}, del: del}
 	for c, v := range set {
 		if !tb.columns[c] {
-			return rowWrite{}, fmt.Errorf("no column %s in %s", c, name)
+			return rowWrite{}, nil, fmt.Errorf("no column %s in %s", c, name)
 		}
 		if !slices.Contains(tb.partition, c) && !slices.Contains(tb.clustering, c) {
 			w.set[c] = v
 		}
 	}
-	return w, nil
+	return w, args, nil
 }

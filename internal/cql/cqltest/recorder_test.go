@@ -69,3 +69,43 @@ func TestRecorder(t *testing.T) {
 		t.Fatalf("after Restart: %v, rows %v", err, r.Rows("t"))
 	}
 }
+
+// TestRecorderConditions: with Conditions, a CAS whose conditions fail on the rows
+// recorded writes nothing and reports false; without, every CAS applies.
+func TestRecorderConditions(t *testing.T) {
+	ctx := context.Background()
+	newRow := cql.Q(`INSERT INTO t (k, s) VALUES (?, 1) IF NOT EXISTS`, "a")
+	bump := func(from, to int64) cql.Stmt { return cql.Q(`UPDATE t SET s = ? WHERE k = ? IF s = ?`, to, "a", from) }
+	drop := cql.Q(`DELETE FROM t WHERE k = ? AND c = ? IF EXISTS`, "a", int64(1))
+	put := cql.Q(`INSERT INTO t (k, c, v) VALUES (?, ?, ?)`, "a", int64(1), []byte("x"))
+	r := NewRecorder(t, schema)
+	r.Conditions = true
+	for i, step := range []struct {
+		sts  []cql.Stmt
+		want bool
+	}{
+		{[]cql.Stmt{newRow}, true},
+		{[]cql.Stmt{newRow}, false},           // the static row exists
+		{[]cql.Stmt{bump(1, 2), put}, true},   // the literal 1 as written
+		{[]cql.Stmt{bump(1, 3), put}, false},  // s is 2
+		{[]cql.Stmt{drop}, true},              // the row c = 1 exists
+		{[]cql.Stmt{drop}, false},             // and is gone
+		{[]cql.Stmt{bump(2, 4), drop}, false}, // one condition fails: nothing applies
+	} {
+		applied, err := r.CAS(ctx, step.sts)
+		if err != nil || applied != step.want {
+			t.Fatalf("step %d: applied %v %v, want %v", i, applied, err, step.want)
+		}
+		if r.Calls[len(r.Calls)-1].NotApplied == step.want {
+			t.Fatalf("step %d: call recorded as %+v", i, r.Calls[len(r.Calls)-1])
+		}
+	}
+	want := map[string]Row{Key("a"): {"s": int64(2)}}
+	if !reflect.DeepEqual(r.Rows("t"), want) || r.Written() != 10 {
+		t.Fatalf("rows %v (want %v), %d written", r.Rows("t"), want, r.Written())
+	}
+	r = NewRecorder(t, schema)
+	if applied, err := r.CAS(ctx, []cql.Stmt{bump(7, 8)}); !applied || err != nil {
+		t.Fatalf("without Conditions: %v %v", applied, err)
+	}
+}

@@ -449,9 +449,28 @@ func (o *oracle) readPositions() positions {
 			move(r.user, r.conv, r.msg, o.gseq[r.msg])
 		}
 	}
+	// An own message moves the timeline's position when it is appended to the
+	// sender's timeline (write-fanout; a sender removed before its message was
+	// stored gets no copy), or when stored in read-fanout; the stream's position
+	// whenever it is stored.
+	inTimeline := map[string]map[wire.ID]bool{}
+	for u, es := range o.f.syncs {
+		inTimeline[u] = map[wire.ID]bool{}
+		for _, e := range es {
+			if e.Kind == wire.KindMessage && e.From == u && e.Seq != 0 {
+				inTimeline[u][e.MsgID] = true
+			}
+		}
+	}
 	for id, op := range o.msgs {
-		if op.acked() || o.gseq[id] != 0 {
+		stored := o.gseq[id] != 0 || inTimeline[op.from][id]
+		if !stored {
+			continue
+		}
+		if inTimeline[op.from][id] || o.mode[id] == "read" {
 			move(op.from, op.conv, id, o.gseq[id])
+		} else {
+			move(op.from, op.conv, 0, o.gseq[id])
 		}
 	}
 	return p
@@ -511,17 +530,18 @@ func (o *oracle) checkUnread() {
 func (o *oracle) unreadWhy(u string, conv wire.ID, es []wire.Entry, p positions) string {
 	var others []string
 	for _, e := range es {
-		if e.Kind == wire.KindMessage && e.ConversationID == conv && e.From != u && len(others) < 6 {
-			others = append(others, fmt.Sprintf("%d/seq %d/%s", e.MsgID, o.gseq[e.MsgID], o.mode[e.MsgID]))
+		if e.ConversationID == conv {
+			others = append(others, fmt.Sprintf("%s %d from %s seq %d/%d", e.Kind, e.MsgID, e.From, e.Seq, e.GroupSeq))
 		}
 	}
+	others = others[max(0, len(others)-8):]
 	member := "not a group"
 	for _, g := range o.groups {
 		if g.id == conv {
 			member = o.stayString(u, conv)
 		}
 	}
-	return fmt.Sprintf("read up to msg %d, group seq %d; %s; from others: %s", p.id[u][conv], p.seq[u][conv], member,
+	return fmt.Sprintf("read up to msg %d, group seq %d; %s; its last entries: %s", p.id[u][conv], p.seq[u][conv], member,
 		strings.Join(others, ", "))
 }
 

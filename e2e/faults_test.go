@@ -20,7 +20,7 @@ import (
 // over the whole history (faults_oracle_test.go). Each kind of fault has its own run,
 // then one run mixes them all.
 //
-// The nemesis injects a fault once the system has made progress (devices got 150
+// The nemesis injects a fault once the system has made progress (devices got 100
 // more messages since the last fault was healed, so a restarted pipeline is running
 // again) and heals it after 200-800 ms: a fault's length is its schedule, every other
 // wait polls a condition with a deadline.
@@ -136,7 +136,7 @@ func runFaults(t *testing.T, r faultRun) runStats {
 	w.start(r.seed)
 	injected := 0
 	for i := 0; i < r.count || time.Since(start) < r.soak; i++ {
-		if !w.progress(150, time.Minute) {
+		if !w.progress(100, time.Minute) {
 			t.Errorf("no message reached a device for a minute (%d acked, %d delivered) before fault %d", h.ackedCount(), h.deliveredCount(), i+1)
 			break
 		}
@@ -151,7 +151,7 @@ func runFaults(t *testing.T, r faultRun) runStats {
 		sleepCtx(ctx, 200*time.Millisecond+time.Duration(rng.IntN(600))*time.Millisecond)
 		f.heal(t)
 	}
-	if !w.progress(150, time.Minute) {
+	if !w.progress(100, time.Minute) {
 		t.Errorf("no message reached a device for a minute after the last fault (%d acked, %d delivered)", h.ackedCount(), h.deliveredCount())
 	}
 	w.stop()
@@ -162,7 +162,9 @@ func runFaults(t *testing.T, r faultRun) runStats {
 	}
 	ran := time.Since(start)
 	w.settle()
-	syncs, took, err := w.quiesce(ctx, time.Minute)
+	// After a dispatch node's SIGKILL its consumer-group partitions wait for the
+	// dead member to leave the group, up to sarama's 60 s rebalance timeout on kfake.
+	syncs, took, err := w.quiesce(ctx, 90*time.Second)
 	if err != nil {
 		t.Error(err)
 	}

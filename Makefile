@@ -5,7 +5,7 @@ GO ?= go
 # limit of 8,128 goroutines: it runs without it.
 RACE_PKGS = ./internal/... ./timeline/... ./groupstream/... ./dispatch/... ./cs-routing/... ./gateway/... ./client/... ./server/... ./e2e
 
-.PHONY: test lint build fuzz bench-direct
+.PHONY: test lint build fuzz bench-direct soak
 
 build:
 	$(GO) build -o bin/fanline ./cmd/fanline
@@ -37,3 +37,11 @@ fuzz:
 		echo "fuzz: $$name in $$pkg for $(FUZZTIME)"; \
 		$(GO) test -run=NONE -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) "$$pkg/"; \
 	done
+
+# The fault-injection suite of e2e/faults_test.go for longer than in `make test`:
+# FANLINE_SOAK is the total time of its seven runs (a seventh each), every run
+# injecting its faults over and over, e.g. make soak FANLINE_SOAK=30m
+FANLINE_SOAK ?= 10m
+
+soak:
+	FANLINE_SOAK=$(FANLINE_SOAK) $(GO) test -race -count=1 -timeout 3h -run '^TestFaults$$' -v ./e2e/

@@ -44,6 +44,8 @@ type Hub struct {
 	epoch uint64
 	check memberCheck // nil until a Gateway attaches its Service
 	log   *slog.Logger
+
+	recalls *recentRecalls // safe for concurrent use
 }
 
 // memberCheck is Service.CheckMembers.
@@ -90,7 +92,8 @@ const (
 // check group memberships and drops the group pushes that need a check.
 func NewHub(m *metrics.Metrics) *Hub {
 	return &Hub{m: m, users: map[string]map[*conn]struct{}{}, groups: map[uint64]*groupIndex{},
-		userGroups: map[string][]uint64{}, staff: map[string]map[*conn]struct{}{}, log: slog.Default()}
+		userGroups: map[string][]uint64{}, staff: map[string]map[*conn]struct{}{}, log: slog.Default(),
+		recalls: newRecentRecalls()}
 }
 
 // checkWith makes check the hub's membership check.
@@ -220,6 +223,7 @@ func (h *Hub) GroupMembers(group, version uint64, added, removed []string) {
 
 // Push implements dispatch.Pusher: it never blocks.
 func (h *Hub) Push(user string, e wire.Entry, cursor string) {
+	e = h.recalls.entry(e)
 	h.PushFrame(user, wire.ServerFrame{Type: wire.FrameMessage, Entry: &e, Cursor: cursor})
 }
 
@@ -262,6 +266,7 @@ func (h *Hub) pushTo(b []byte, conns func() map[*conn]struct{}) {
 // never blocks on a connection; it waits only for a check of the group's index when
 // version is newer than the index (once per version, at most checkTimeout).
 func (h *Hub) PushGroup(group, version uint64, e wire.Entry, skip map[string]bool) {
+	e = h.recalls.entry(e)
 	if b, err := json.Marshal(wire.ServerFrame{Type: wire.FrameMessage, Entry: &e}); err == nil {
 		h.pushGroup(context.Background(), group, version, b, skip)
 	}

@@ -63,6 +63,10 @@ type relayed struct {
 	Version uint64   `json:"version,omitempty"` // the group's membership version (PushGroup, GroupMembers)
 	// Frame is the encoded wire.ServerFrame, passed through to the connections.
 	Frame json.RawMessage `json:"frame,omitempty"`
+	// Kind and Msg name the entry Frame carries, if any (for the node's recent
+	// recalls).
+	Kind string `json:"kind,omitempty"`
+	Msg  uint64 `json:"msg,omitempty"`
 }
 
 // NewRelay returns a relay producing to q's push topic.
@@ -126,6 +130,9 @@ func (r *Relay) offerFrame(p relayed, f wire.ServerFrame) {
 		return
 	}
 	p.Frame = b
+	if f.Entry != nil {
+		p.Kind, p.Msg = f.Entry.Kind, uint64(f.Entry.MsgID)
+	}
 	r.offer(p)
 }
 
@@ -226,7 +233,7 @@ func (h *Hub) Receive(ctx context.Context, q queue.Queue, node string, partition
 func (h *Hub) deliver(ctx context.Context, p relayed) {
 	switch {
 	case p.User != "" && p.Frame != nil:
-		h.pushUser(p.User, p.Frame)
+		h.pushUser(p.User, h.recalls.frame(p.Kind, p.Msg, p.Frame))
 	case p.Shop != "" && p.Frame != nil:
 		h.pushShop(p.Shop, p.Frame)
 	case p.Group != 0 && p.Frame != nil:
@@ -234,7 +241,7 @@ func (h *Hub) deliver(ctx context.Context, p relayed) {
 		for _, u := range p.Skip {
 			skip[u] = true
 		}
-		h.pushGroup(ctx, p.Group, p.Version, p.Frame, skip)
+		h.pushGroup(ctx, p.Group, p.Version, h.recalls.frame(p.Kind, p.Msg, p.Frame), skip)
 	case p.Group != 0:
 		h.GroupMembers(p.Group, p.Version, p.Added, p.Removed)
 	}

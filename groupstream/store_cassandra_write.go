@@ -149,29 +149,49 @@ func (s *CassandraStore) putMessages(ctx context.Context, msgs []Message) ([]Mes
 		}
 	}
 	for _, sm := range fresh {
-		if err := s.writeMessage(ctx, sm, false, 0); err != nil {
+		member, err := s.senderIn(ctx, sm)
+		if err != nil {
+			return nil, err
+		}
+		if err := s.writeMessage(ctx, sm, false, 0, member); err != nil {
 			return nil, err
 		}
 	}
 	for _, sm := range stored {
 		var read uint64
+		member, err := s.senderIn(ctx, sm)
+		if err != nil {
+			return nil, err
+		}
 		if sm.Seq > 0 {
-			var err error
 			if read, err = s.ReadSeq(ctx, sm.ConversationID, sm.From); err != nil {
 				return nil, err
 			}
 		}
-		if err := s.writeMessage(ctx, sm, true, read); err != nil {
+		if err := s.writeMessage(ctx, sm, true, read, member); err != nil {
 			return nil, err
 		}
 	}
 	return out, nil
 }
 
-// writeMessage writes messageWrites(sm, stored, read), one statement at a time (a
-// batch of bodies would pass Cassandra's batch size limit).
-func (s *CassandraStore) writeMessage(ctx context.Context, sm storedMessage, stored bool, read uint64) error {
-	sts, err := messageWrites(sm, stored, read)
+// senderIn reports whether a group message's sender is still a member (one removed
+// since the ack has no read position to move).
+func (s *CassandraStore) senderIn(ctx context.Context, sm storedMessage) (bool, error) {
+	if sm.Seq == 0 {
+		return false, nil
+	}
+	_, err := s.Member(ctx, sm.ConversationID, sm.From)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// writeMessage writes messageWrites(sm, stored, read, member), one statement at a
+// time (a batch of bodies would pass Cassandra's batch size limit).
+func (s *CassandraStore) writeMessage(ctx context.Context, sm storedMessage, stored bool, read uint64, member bool) error {
+	sts, err := messageWrites(sm, stored, read, member)
 	if err != nil {
 		return err
 	}
@@ -180,7 +200,7 @@ func (s *CassandraStore) writeMessage(ctx context.Context, sm storedMessage, sto
 			return cassErr(err)
 		}
 	}
-	if sm.Seq > 0 && (!stored || sm.Seq > read) {
+	if sm.Seq > 0 && member && (!stored || sm.Seq > read) {
 		s.movedRead(sm.ConversationID, sm.From, sm.Seq)
 	}
 	return nil
@@ -191,8 +211,8 @@ func (s *CassandraStore) writeMessage(ctx context.Context, sm storedMessage, sto
 // group message, its sender's read position: moved to the message when first
 // stored (from past it too, as every store does), and when stored only if read, the
 // position now, is behind it (a crash cut the first write short; a later read must
-// not go back).
-func messageWrites(sm storedMessage, stored bool, read uint64) ([]cql.Stmt, error) {
+// not go back); not for a sender no longer a member.
+func messageWrites(sm storedMessage, stored bool, read uint64, member bool) ([]cql.Stmt, error) {
 	var sts []cql.Stmt
 	if !stored {
 		doc, err := json.Marshal(sm)
@@ -206,7 +226,7 @@ func messageWrites(sm storedMessage, stored bool, read uint64) ([]cql.Stmt, erro
 		e := StreamEntry{Seq: sm.Seq, Kind: wire.KindMessage, MsgID: sm.ID, From: sm.From, At: sm.CreatedAt}
 		sts = append(sts, streamRow(sm.ConversationID, e, sm.Rank))
 	}
-	if sm.Seq > 0 && (!stored || read < sm.Seq) {
+	if sm.Seq > 0 && member && (!stored || read < sm.Seq) {
 		sts = append(sts, cql.Q(cqlSetRead, int64(sm.ConversationID), sm.From, int64(sm.Seq)))
 	}
 	return sts, nil

@@ -78,7 +78,7 @@ func TestCassandraMessageCrash(t *testing.T) {
 	tables := []string{"messages", "history", "stream", "read_positions"}
 	write := func(s *CassandraStore) error {
 		for _, sm := range msgs {
-			if err := s.writeMessage(ctx, sm, false, 0); err != nil {
+			if err := s.writeMessage(ctx, sm, false, 0, true); err != nil {
 				return err
 			}
 		}
@@ -114,7 +114,7 @@ func TestCassandraMessageCrash(t *testing.T) {
 						t.Errorf("crash at %d: stream row %s refers to message %d, not stored", n, k, m.ID)
 					}
 				}
-				if err := s.writeMessage(ctx, m, false, 0); err != nil {
+				if err := s.writeMessage(ctx, m, false, 0, true); err != nil {
 					t.Fatal(err)
 				}
 				continue
@@ -123,7 +123,7 @@ func TestCassandraMessageCrash(t *testing.T) {
 			if r, ok := rec.Rows("read_positions")[cqltest.Key(int64(sm.ConversationID), sm.From)]; ok {
 				read = uint64(r["seq"].(int64))
 			}
-			if err := s.writeMessage(ctx, sm, true, read); err != nil {
+			if err := s.writeMessage(ctx, sm, true, read, true); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -148,7 +148,7 @@ func TestCassandraMessageRewrite(t *testing.T) {
 		{"stored before ranks were kept", legacy, 7, []string{cqlPutHistory}},
 		{"direct", storedMessage{Message: Message{ID: 1 << 41, ConversationID: 6, From: "al", CreatedAt: at}}, 0, []string{cqlPutHistory}},
 	} {
-		sts, err := messageWrites(tc.sm, true, tc.read)
+		sts, err := messageWrites(tc.sm, true, tc.read, true)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -162,7 +162,7 @@ func TestCassandraMessageRewrite(t *testing.T) {
 	}
 	// The first write: the row first, then what refers to it, the stream row with
 	// the message's seq and rank.
-	sts, _ := messageWrites(read, false, 0)
+	sts, _ := messageWrites(read, false, 0, true)
 	if len(sts) != 4 || sts[0].CQL != cqlPutMessage || sts[2].CQL != cqlPutStream ||
 		sts[2].Args[2] != int64(7) || sts[2].Args[5] != int64(3) {
 		t.Errorf("first write: %v", sts)

@@ -3,6 +3,7 @@ package groupstream
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -358,7 +359,13 @@ func (s *PebbleStore) putMessages(ctx context.Context, msgs []Message) ([]Messag
 			}
 			if g != nil {
 				s.sequence(batch, g, &m)
-				moves = append(moves, readMove{g.ID, m.From, m.Seq})
+				// Sending reads up to the message, for a sender still in the group
+				// (one removed since the ack has no read position to move).
+				if _, err := s.Member(ctx, g.ID, m.From); err == nil {
+					moves = append(moves, readMove{g.ID, m.From, m.Seq})
+				} else if !errors.Is(err, ErrNotFound) {
+					return nil, err
+				}
 			}
 		}
 		v, err := json.Marshal(m)

@@ -27,6 +27,7 @@ func Run(t *testing.T, f Factory) {
 	})
 	t.Run("ReadCountsMatchOracle", func(t *testing.T) { testReadCounts(t, def(t)) })
 	t.Run("Announcements", func(t *testing.T) { testAnnouncements(t, def(t)) })
+	t.Run("RemovedSenderReads", func(t *testing.T) { testRemovedSenderReads(t, def(t)) })
 	t.Run("CopiesInOneBatch", func(t *testing.T) {
 		testCopiesInOneBatch(t, f(t, groupstream.Config{WriteMaxMembers: 3, WriteBackMembers: 2}))
 	})

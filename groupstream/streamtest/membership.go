@@ -61,3 +61,27 @@ func testAnnouncements(t *testing.T, s groupstream.Store) {
 		t.Fatalf("after Announced: %+v %v", got, err)
 	}
 }
+
+// testRemovedSenderReads: a message acked while its sender was a member and stored
+// after their removal does not give them a read position (a removed member's reads
+// would count in "read by N of M").
+func testRemovedSenderReads(t *testing.T, s groupstream.Store) {
+	at := time.Now()
+	if _, err := s.CreateGroup(ctx, 710, "g", "owen", []string{"bea", "al"}, at); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ChangeMembers(ctx, 710, groupstream.MemberChange{Remove: []string{"bea"}}, at); err != nil {
+		t.Fatal(err)
+	}
+	stored, err := s.PutMessages(ctx, []groupstream.Message{{ID: 7101, ConversationID: 710, From: "bea", ClientMsgID: "b1",
+		Type: "text", Body: []byte(`{"text":"x"}`), CreatedAt: at}})
+	if err != nil || stored[0].Seq == 0 {
+		t.Fatalf("stored %+v %v", stored, err)
+	}
+	if seq, err := s.ReadSeq(ctx, 710, "bea"); err != nil || seq != 0 {
+		t.Fatalf("the removed sender's read position %d %v, want none", seq, err)
+	}
+	if n, err := s.ReadCount(ctx, 710, stored[0].Seq); err != nil || n != 0 {
+		t.Fatalf("read count %d %v, want 0 (no member has read it)", n, err)
+	}
+}

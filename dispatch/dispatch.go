@@ -233,7 +233,11 @@ func (d *Dispatcher) Send(ctx context.Context, who wire.Principal, from string, 
 			return res, err
 		}
 	}
-	id, existed, err := d.dedup.Reserve(ctx, user, req.ClientMsgID, d.ids.Next(), d.cfg.DedupTTL)
+	fresh, err := d.newID()
+	if err != nil {
+		return res, err
+	}
+	id, existed, err := d.dedup.Reserve(ctx, user, req.ClientMsgID, fresh, d.cfg.DedupTTL)
 	if err != nil {
 		return res, err
 	}
@@ -285,6 +289,18 @@ func (d *Dispatcher) Send(ctx context.Context, who wire.Principal, from string, 
 	return res, nil
 }
 
+// newID returns a fresh id from the node's generator, or unavailable (503, retry)
+// when the generator cannot store its high-water mark: an id it could not cover
+// might repeat after a restart, and a repeated msg_id is a lost message.
+func (d *Dispatcher) newID() (uint64, error) {
+	id, err := d.ids.Next()
+	if err != nil {
+		d.log.Error("dispatch: no new id", "err", err)
+		return 0, &wire.Error{Code: wire.CodeUnavailable, Message: "the server cannot assign ids right now; retry shortly", RetryAfter: 1}
+	}
+	return id, nil
+}
+
 // resolve finds the conversation a send goes to and checks the sender belongs to it.
 // Staff write only into their shop's conversations.
 func (d *Dispatcher) resolve(ctx context.Context, who wire.Principal, req wire.SendRequest) (groupstream.Conversation, error) {
@@ -297,7 +313,13 @@ func (d *Dispatcher) resolve(ctx context.Context, who wire.Principal, req wire.S
 		if req.To == who.ID {
 			return groupstream.Conversation{}, wire.Errorf(wire.CodeInvalidRecipient, "cannot send a direct message to yourself")
 		}
-		return d.streams.DirectConversation(ctx, who.ID, req.To, d.ids.Next)
+		// The id is taken whether or not the pair's conversation exists already: the
+		// store cannot be handed a generator that fails.
+		id, err := d.newID()
+		if err != nil {
+			return groupstream.Conversation{}, err
+		}
+		return d.streams.DirectConversation(ctx, who.ID, req.To, func() uint64 { return id })
 	case req.ConversationID != 0:
 		c, _, err := d.member(ctx, who, uint64(req.ConversationID))
 		return c, err
@@ -346,6 +368,9 @@ func (d *Dispatcher) handleSend(ctx context.Context, _ int, recs []queue.Record)
 			ClientMsgID: j.ClientMsgID, Type: j.Type, Body: j.Body, CreatedAt: ids.Time(j.MsgID)})
 	}
 	stored, err := d.streams.PutMessages(ctx, msgs)
+	if errors.Is(err, groupstream.ErrIDReused) {
+		d.log.Error("dispatch: two messages have one msg_id; the send stage retries this batch until the cause is fixed (see docs/operations.md)", "err", err)
+	}
 	if err != nil {
 		return err
 	}

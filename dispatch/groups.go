@@ -70,7 +70,11 @@ func (d *Dispatcher) CreateGroup(ctx context.Context, who wire.Principal, req wi
 	if len(distinct) > d.cfg.MaxGroupMembers {
 		return wire.Group{}, wire.Errorf(wire.CodeTooManyMembers, "a group has at most %d members", d.cfg.MaxGroupMembers)
 	}
-	c, err := d.streams.CreateGroup(ctx, d.ids.Next(), name, user, req.Members, time.Now())
+	gid, err := d.newID()
+	if err != nil {
+		return wire.Group{}, err
+	}
+	c, err := d.streams.CreateGroup(ctx, gid, name, user, req.Members, time.Now())
 	if err != nil {
 		return wire.Group{}, err
 	}
@@ -100,7 +104,10 @@ func (d *Dispatcher) groupEvent(ctx context.Context, c groupstream.Conversation,
 	if err != nil {
 		return err
 	}
-	id := d.ids.Next()
+	id, err := d.newID()
+	if err != nil {
+		return err
+	}
 	at := ids.Time(id)
 	msg := groupstream.Message{ID: id, Kind: wire.KindGroupEvent, ConversationID: c.ID, From: actor, Type: typ,
 		Body: body, CreatedAt: at}

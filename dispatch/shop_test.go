@@ -47,7 +47,7 @@ func newTestDispatcher(t *testing.T, router ShopRouter) (*Dispatcher, *pebble.DB
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { q.Close() })
-	gen, _ := ids.NewGenerator(1)
+	gen, _ := ids.NewGenerator(1, ids.GeneratorConfig{Mark: ids.NewPebbleMark(db)})
 	d, err := New(Config{Shops: router}, q, groupstream.NewPebbleStore(db, groupstream.Config{}),
 		timeline.NewPebbleStore(db, timeline.PebbleStoreConfig{}), NewPebbleDedup(db, true), gen, nopPusher{}, metrics.New())
 	if err != nil {

@@ -415,6 +415,9 @@ func (s *CassandraStore) putMessages(ctx context.Context, msgs []Message) ([]Mes
 	for i, m := range msgs {
 		stored, err := s.Message(ctx, m.ID)
 		if err == nil {
+			if err := sameSend(stored, m); err != nil {
+				return nil, err
+			}
 			out[i] = stored
 			continue
 		}

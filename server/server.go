@@ -201,7 +201,7 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 // dispatcher, pushing through push.
 func (s *Server) pipeline(m *metrics.Metrics, push pusher) (gateway.Service, gateway.CS, error) {
 	cfg := s.cfg
-	gen, err := ids.NewGenerator(cfg.NodeID)
+	gen, err := ids.NewGenerator(cfg.NodeID, ids.GeneratorConfig{Mark: ids.NewPebbleMark(s.db)})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -23,6 +23,7 @@ const (
 	PrefixDedup        byte = 'd'
 	PrefixConversation byte = 'c'
 	PrefixRouting      byte = 'r'
+	PrefixIDs          byte = 'i'
 )
 
 // CacheBytes is the block cache size Open uses.

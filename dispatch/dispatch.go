@@ -74,6 +74,8 @@ type Config struct {
 	MaxGroupMembers int
 	// Shops is the customer-service router. Nil: no shop conversations.
 	Shops ShopRouter
+	// Storage tells whether the node's store takes new work. Nil: always.
+	Storage Storage
 	// Logger is the structured log. Nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -90,6 +92,13 @@ type Pusher interface {
 	// GroupMembers tells the gateway nodes of a membership change, for their index of
 	// group -> local member connections.
 	GroupMembers(group uint64, added, removed []string)
+}
+
+// Storage is the health of the node's store (kv.Health).
+type Storage interface {
+	// Writable returns nil, or why new writes are refused now: the disk is full, or
+	// the store is damaged.
+	Writable() error
 }
 
 // Dispatcher is the send pipeline and the read-side service.
@@ -217,6 +226,9 @@ func (d *Dispatcher) Send(ctx context.Context, who wire.Principal, from string, 
 	if e := validateSend(&req, d.cfg.MaxBodyBytes); e != nil {
 		return res, e
 	}
+	if err := d.writable(); err != nil {
+		return res, err
+	}
 	select {
 	case d.inFlight <- struct{}{}:
 		defer func() { <-d.inFlight }()
@@ -287,6 +299,20 @@ func (d *Dispatcher) Send(ctx context.Context, who wire.Principal, from string, 
 		}
 	}
 	return res, nil
+}
+
+// writable refuses new work with unavailable (503, Retry-After) while the store
+// cannot take it: a full disk keeps its room for the stages finishing what was
+// acknowledged, and a damaged store is about to stop the node.
+func (d *Dispatcher) writable() error {
+	if d.cfg.Storage == nil {
+		return nil
+	}
+	if err := d.cfg.Storage.Writable(); err != nil {
+		return &wire.Error{Code: wire.CodeUnavailable, Message: "the server cannot store anything new right now; retry later",
+			RetryAfter: 5}
+	}
+	return nil
 }
 
 // newID returns a fresh id from the node's generator, or unavailable (503, retry)

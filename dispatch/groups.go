@@ -70,6 +70,9 @@ func (d *Dispatcher) CreateGroup(ctx context.Context, who wire.Principal, req wi
 	if len(distinct) > d.cfg.MaxGroupMembers {
 		return wire.Group{}, wire.Errorf(wire.CodeTooManyMembers, "a group has at most %d members", d.cfg.MaxGroupMembers)
 	}
+	if err := d.writable(); err != nil {
+		return wire.Group{}, err
+	}
 	gid, err := d.newID()
 	if err != nil {
 		return wire.Group{}, err
@@ -154,6 +157,9 @@ func (d *Dispatcher) Group(ctx context.Context, who wire.Principal, id uint64) (
 // ChangeMembers adds and removes members (owner and admins) and promotes or demotes
 // admins (owner only).
 func (d *Dispatcher) ChangeMembers(ctx context.Context, who wire.Principal, id uint64, req wire.MembersRequest) (wire.Group, error) {
+	if err := d.writable(); err != nil {
+		return wire.Group{}, err
+	}
 	user := who.Inbox()
 	prev, me, err := d.groupMember(ctx, user, id)
 	if err != nil {

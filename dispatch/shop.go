@@ -55,6 +55,9 @@ func (d *Dispatcher) OpenShopChat(ctx context.Context, who wire.Principal, shop 
 	if d.shops.IsAgent(shop, buyer) {
 		return wire.ChatState{}, wire.Errorf(wire.CodeForbidden, "%s is an agent of shop %s, not a buyer", buyer, shop)
 	}
+	if err := d.writable(); err != nil {
+		return wire.ChatState{}, err
+	}
 	cid, err := d.newID()
 	if err != nil {
 		return wire.ChatState{}, err

@@ -19,7 +19,7 @@ import (
 func TestUndecodableRecordIsDeadLettered(t *testing.T) {
 	d, _ := newTestDispatcher(t, nil)
 	ctx := context.Background()
-	good := sendJob{MsgID: d.ids.Next(), Conv: directConv(t, d), ConvKind: "direct", From: "al", ClientMsgID: "c1",
+	good := sendJob{MsgID: nextID(t, d), Conv: directConv(t, d), ConvKind: "direct", From: "al", ClientMsgID: "c1",
 		Type: "text", Body: []byte(`{"text":"x"}`)}
 	poison := queue.Record{Key: []byte("al"), Value: []byte{jobVersion, 0xff}, Offset: 7}
 	if err := d.handleSend(ctx, TopicSend, 3, []queue.Record{poison, {Key: []byte("al"), Value: good.marshal()}}); err != nil {
@@ -46,10 +46,10 @@ func TestNewerRecordIsRefused(t *testing.T) {
 	d, _ := newTestDispatcher(t, nil)
 	ctx := context.Background()
 	conv := directConv(t, d)
-	before := sendJob{MsgID: d.ids.Next(), Conv: conv, ConvKind: "direct", From: "al", ClientMsgID: "c1",
+	before := sendJob{MsgID: nextID(t, d), Conv: conv, ConvKind: "direct", From: "al", ClientMsgID: "c1",
 		Type: "text", Body: []byte(`{"text":"x"}`)}
 	after := before
-	after.MsgID, after.ClientMsgID = d.ids.Next(), "c3"
+	after.MsgID, after.ClientMsgID = nextID(t, d), "c3"
 	newer := append([]byte{jobVersion + 1}, before.marshal()[1:]...)
 	err := d.handleSend(ctx, TopicSend, 0, []queue.Record{
 		{Key: []byte("al"), Value: before.marshal()}, {Key: []byte("al"), Value: newer}, {Key: []byte("al"), Value: after.marshal()}})
@@ -84,7 +84,7 @@ func TestUndecodableFanoutRecordIsDeadLettered(t *testing.T) {
 // directConv returns the direct conversation of al and bea.
 func directConv(t *testing.T, d *Dispatcher) uint64 {
 	t.Helper()
-	c, err := d.streams.DirectConversation(context.Background(), "al", "bea", d.ids.Next)
+	c, err := d.streams.DirectConversation(context.Background(), "al", "bea", func() uint64 { return nextID(t, d) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,4 +130,14 @@ func records(t *testing.T, d *Dispatcher, topic, group string, n int) []queue.Re
 	mu.Lock()
 	defer mu.Unlock()
 	return out
+}
+
+// nextID is a fresh msg id from d's generator.
+func nextID(t *testing.T, d *Dispatcher) uint64 {
+	t.Helper()
+	id, err := d.ids.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
 }

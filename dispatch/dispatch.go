@@ -81,6 +81,8 @@ type Config struct {
 	MaxGroupMembers int
 	// Shops is the customer-service router. Nil: no shop conversations.
 	Shops ShopRouter
+	// Storage tells whether the node's store takes new work. Nil: always.
+	Storage Storage
 	// Logger is the structured log. Nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -100,6 +102,13 @@ type Pusher interface {
 	// version after it), for their index of group -> local member connections. It
 	// is a hint: a lost one is made up by the version PushGroup carries.
 	GroupMembers(group, version uint64, added, removed []string)
+}
+
+// Storage is the health of the node's store (kv.Health).
+type Storage interface {
+	// Writable returns nil, or why new writes are refused now: the disk is full, or
+	// the store is damaged.
+	Writable() error
 }
 
 // Dispatcher is the send pipeline and the read-side service.
@@ -276,6 +285,9 @@ func (d *Dispatcher) Send(ctx context.Context, who wire.Principal, from string, 
 	if e := validateSend(&req, d.cfg.MaxBodyBytes); e != nil {
 		return res, e
 	}
+	if err := d.writable(); err != nil {
+		return res, err
+	}
 	select {
 	case d.inFlight <- struct{}{}:
 		defer func() { <-d.inFlight }()
@@ -305,7 +317,11 @@ func (d *Dispatcher) Send(ctx context.Context, who wire.Principal, from string, 
 	if e := d.overloaded(topic); e != nil {
 		return res, e
 	}
-	id, existed, err := d.dedup.Reserve(ctx, user, req.ClientMsgID, d.ids.Next(), d.cfg.DedupTTL)
+	fresh, err := d.newID()
+	if err != nil {
+		return res, err
+	}
+	id, existed, err := d.dedup.Reserve(ctx, user, req.ClientMsgID, fresh, d.cfg.DedupTTL)
 	if err != nil {
 		return res, err
 	}
@@ -348,6 +364,32 @@ func (d *Dispatcher) Send(ctx context.Context, who wire.Principal, from string, 
 	return res, nil
 }
 
+// writable refuses new work with unavailable (503, Retry-After) while the store
+// cannot take it: a full disk keeps its room for the stages finishing what was
+// acknowledged, and a damaged store is about to stop the node.
+func (d *Dispatcher) writable() error {
+	if d.cfg.Storage == nil {
+		return nil
+	}
+	if err := d.cfg.Storage.Writable(); err != nil {
+		return &wire.Error{Code: wire.CodeUnavailable, Message: "the server cannot store anything new right now; retry later",
+			RetryAfter: 5}
+	}
+	return nil
+}
+
+// newID returns a fresh id from the node's generator, or unavailable (503, retry)
+// when the generator cannot store its high-water mark: an id it could not cover
+// might repeat after a restart, and a repeated msg_id is a lost message.
+func (d *Dispatcher) newID() (uint64, error) {
+	id, err := d.ids.Next()
+	if err != nil {
+		d.log.Error("dispatch: no new id", "err", err)
+		return 0, &wire.Error{Code: wire.CodeUnavailable, Message: "the server cannot assign ids right now; retry shortly", RetryAfter: 1}
+	}
+	return id, nil
+}
+
 // resolve finds the conversation a send goes to and checks the sender belongs to it.
 // Staff write only into their shop's conversations.
 func (d *Dispatcher) resolve(ctx context.Context, who wire.Principal, req wire.SendRequest) (groupstream.Conversation, error) {
@@ -360,7 +402,13 @@ func (d *Dispatcher) resolve(ctx context.Context, who wire.Principal, req wire.S
 		if req.To == who.ID {
 			return groupstream.Conversation{}, wire.Errorf(wire.CodeInvalidRecipient, "cannot send a direct message to yourself")
 		}
-		return d.streams.DirectConversation(ctx, who.ID, req.To, d.ids.Next)
+		// The id is taken whether or not the pair's conversation exists already: the
+		// store cannot be handed a generator that fails.
+		id, err := d.newID()
+		if err != nil {
+			return groupstream.Conversation{}, err
+		}
+		return d.streams.DirectConversation(ctx, who.ID, req.To, func() uint64 { return id })
 	case req.ConversationID != 0:
 		c, _, err := d.member(ctx, who, uint64(req.ConversationID))
 		return c, err
@@ -410,6 +458,9 @@ func (d *Dispatcher) handleSend(ctx context.Context, topic string, part int, rec
 			ClientMsgID: j.ClientMsgID, Type: j.Type, Body: j.Body, CreatedAt: ids.Time(j.MsgID)})
 	}
 	stored, err := d.streams.PutMessages(ctx, msgs)
+	if errors.Is(err, groupstream.ErrIDReused) {
+		d.log.Error("dispatch: two messages have one msg_id; the send stage retries this batch until the cause is fixed (see docs/operations.md)", "err", err)
+	}
 	if err != nil {
 		return err
 	}

@@ -69,7 +69,14 @@ func (d *Dispatcher) CreateGroup(ctx context.Context, who wire.Principal, req wi
 	if len(distinct) > d.cfg.MaxGroupMembers {
 		return wire.Group{}, wire.Errorf(wire.CodeTooManyMembers, "a group has at most %d members", d.cfg.MaxGroupMembers)
 	}
-	c, err := d.streams.CreateGroup(ctx, d.ids.Next(), name, user, req.Members, time.Now())
+	if err := d.writable(); err != nil {
+		return wire.Group{}, err
+	}
+	gid, err := d.newID()
+	if err != nil {
+		return wire.Group{}, err
+	}
+	c, err := d.streams.CreateGroup(ctx, gid, name, user, req.Members, time.Now())
 	if err != nil {
 		return wire.Group{}, err
 	}
@@ -212,6 +219,9 @@ func (d *Dispatcher) Group(ctx context.Context, who wire.Principal, id uint64) (
 // ChangeMembers adds and removes members (owner and admins) and promotes or demotes
 // admins (owner only).
 func (d *Dispatcher) ChangeMembers(ctx context.Context, who wire.Principal, id uint64, req wire.MembersRequest) (wire.Group, error) {
+	if err := d.writable(); err != nil {
+		return wire.Group{}, err
+	}
 	user := who.Inbox()
 	_, me, err := d.groupMember(ctx, user, id)
 	if err != nil {
@@ -236,10 +246,14 @@ func (d *Dispatcher) ChangeMembers(ctx context.Context, who wire.Principal, id u
 			}
 		}
 	}
+	event, err := d.newID()
+	if err != nil {
+		return wire.Group{}, err
+	}
 	// The store records what changed, as the announcement, with the change itself.
 	c, err := d.streams.ChangeMembers(ctx, id, groupstream.MemberChange{
 		Add: req.Add, Remove: req.Remove, Promote: req.Promote, Demote: req.Demote, Max: d.cfg.MaxGroupMembers,
-		Event: d.ids.Next(), Actor: user,
+		Event: event, Actor: user,
 	}, time.Now())
 	switch {
 	case errors.Is(err, groupstream.ErrTooManyMembers):

@@ -49,7 +49,7 @@ func TestGroupPushesCarryTheMembershipVersion(t *testing.T) {
 	if _, err := d.ChangeMembers(ctx, al, uint64(g.GroupID), wire.MembersRequest{Remove: []string{"bea"}, Add: []string{"dan"}}); err != nil {
 		t.Fatal(err)
 	}
-	job := sendJob{MsgID: d.ids.Next(), Conv: uint64(g.GroupID), ConvKind: groupstream.KindGroup, From: "al",
+	job := sendJob{MsgID: nextID(t, d), Conv: uint64(g.GroupID), ConvKind: groupstream.KindGroup, From: "al",
 		ClientMsgID: "c1", Type: "text", Body: []byte(`{"text":"x"}`)}
 	if err := d.handleSend(ctx, TopicSend, 0, []queue.Record{{Key: []byte(g.GroupID.String()), Value: job.marshal()}}); err != nil {
 		t.Fatal(err)

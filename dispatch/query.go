@@ -174,6 +174,9 @@ func (d *Dispatcher) message(ctx context.Context, who wire.Principal, msgID uint
 // devices get a read entry; the other members get a receipt entry. It returns the
 // number of receipts queued (the call's cost grows with it).
 func (d *Dispatcher) MarkRead(ctx context.Context, who wire.Principal, conv, msgID uint64) (int, error) {
+	if err := d.writable(); err != nil {
+		return 0, err
+	}
 	c, mem, err := d.member(ctx, who, conv)
 	if err != nil {
 		return 0, err
@@ -251,6 +254,9 @@ func (d *Dispatcher) fanout(ctx context.Context, c groupstream.Conversation, fro
 // Recall marks who's own message recalled, within the recall window, and tells every
 // member. Recalling again is harmless.
 func (d *Dispatcher) Recall(ctx context.Context, who wire.Principal, msgID uint64) error {
+	if err := d.writable(); err != nil {
+		return err
+	}
 	m, c, mem, err := d.message(ctx, who, msgID)
 	if err != nil {
 		return err

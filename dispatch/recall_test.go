@@ -33,7 +33,7 @@ func TestLateFanoutAfterRecallPushesNoBody(t *testing.T) {
 	push := &recordingPusher{}
 	d.push = push
 	ctx := context.Background()
-	job := sendJob{MsgID: d.ids.Next(), Conv: directConv(t, d), ConvKind: "direct", From: "al", ClientMsgID: "c1",
+	job := sendJob{MsgID: nextID(t, d), Conv: directConv(t, d), ConvKind: "direct", From: "al", ClientMsgID: "c1",
 		Type: "text", Body: []byte(`{"text":"secret"}`)}
 	if err := d.handleSend(ctx, TopicSend, 0, []queue.Record{{Key: []byte("al"), Value: job.marshal()}}); err != nil {
 		t.Fatal(err)

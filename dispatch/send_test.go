@@ -23,7 +23,7 @@ func TestRetriedGroupSendInOneBatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	id := d.ids.Next()
+	id, _ := d.ids.Next()
 	job := sendJob{MsgID: id, Conv: uint64(g.GroupID), ConvKind: "group", From: "al", ClientMsgID: "c1", Type: "text",
 		Body: []byte(`{"text":"x"}`)}
 	rec := queue.Record{Key: []byte(g.GroupID.String()), Value: job.marshal()}
@@ -35,7 +35,10 @@ func TestRetriedGroupSendInOneBatch(t *testing.T) {
 		t.Fatalf("stored %+v %v", m, err)
 	}
 	next := job
-	next.MsgID, next.ClientMsgID = d.ids.Next(), "c2"
+	next.ClientMsgID = "c2"
+	if next.MsgID, err = d.ids.Next(); err != nil {
+		t.Fatal(err)
+	}
 	if err := d.handleSend(ctx, TopicSend, 0, []queue.Record{{Key: rec.Key, Value: next.marshal()}}); err != nil {
 		t.Fatal(err)
 	}

@@ -55,7 +55,14 @@ func (d *Dispatcher) OpenShopChat(ctx context.Context, who wire.Principal, shop 
 	if d.shops.IsAgent(shop, buyer) {
 		return wire.ChatState{}, wire.Errorf(wire.CodeForbidden, "%s is an agent of shop %s, not a buyer", buyer, shop)
 	}
-	c, err := d.streams.ShopConversation(ctx, buyer, shop, d.ids.Next)
+	if err := d.writable(); err != nil {
+		return wire.ChatState{}, err
+	}
+	cid, err := d.newID()
+	if err != nil {
+		return wire.ChatState{}, err
+	}
+	c, err := d.streams.ShopConversation(ctx, buyer, shop, func() uint64 { return cid })
 	if err != nil {
 		return wire.ChatState{}, err
 	}
@@ -64,7 +71,7 @@ func (d *Dispatcher) OpenShopChat(ctx context.Context, who wire.Principal, shop 
 		body, _ := json.Marshal(map[string]string{"text": req.Text})
 		first = &wire.SendRequest{ClientMsgID: req.ClientMsgID, ConversationID: wire.ID(c.ID), Type: "text", Body: body}
 		if first.ClientMsgID == "" {
-			first.ClientMsgID = "open-" + strconv.FormatUint(d.ids.Next(), 36)
+			first.ClientMsgID = "open-" + strconv.FormatUint(cid, 36)
 		}
 		if e := validateSend(first, d.cfg.MaxBodyBytes); e != nil {
 			return wire.ChatState{}, e
@@ -90,7 +97,10 @@ func (d *Dispatcher) OpenShopChat(ctx context.Context, who wire.Principal, shop 
 // shopMessage queues a text from the shop itself (no agent) into a shop conversation.
 func (d *Dispatcher) shopMessage(ctx context.Context, c groupstream.Conversation, text string) error {
 	body, _ := json.Marshal(map[string]string{"text": text})
-	id := d.ids.Next()
+	id, err := d.newID()
+	if err != nil {
+		return err
+	}
 	job := sendJob{MsgID: id, Conv: c.ID, ConvKind: c.Kind, From: c.Shop, ClientMsgID: "shop-" + strconv.FormatUint(id, 36),
 		Type: "text", Body: body}
 	return d.q.Produce(ctx, TopicSend, queue.Record{Key: []byte(c.Shop), Value: job.marshal()})

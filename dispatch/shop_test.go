@@ -42,18 +42,25 @@ func newTestDispatcher(t *testing.T, router ShopRouter) (*Dispatcher, *pebble.DB
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
+	return dispatcherOn(t, db, Config{Shops: router}), db
+}
+
+// dispatcherOn builds a Dispatcher with cfg on the embedded backends in db; its
+// queue is closed when the test ends.
+func dispatcherOn(t *testing.T, db *pebble.DB, cfg Config) *Dispatcher {
+	t.Helper()
 	q, err := queue.NewPebbleQueue(db, queue.PebbleQueueConfig{Topics: map[string]int{TopicSend: 1, TopicGroup: 1, TopicFanout: 1, TopicControl: 1, TopicDead: 1}, Groups: Groups})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { q.Close() })
-	gen, _ := ids.NewGenerator(1)
-	d, err := New(Config{Shops: router}, q, groupstream.NewPebbleStore(db, groupstream.Config{}),
+	gen, _ := ids.NewGenerator(1, ids.GeneratorConfig{Mark: ids.NewPebbleMark(db)})
+	d, err := New(cfg, q, groupstream.NewPebbleStore(db, groupstream.Config{}),
 		timeline.NewPebbleStore(db, timeline.PebbleStoreConfig{}), NewPebbleDedup(db, true), gen, nopPusher{}, metrics.New())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return d, db
+	return d
 }
 
 // keys counts the store's keys under prefix.

@@ -355,7 +355,8 @@ func unread(ctx context.Context, s ranked, conv uint64, user string) (int64, err
 // putOnce stores a batch in which one message may come more than once (a send retried
 // before its first copy was stored can land in the same batch): put sees each
 // message once, its first copy, so it gets one seq, and every copy answers with the
-// message as stored.
+// message as stored. Two different messages under one id fail the whole batch
+// (sameSend).
 func putOnce(msgs []Message, put func([]Message) ([]Message, error)) ([]Message, error) {
 	first := make(map[uint64]int, len(msgs))
 	at := make([]int, len(msgs))
@@ -366,6 +367,8 @@ func putOnce(msgs []Message, put func([]Message) ([]Message, error)) ([]Message,
 			j = len(uniq)
 			first[m.ID] = j
 			uniq = append(uniq, m)
+		} else if err := sameSend(uniq[j], m); err != nil {
+			return nil, err
 		}
 		at[i] = j
 	}
@@ -381,4 +384,21 @@ func putOnce(msgs []Message, put func([]Message) ([]Message, error)) ([]Message,
 		out[i] = stored[j]
 	}
 	return out, nil
+}
+
+// sameSend returns nil if m, found under the id of stored (in the store, or earlier in
+// a batch), is the same send: a redelivery, or a retry of the same client_msg_id,
+// whose body may even differ (the first one stored wins). Anything else is two
+// messages that were given one id, which a healthy node never does (ids.Generator
+// persists its high-water mark, node ids differ): storing neither silently is the
+// point, as answering the stored one would acknowledge the other and lose it. The
+// error (ErrIDReused) fails the batch, so the send stage retries it and logs each
+// try: nothing is dropped, and the partition waits until an operator deals with it.
+func sameSend(stored, m Message) error {
+	if stored.Kind == m.Kind && stored.ConversationID == m.ConversationID && stored.From == m.From &&
+		stored.ClientMsgID == m.ClientMsgID {
+		return nil
+	}
+	return fmt.Errorf("%w: id %d is conversation %d, from %q, client_msg_id %q; refused: conversation %d, from %q, client_msg_id %q",
+		ErrIDReused, m.ID, stored.ConversationID, stored.From, stored.ClientMsgID, m.ConversationID, m.From, m.ClientMsgID)
 }

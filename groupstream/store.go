@@ -268,6 +268,9 @@ var (
 	ErrTooManyMembers = errors.New("groupstream: too many members")
 	// ErrOwner is returned for removing or demoting a group's owner.
 	ErrOwner = errors.New("groupstream: the owner cannot be removed or demoted")
+	// ErrIDReused is returned by PutMessages for a message whose id another message
+	// (another conversation, sender or client_msg_id) already has.
+	ErrIDReused = errors.New("groupstream: message id already used by another message")
 )
 
 // Store is the conversation directory and message log, with the announcements of

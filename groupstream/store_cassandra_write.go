@@ -112,6 +112,9 @@ func (s *CassandraStore) putMessages(ctx context.Context, msgs []Message) ([]Mes
 	for i, m := range msgs {
 		sm, _, err := s.message(ctx, m.ID)
 		if err == nil {
+			if err := sameSend(sm.Message, m); err != nil {
+				return nil, err
+			}
 			out[i] = sm.Message
 			stored = append(stored, sm)
 			continue

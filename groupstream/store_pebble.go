@@ -346,6 +346,9 @@ func (s *PebbleStore) putMessages(ctx context.Context, msgs []Message) ([]Messag
 	for i, m := range msgs {
 		stored, err := s.message(s.db, m.ID)
 		if err == nil {
+			if err := sameSend(stored, m); err != nil {
+				return nil, err
+			}
 			out[i] = stored
 			continue
 		}

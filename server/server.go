@@ -48,6 +48,8 @@ type Server struct {
 	cfg           config.Config
 	log           *slog.Logger
 	db            *pebble.DB              // nil without the dispatch role or the pebble queue
+	health        *kv.Health              // db's faults; nil with db
+	damaged       chan error              // the first fatal storage fault (kv.Config.OnFatal), buffered
 	rdb           *redis.Client           // nil unless a backend is redis
 	cassandra     *gocql.Session          // nil unless a backend is cassandra
 	redisPresence *presence.RedisRegistry // nil unless presence is redis
@@ -90,14 +92,21 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log}
+	s := &Server{cfg: cfg, log: log, damaged: make(chan error, 1)}
 	defer func() {
 		if err != nil {
 			s.closeBackends()
 		}
 	}()
 	if cfg.Has(config.RoleDispatch) || cfg.Queue.Backend == "pebble" {
-		if s.db, err = kv.Open(filepath.Join(cfg.DataDir, "pebble"), log); err != nil {
+		s.db, s.health, err = kv.OpenWithHealth(filepath.Join(cfg.DataDir, "pebble"), kv.Config{Logger: log,
+			MinFreeBytes: int64(cfg.Storage.MinFreeBytes), OnFatal: func(err error) {
+				select {
+				case s.damaged <- err:
+				default:
+				}
+			}})
+		if err != nil {
 			return nil, err
 		}
 	}
@@ -201,7 +210,7 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 // dispatcher, pushing through push.
 func (s *Server) pipeline(m *metrics.Metrics, push pusher) (gateway.Service, gateway.CS, error) {
 	cfg := s.cfg
-	gen, err := ids.NewGenerator(cfg.NodeID)
+	gen, err := ids.NewGenerator(cfg.NodeID, ids.GeneratorConfig{Mark: ids.NewPebbleMark(s.db)})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -234,6 +243,7 @@ func (s *Server) pipeline(m *metrics.Metrics, push pusher) (gateway.Service, gat
 		MaxInFlight:     cfg.Limits.MaxInFlightSends,
 		MaxStageLag:     time.Duration(cfg.Limits.MaxStageLag),
 		MaxGroupMembers: cfg.Limits.MaxGroupMembers,
+		Storage:         s.health,
 		Logger:          s.log,
 	}, s.q, streams, timelines, dedup, gen, push, m)
 	if err != nil {
@@ -503,6 +513,11 @@ func jwtSecret(cfg config.Config) (string, error) {
 }
 
 func (s *Server) ready() error {
+	if s.health != nil {
+		if err := s.health.Err(); err != nil {
+			return err
+		}
+	}
 	if s.db != nil {
 		_, closer, err := s.db.Get([]byte("readyz"))
 		if err == nil {
@@ -584,6 +599,10 @@ func (s *Server) Run(ctx context.Context) error {
 	case err = <-httpErr:
 		err = fmt.Errorf("server: http: %w", err)
 	case err = <-failed:
+	case e := <-s.damaged:
+		// Serving on damaged data would answer wrong or missing data: stop, and exit
+		// non-zero (kv.Health logged why).
+		err = fmt.Errorf("server: storage: %w", e)
 	}
 	s.log.Info("fanline shutting down")
 	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -1,6 +1,7 @@
 package streamtest
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -250,5 +251,57 @@ func testCopiesInOneBatch(t *testing.T, s groupstream.Store) {
 		if n := unreadOf(t, s, tc.g, "b"); tc.mode == groupstream.FanoutRead && n != 2 {
 			t.Fatalf("b's unread %d, want 2", n)
 		}
+	}
+}
+
+// testIDReused: a msg_id already taken by a message is refused, with ErrIDReused, for a
+// different message (another conversation, sender or client_msg_id), stored or in
+// the same batch, and nothing of that batch is stored; the same send again is
+// answered with the stored message.
+func testIDReused(t *testing.T, s groupstream.Store) {
+	at := time.Now()
+	if _, err := s.CreateGroup(ctx, 820, "g", "a", []string{"b"}, at); err != nil {
+		t.Fatal(err)
+	}
+	m := groupstream.Message{ID: 8201, ConversationID: 820, From: "a", ClientMsgID: "c1", Type: "text",
+		Body: []byte(`{"text":"first"}`), CreatedAt: at}
+	if _, err := s.PutMessages(ctx, []groupstream.Message{m}); err != nil {
+		t.Fatal(err)
+	}
+	bystander := groupstream.Message{ID: 8202, ConversationID: 820, From: "b", ClientMsgID: "c9", Type: "text",
+		Body: []byte(`{"text":"other"}`), CreatedAt: at}
+	other := func(change func(*groupstream.Message)) groupstream.Message {
+		o := m
+		o.Body = []byte(`{"text":"second"}`)
+		change(&o)
+		return o
+	}
+	for name, batch := range map[string][]groupstream.Message{
+		"conversation":           {bystander, other(func(o *groupstream.Message) { o.ConversationID = 821 })},
+		"sender":                 {bystander, other(func(o *groupstream.Message) { o.From = "b" })},
+		"client_msg_id":          {bystander, other(func(o *groupstream.Message) { o.ClientMsgID = "c2" })},
+		"in one batch":           {other(func(o *groupstream.Message) { o.ID = 8203 }), bystander, other(func(o *groupstream.Message) { o.ID, o.From = 8203, "b" })},
+		"in one batch, reversed": {other(func(o *groupstream.Message) { o.ID, o.From = 8203, "b" }), other(func(o *groupstream.Message) { o.ID = 8203 })},
+	} {
+		if _, err := s.PutMessages(ctx, batch); !errors.Is(err, groupstream.ErrIDReused) {
+			t.Fatalf("%s: a different message under a taken id: %v, want ErrIDReused", name, err)
+		}
+		for _, id := range []uint64{8202, 8203} {
+			if got, err := s.Message(ctx, id); !errors.Is(err, groupstream.ErrNotFound) {
+				t.Fatalf("%s: message %d of the refused batch stored: %+v %v", name, id, got, err)
+			}
+		}
+	}
+	stored, err := s.Message(ctx, m.ID)
+	if err != nil || stored.From != "a" || string(stored.Body) != `{"text":"first"}` || stored.Seq != 1 {
+		t.Fatalf("the first message after the refusals: %+v %v", stored, err)
+	}
+	if c, err := s.Conversation(ctx, 820); err != nil || c.Head != 1 {
+		t.Fatalf("head %d after refusals (%v), want 1", c.Head, err)
+	}
+	// The same send again (a redelivery, or a retry whose body changed) is not a reuse.
+	again, err := s.PutMessages(ctx, []groupstream.Message{other(func(*groupstream.Message) {}), bystander})
+	if err != nil || again[0].Seq != 1 || string(again[0].Body) != `{"text":"first"}` || again[1].Seq != 2 {
+		t.Fatalf("the same send again: %+v %v", again, err)
 	}
 }

@@ -31,6 +31,7 @@ func Run(t *testing.T, f Factory) {
 	t.Run("CopiesInOneBatch", func(t *testing.T) {
 		testCopiesInOneBatch(t, f(t, groupstream.Config{WriteMaxMembers: 3, WriteBackMembers: 2}))
 	})
+	t.Run("IDReusedIsRefused", func(t *testing.T) { testIDReused(t, def(t)) })
 }
 
 func users(ms []groupstream.Member) string {

@@ -62,6 +62,15 @@ type Config struct {
 	// leave the public port. Default: none (metrics on the API port).
 	AdminAddr string `yaml:"admin_addr"`
 
+	Storage struct {
+		// MinFreeBytes is the free space kept in data_dir's file system for the work
+		// already accepted: with less, sends and other changes answer 503
+		// unavailable (Retry-After) until there is room again. Default 268435456
+		// (256 MiB); negative: no reserve (a write failing for want of space still
+		// counts).
+		MinFreeBytes int `yaml:"min_free_bytes"`
+	} `yaml:"storage"`
+
 	Auth struct {
 		// JWTSecret signs tokens (at least 32 bytes). Default: in dev mode a random
 		// secret kept in DataDir/jwt.secret; required otherwise.
@@ -352,6 +361,7 @@ func (c *Config) fill() {
 		c.Groupstream.Backend = "pebble"
 	}
 	def(&c.Groupstream.CacheBytes, 64<<20)
+	def(&c.Storage.MinFreeBytes, 256<<20)
 	if c.Timeline.Cache == "" {
 		c.Timeline.Cache = "none"
 	}

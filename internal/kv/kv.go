@@ -3,7 +3,9 @@
 //
 // All embedded stores live in one Pebble instance under distinct one-byte key prefixes
 // (listed below), so one synced commit also makes every earlier unsynced write durable:
-// Pebble's WAL is written in commit order.
+// Pebble's WAL is written in commit order. Health (health.go) is the one place that
+// decides what the store's faults mean for the node: damage stops it, a full disk
+// refuses new work until there is room.
 package kv
 
 import (
@@ -13,6 +15,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // Key prefixes, one per embedded store. Never reuse a byte.
@@ -23,26 +26,40 @@ const (
 	PrefixDedup        byte = 'd'
 	PrefixConversation byte = 'c'
 	PrefixRouting      byte = 'r'
+	PrefixIDs          byte = 'i'
 )
 
 // CacheBytes is the block cache size Open uses.
 const CacheBytes = 512 << 20
 
-// Open opens (creating if needed) the Pebble database in dir.
+// Open opens (creating if needed) the Pebble database in dir, logging to log, with
+// no disk reserve and nobody told of damage: OpenWithHealth with Config{Logger: log}.
+func Open(dir string, log *slog.Logger) (*pebble.DB, error) {
+	db, _, err := OpenWithHealth(dir, Config{Logger: log})
+	return db, err
+}
+
+// OpenWithHealth opens (creating if needed) the Pebble database in dir and returns
+// the Health that watches its faults. Damage found while opening (a file the
+// manifest lists missing, a corrupt manifest) is reported through the Health like
+// damage found later, and returned.
 //
 // Most point reads on the hot path look for keys that do not exist (a new
 // client_msg_id, a timeline entry not yet appended), so every level has a bloom
 // filter; the block cache holds the recent timelines and conversation state.
-func Open(dir string, log *slog.Logger) (*pebble.DB, error) {
+func OpenWithHealth(dir string, cfg Config) (*pebble.DB, *Health, error) {
+	h := newHealth(dir, cfg)
 	cache := pebble.NewCache(CacheBytes)
 	defer cache.Unref()
 	opts := &pebble.Options{
 		Cache:                       cache,
+		FS:                          vfs.OnDiskFull(h.fs, h.sawENOSPC),
 		MemTableSize:                64 << 20,
 		MemTableStopWritesThreshold: 4,
 		L0CompactionThreshold:       4,
 		L0StopWritesThreshold:       24,
-		Logger:                      pebbleLogger{log},
+		Logger:                      pebbleLogger{h.log, h},
+		EventListener:               h.listener(),
 	}
 	opts.Experimental.L0CompactionConcurrency = 2
 	for i := range opts.Levels {
@@ -50,27 +67,12 @@ func Open(dir string, log *slog.Logger) (*pebble.DB, error) {
 	}
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
-		return nil, fmt.Errorf("kv: open %s: %w", dir, err)
+		if isDamage(err) {
+			err = h.damaged(err)
+		}
+		return nil, nil, fmt.Errorf("kv: open %s: %w", dir, err)
 	}
-	return db, nil
-}
-
-type pebbleLogger struct{ log *slog.Logger }
-
-func (l pebbleLogger) Infof(format string, args ...any) {
-	if l.log != nil {
-		l.log.Debug(fmt.Sprintf(format, args...), "component", "pebble")
-	}
-}
-
-func (l pebbleLogger) Errorf(format string, args ...any) {
-	if l.log != nil {
-		l.log.Error(fmt.Sprintf(format, args...), "component", "pebble")
-	}
-}
-
-func (l pebbleLogger) Fatalf(format string, args ...any) {
-	panic(fmt.Sprintf("pebble: "+format, args...))
+	return db, h, nil
 }
 
 // Key builds keys from parts: byte prefixes, uint64s (big-endian, so they sort), and

@@ -111,7 +111,7 @@ type Error struct {
 	// Problems lists every problem of a rejected document (invalid_rules).
 	Problems []Problem `json:"problems,omitempty"`
 	// RetryAfter is how many seconds to wait before trying again (rate_limited,
-	// overloaded); HTTP answers carry it in the Retry-After header too.
+	// overloaded, unavailable); HTTP answers carry it in the Retry-After header too.
 	RetryAfter int `json:"retry_after,omitempty"`
 }
 

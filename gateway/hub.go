@@ -57,6 +57,10 @@ type groupIndex struct {
 	// number from joins), so a check can tell who was indexed while it ran.
 	users map[string]uint64
 	joins uint64
+	// since holds, for users indexed by an addition hint, the membership version
+	// of their addition: a push of an older version (a message stored before they
+	// joined) is not theirs.
+	since map[string]uint64
 	// version is the membership version the index was checked at (0: never).
 	// INVARIANT: every user in users but those pending is a member at version, or
 	// was indexed later by a hint of a newer version or from groups read after the
@@ -151,6 +155,7 @@ func (h *Hub) remove(c *conn) bool {
 			if gi := h.groups[g]; gi != nil {
 				delete(gi.users, c.user)
 				delete(gi.pending, c.user)
+				delete(gi.since, c.user)
 				if len(gi.users) == 0 {
 					delete(h.groups, g)
 				}
@@ -166,7 +171,7 @@ func (h *Hub) remove(c *conn) bool {
 func (h *Hub) join(g uint64, user string) (*groupIndex, bool) {
 	gi := h.groups[g]
 	if gi == nil {
-		gi = &groupIndex{users: map[string]uint64{}, pending: map[string]bool{}}
+		gi = &groupIndex{users: map[string]uint64{}, pending: map[string]bool{}, since: map[string]uint64{}}
 		h.groups[g] = gi
 	}
 	if _, ok := gi.users[user]; ok {
@@ -189,6 +194,7 @@ func (h *Hub) leave(g uint64, user string) {
 	}
 	delete(gi.users, user)
 	delete(gi.pending, user)
+	delete(gi.since, user)
 	if len(gi.users) == 0 {
 		delete(h.groups, g)
 	}
@@ -215,7 +221,12 @@ func (h *Hub) GroupMembers(group, version uint64, added, removed []string) {
 		if h.users[u] == nil {
 			continue
 		}
-		if gi, joined := h.join(group, u); joined && gi.version != 0 && version <= gi.version {
+		gi, joined := h.join(group, u)
+		if !joined {
+			continue
+		}
+		gi.since[u] = version
+		if gi.version != 0 && version <= gi.version {
 			gi.pending[u] = true
 		}
 	}
@@ -292,7 +303,7 @@ func (h *Hub) pushGroup(ctx context.Context, group, version uint64, b []byte, sk
 		if gi.ready(version) {
 			var slow []*conn
 			for u := range gi.users {
-				if !skip[u] {
+				if !skip[u] && gi.since[u] <= version {
 					slow = offerAll(h.users[u], f, slow)
 				}
 			}

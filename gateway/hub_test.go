@@ -312,3 +312,26 @@ func (h *Hub) connected(user string) bool {
 	defer h.mu.RUnlock()
 	return len(h.users[user]) > 0
 }
+
+// TestAddedMemberGetsNoOlderPush: a member added at version v gets the group's pushes
+// of version v and later, not a push of a message stored before they joined that
+// reaches the node after their addition's hint.
+func TestAddedMemberGetsNoOlderPush(t *testing.T) {
+	r := newRoster()
+	v1 := r.set(9, "ann")
+	h := NewHub(metrics.New())
+	h.checkWith(r.CheckMembers, quiet)
+	ann, bob := testConn(h, "ann", "", 9), testConn(h, "bob", "")
+	push := func(version uint64) { h.PushGroup(9, version, wire.Entry{Kind: wire.KindMessage}, nil) }
+	push(v1)
+	v2 := r.set(9, "ann", "bob")
+	h.GroupMembers(9, v2, []string{"bob"}, nil)
+	push(v1) // stored before bob joined, arriving after the hint
+	if a, b := len(received(ann)), len(received(bob)); a != 2 || b != 0 {
+		t.Fatalf("pushes of version %d: ann got %d, bob %d; want 2 and 0", v1, a, b)
+	}
+	push(v2)
+	if a, b := len(received(ann)), len(received(bob)); a != 1 || b != 1 {
+		t.Fatalf("a push of version %d: ann got %d, bob %d; want 1 each", v2, a, b)
+	}
+}

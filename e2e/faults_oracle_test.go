@@ -30,6 +30,13 @@ var invariants = []string{
 	"history",          // each conversation's history holds every stored message once
 }
 
+// knownOpen names the violations of a known, still open bug: they are reported (a
+// log line each and their count) but do not fail the run. Every other violation of
+// the same invariant still does.
+var knownOpen = map[string]string{
+	"sender-order-across-switch": "issue 13 behaviour 5: one sender's group messages on either side of the fanout switch go through separate send-stage topics",
+}
+
 // verdict collects violations: every one is counted, the first maxShown are kept.
 type verdict struct {
 	byInv    map[string]int
@@ -37,9 +44,21 @@ type verdict struct {
 	total    int
 	checked  int // deliveries (entries and expected entries) examined
 	maxShown int
+	open     map[string]int // violations of knownOpen bugs
+	openSeen []string
 }
 
-func newVerdict() *verdict { return &verdict{byInv: map[string]int{}, maxShown: 20} }
+func newVerdict() *verdict {
+	return &verdict{byInv: map[string]int{}, maxShown: 20, open: map[string]int{}}
+}
+
+// known records a violation of the known open bug named bug (a knownOpen key).
+func (v *verdict) known(bug, format string, args ...any) {
+	v.open[bug]++
+	if len(v.openSeen) < v.maxShown {
+		v.openSeen = append(v.openSeen, bug+" (known open: "+knownOpen[bug]+"): "+fmt.Sprintf(format, args...))
+	}
+}
 
 func (v *verdict) fail(inv, format string, args ...any) {
 	v.total++
@@ -341,8 +360,12 @@ func (o *oracle) checkOrder() {
 		}
 	}
 	pos := map[string]map[wire.ID]uint64{}
+	inTimeline := map[wire.ID]bool{} // a write-fanout message: in some timeline
 	for u, es := range o.f.syncs {
 		pos[u] = timelinePos(es)
+		for id := range pos[u] {
+			inTimeline[id] = true
+		}
 	}
 	for _, ops := range by {
 		sort.Slice(ops, func(i, j int) bool { return ops[i].invoke.Before(ops[j].invoke) })
@@ -352,7 +375,11 @@ func (o *oracle) checkOrder() {
 					continue
 				}
 				if sa, sb := o.gseq[a.msgID], o.gseq[b.msgID]; sa != 0 && sb != 0 && sa > sb {
-					o.v.fail("sender-order", "%s acked before %s was sent, but group seq %d > %d", msgName(a), b.cmid, sa, sb)
+					if inTimeline[a.msgID] != inTimeline[b.msgID] { // one stored in each fanout mode
+						o.v.known("sender-order-across-switch", "%s acked before %s was sent, but group seq %d > %d", msgName(a), b.cmid, sa, sb)
+					} else {
+						o.v.fail("sender-order", "%s acked before %s was sent, but group seq %d > %d", msgName(a), b.cmid, sa, sb)
+					}
 				}
 				for u, p := range pos {
 					if pa, pb := p[a.msgID], p[b.msgID]; pa != 0 && pb != 0 && pa > pb {

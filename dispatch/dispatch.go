@@ -476,13 +476,19 @@ func (d *Dispatcher) handleSend(ctx context.Context, topic string, part int, rec
 		d.stageOf(topic).done(m.CreatedAt)
 		if m.Fanout == groupstream.FanoutRead {
 			d.m.StreamAppends.Inc()
-			// The version read once the message is stored covers every removal
-			// committed before it: the gateways deliver by that membership or newer.
-			c, err := d.streams.Conversation(ctx, m.ConversationID)
-			if err != nil {
-				return err
+			// The membership version the message was stored at covers every change
+			// committed before it, and none after: the gateways deliver it to the
+			// members of that version, checked by it or newer (a redelivery long
+			// after reaches no one added since).
+			version := m.GroupVersion
+			if version == 0 { // stored before messages recorded it
+				c, err := d.streams.Conversation(ctx, m.ConversationID)
+				if err != nil {
+					return err
+				}
+				version = c.Version
 			}
-			d.push.PushGroup(m.ConversationID, c.Version, m.Entry(), nil)
+			d.push.PushGroup(m.ConversationID, version, m.Entry(), nil)
 			// Sending reads everything before the message, in the sender's timeline
 			// part of the group too; their other devices learn it from the read entry.
 			e, _, err := d.timelines.MarkRead(ctx, m.From, m.ConversationID, m.ID, groupstream.KindGroup, m.CreatedAt)

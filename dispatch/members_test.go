@@ -54,16 +54,27 @@ func TestGroupPushesCarryTheMembershipVersion(t *testing.T) {
 	if err := d.handleSend(ctx, TopicSend, 0, []queue.Record{{Key: []byte(g.GroupID.String()), Value: job.marshal()}}); err != nil {
 		t.Fatal(err)
 	}
+	// The send stage's batch redelivered after a member joined: the push keeps the
+	// version the message was stored at, so the newcomer's gateway does not hand it
+	// a message from before they joined.
+	if _, err := d.ChangeMembers(ctx, al, uint64(g.GroupID), wire.MembersRequest{Add: []string{"eve"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.handleSend(ctx, TopicSend, 0, []queue.Record{{Key: []byte(g.GroupID.String()), Value: job.marshal()}}); err != nil {
+		t.Fatal(err)
+	}
 	want := []string{
 		"members v1 +[al bea cy] -[]", "push group_event v1",
 		"members v2 +[dan] -[bea]", "push group_event v2",
+		"push message v2",
+		"members v3 +[eve] -[]", "push group_event v3",
 		"push message v2",
 	}
 	if !slices.Equal(rec.log, want) {
 		t.Fatalf("pushes\n%q\nwant\n%q", rec.log, want)
 	}
 	got, err := d.CheckMembers(ctx, uint64(g.GroupID), []string{"zed", "bea", "al", "dan"})
-	if err != nil || got.Version != 2 || !slices.Equal(got.Members, []string{"al", "dan"}) {
+	if err != nil || got.Version != 3 || !slices.Equal(got.Members, []string{"al", "dan"}) {
 		t.Fatalf("check: %+v %v", got, err)
 	}
 	if _, err := d.CheckMembers(ctx, 12345, []string{"al"}); wire.AsError(err).Code != wire.CodeGroupMissing {

@@ -109,7 +109,7 @@ func (x *readIndex) readers(members []Member, seq uint64, after string, limit in
 // returns the stream entry to store with the group's rank after it.
 func (c Config) sequence(g *Conversation, m *Message) (e StreamEntry, rank uint64, read bool) {
 	g.Head++
-	m.Seq = g.Head
+	m.Seq, m.GroupVersion = g.Head, g.Version
 	if mode := c.mode(g.Fanout, g.MemberCount); mode != g.FanoutMode() {
 		g.Fanout, g.FanoutSince = mode, m.Seq
 	}

@@ -207,6 +207,10 @@ type Message struct {
 	// Fanout the mode it was stored in.
 	Seq    uint64 `json:"seq,omitempty"`
 	Fanout string `json:"fanout,omitempty"`
+	// GroupVersion is the group's membership version when the message was stored
+	// (0 outside groups, and for messages stored before it was recorded): who was a
+	// member then is who it is for.
+	GroupVersion uint64 `json:"group_version,omitempty"`
 	// RecallSeq is the seq of the stream's recall entry when the message was
 	// recalled in read-fanout (0 when the recall went to members' timelines).
 	RecallSeq uint64 `json:"recall_seq,omitempty"`

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fanline/fanline/internal/ids"
 	"github.com/fanline/fanline/internal/metrics"
 	"github.com/fanline/fanline/internal/wire"
 	"github.com/gorilla/websocket"
@@ -120,6 +121,7 @@ func (h *Hub) stamp() uint64 {
 func (h *Hub) add(c *conn, groups []uint64, stamp uint64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	c.registered = time.Now()
 	if h.users[c.user] == nil {
 		h.users[c.user] = map[*conn]struct{}{}
 	}
@@ -279,12 +281,12 @@ func (h *Hub) pushTo(b []byte, conns func() map[*conn]struct{}) {
 func (h *Hub) PushGroup(group, version uint64, e wire.Entry, skip map[string]bool) {
 	e = h.recalls.entry(e)
 	if b, err := json.Marshal(wire.ServerFrame{Type: wire.FrameMessage, Entry: &e}); err == nil {
-		h.pushGroup(context.Background(), group, version, b, skip)
+		h.pushGroup(context.Background(), group, version, createdAt(uint64(e.MsgID)), b, skip)
 	}
 }
 
 // pushGroup is PushGroup with the frame encoded.
-func (h *Hub) pushGroup(ctx context.Context, group, version uint64, b []byte, skip map[string]bool) {
+func (h *Hub) pushGroup(ctx context.Context, group, version uint64, created time.Time, b []byte, skip map[string]bool) {
 	pm, err := websocket.NewPreparedMessage(websocket.TextMessage, b)
 	if err != nil {
 		return
@@ -304,7 +306,7 @@ func (h *Hub) pushGroup(ctx context.Context, group, version uint64, b []byte, sk
 			var slow []*conn
 			for u := range gi.users {
 				if !skip[u] && gi.since[u] <= version {
-					slow = offerAll(h.users[u], f, slow)
+					slow = offerNewer(h.users[u], f, created, slow)
 				}
 			}
 			h.mu.RUnlock()
@@ -446,6 +448,30 @@ func (h *Hub) runCheck(ctx context.Context, group uint64, gi *groupIndex, want u
 }
 
 // offerAll queues frame b on conns and appends the ones that are full to slow.
+// offerNewer is offerAll for the connections registered before created (zero:
+// all). A device syncs as it connects, so what was created before is not pushed to
+// it: a message stored before the user joined may reach the node after they
+// connected (a send stage's batch redelivered after a restart).
+func offerNewer(conns map[*conn]struct{}, b outFrame, created time.Time, slow []*conn) []*conn {
+	for c := range conns {
+		if !created.IsZero() && c.registered.After(created) {
+			continue
+		}
+		if !c.offer(b) {
+			slow = append(slow, c)
+		}
+	}
+	return slow
+}
+
+// createdAt is when message msg was created (zero for no message).
+func createdAt(msg uint64) time.Time {
+	if msg == 0 {
+		return time.Time{}
+	}
+	return ids.Time(msg)
+}
+
 func offerAll(conns map[*conn]struct{}, b outFrame, slow []*conn) []*conn {
 	for c := range conns {
 		if !c.offer(b) {

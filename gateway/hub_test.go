@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/fanline/fanline/internal/auth"
+	"github.com/fanline/fanline/internal/ids"
 	"github.com/fanline/fanline/internal/metrics"
 	"github.com/fanline/fanline/internal/presence"
 	"github.com/fanline/fanline/internal/testharness"
@@ -333,5 +334,31 @@ func TestAddedMemberGetsNoOlderPush(t *testing.T) {
 	push(v2)
 	if a, b := len(received(ann)), len(received(bob)); a != 1 || b != 1 {
 		t.Fatalf("a push of version %d: ann got %d, bob %d; want 1 each", v2, a, b)
+	}
+}
+
+// TestConnectionGetsNoPushOfOlderMessage: a connection is not pushed a large-group
+// message created before it was registered (its device syncs as it connects): a send
+// stage's batch redelivered after a restart reaches no one who joined since.
+func TestConnectionGetsNoPushOfOlderMessage(t *testing.T) {
+	r := newRoster()
+	v1 := r.set(9, "ann", "bob")
+	h := NewHub(metrics.New())
+	h.checkWith(r.CheckMembers, quiet)
+	gen, err := ids.NewGenerator(1, ids.GeneratorConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := gen.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ann := testConn(h, "ann", "", 9)
+	ann.registered = ids.Time(old).Add(-time.Second) // connected before the message
+	testharness.WaitFor(t, 5*time.Second, "a later millisecond", func() bool { return time.Since(ids.Time(old)) > 2*time.Millisecond })
+	bob := testConn(h, "bob", "", 9) // connected after it
+	h.PushGroup(9, v1, wire.Entry{Kind: wire.KindMessage, MsgID: wire.ID(old)}, nil)
+	if a, b := len(received(ann)), len(received(bob)); a != 1 || b != 0 {
+		t.Fatalf("ann got %d, bob %d; want 1 and 0", a, b)
 	}
 }

@@ -241,7 +241,7 @@ func (h *Hub) deliver(ctx context.Context, p relayed) {
 		for _, u := range p.Skip {
 			skip[u] = true
 		}
-		h.pushGroup(ctx, p.Group, p.Version, h.recalls.frame(p.Kind, p.Msg, p.Frame), skip)
+		h.pushGroup(ctx, p.Group, p.Version, createdAt(p.Msg), h.recalls.frame(p.Kind, p.Msg, p.Frame), skip)
 	case p.Group != 0:
 		h.GroupMembers(p.Group, p.Version, p.Added, p.Removed)
 	}

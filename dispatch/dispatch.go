@@ -504,36 +504,44 @@ func (d *Dispatcher) handleSend(ctx context.Context, topic string, part int, rec
 		if err != nil {
 			return err
 		}
-		if c.Kind == groupstream.KindShop {
-			jobs := d.shopJobs(c, m)
-			if len(jobs) > 0 {
-				d.fanoutLag.fed(m.CreatedAt)
-			}
-			out = append(out, jobs...)
-			continue
-		}
-		// Recipients are the members once the message is stored: someone who joined
-		// before its seq gets it, someone who left does not.
-		members, err := d.streams.Members(ctx, m.ConversationID)
+		jobs, err := d.recipientJobs(ctx, c, m)
 		if err != nil {
 			return err
 		}
-		for _, mem := range members {
-			if m.Seq != 0 && mem.JoinSeq > m.Seq {
-				continue
-			}
-			peer := ""
-			if c.Kind == groupstream.KindDirect {
-				peer = otherMember(members, mem.User)
-			}
-			out = append(out, messageRecord(m, c.Kind, mem.User, peer))
+		if len(jobs) > 0 {
 			d.fanoutLag.fed(m.CreatedAt)
 		}
+		out = append(out, jobs...)
 	}
 	if err := d.q.Produce(ctx, TopicFanout, out...); err != nil {
 		return err
 	}
 	return stop
+}
+
+// recipientJobs are the fanout records of stored message m of conversation c. A
+// group's recipients are its members once the message is stored: someone who joined
+// before its seq gets it, someone who left does not.
+func (d *Dispatcher) recipientJobs(ctx context.Context, c groupstream.Conversation, m groupstream.Message) ([]queue.Record, error) {
+	if c.Kind == groupstream.KindShop {
+		return d.shopJobs(c, m), nil
+	}
+	members, err := d.streams.Members(ctx, m.ConversationID)
+	if err != nil {
+		return nil, err
+	}
+	var out []queue.Record
+	for _, mem := range members {
+		if m.Seq != 0 && mem.JoinSeq > m.Seq {
+			continue
+		}
+		peer := ""
+		if c.Kind == groupstream.KindDirect {
+			peer = otherMember(members, mem.User)
+		}
+		out = append(out, messageRecord(m, c.Kind, mem.User, peer))
+	}
+	return out, nil
 }
 
 // messageRecord is the fanout record putting message m in user's timeline.
@@ -617,9 +625,11 @@ func (d *Dispatcher) handleFanout(ctx context.Context, topic string, part int, r
 // fanout job carries the body it was queued with; one that runs after the recall
 // committed (a backlog, a redelivery) must not push it. The message log is the truth.
 func (d *Dispatcher) recalledAmong(ctx context.Context, added []timeline.Entry) (map[uint64]bool, error) {
-	var msgs []uint64
+	var msgs []uint64 // each once: a message is in several timelines of a batch
+	seen := make(map[uint64]bool, len(added))
 	for _, e := range added {
-		if e.Kind == timeline.KindMessage {
+		if e.Kind == timeline.KindMessage && !seen[e.MsgID] {
+			seen[e.MsgID] = true
 			msgs = append(msgs, e.MsgID)
 		}
 	}

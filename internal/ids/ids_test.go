@@ -155,29 +155,7 @@ func TestConcurrentWithMark(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	seen := map[uint64]bool{}
-	var wg sync.WaitGroup
-	for w := 0; w < 8; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; i < 2000; i++ {
-				id, err := g.Next()
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				mu.Lock()
-				if seen[id] {
-					t.Errorf("duplicate id %d", id)
-				}
-				seen[id] = true
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
+	seen := concurrentIDs(t, g)
 	stored, err := mark.Load()
 	if err != nil {
 		t.Fatal(err)
@@ -214,6 +192,13 @@ func TestNextIncreasesAcrossClockStepBack(t *testing.T) {
 
 func TestConcurrentUnique(t *testing.T) {
 	g, _ := NewGenerator(1, GeneratorConfig{})
+	concurrentIDs(t, g)
+}
+
+// concurrentIDs takes 2,000 ids from g in each of 8 goroutines and fails t on a
+// duplicate; it returns them all.
+func concurrentIDs(t *testing.T, g *Generator) map[uint64]bool {
+	t.Helper()
 	var mu sync.Mutex
 	seen := map[uint64]bool{}
 	var wg sync.WaitGroup
@@ -241,6 +226,7 @@ func TestConcurrentUnique(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	return seen
 }
 
 func TestParse(t *testing.T) {

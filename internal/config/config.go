@@ -188,6 +188,57 @@ type Config struct {
 		CacheBytes int `yaml:"cache_bytes"`
 	} `yaml:"groupstream"`
 
+	Coldstore struct {
+		// Backend keeps cold history segments (and media) in a local directory
+		// (dir: data_dir/cold) or on MinIO/S3 (minio: see the minio section).
+		// Default dir.
+		Backend string `yaml:"backend"`
+		// After is the age past which a conversation's messages move to cold
+		// segments. Default 720h (30 days); any Go duration.
+		After Duration `yaml:"after"`
+		// Interval is how often the scheduler looks for cold history (and runs
+		// retention and the timeline trim). Default 1h.
+		Interval Duration `yaml:"interval"`
+		// TimelineKeep is how long user timeline entries stay; past it they are
+		// dropped (their messages live on in history) and a sync from an older
+		// cursor answers 410 cursor_expired. Default 720h.
+		TimelineKeep Duration `yaml:"timeline_keep"`
+		// MaxBytesPerSecond bounds the bytes the scheduler reads from the warm store
+		// and writes to object storage, so moves never crowd out live traffic.
+		// Default 8388608 (8 MiB/s).
+		MaxBytesPerSecond int `yaml:"max_bytes_per_second"`
+		// SegmentMessages bounds the messages (and stream entries) of one segment.
+		// Default 10000.
+		SegmentMessages int `yaml:"segment_messages"`
+		// CacheBytes bounds the local cache of cold blocks read. Default 64 MiB.
+		CacheBytes int `yaml:"cache_bytes"`
+	} `yaml:"coldstore"`
+
+	Minio struct {
+		// Endpoint is the MinIO/S3 server, host:port. Required with
+		// coldstore.backend minio.
+		Endpoint string `yaml:"endpoint"`
+		// Bucket holds cold segments and media; `fanline migrate` creates it.
+		// Default fanline.
+		Bucket string `yaml:"bucket"`
+		// AccessKey and SecretKey authenticate. Required with coldstore.backend minio.
+		AccessKey string `yaml:"access_key"`
+		SecretKey string `yaml:"secret_key"`
+		// Secure uses HTTPS. Default false.
+		Secure bool `yaml:"secure"`
+		// Region of the bucket. Default us-east-1.
+		Region string `yaml:"region"`
+	} `yaml:"minio"`
+
+	Retention struct {
+		// Direct, Group and Shop are how long each kind of conversation's messages
+		// are kept; past it the scheduler deletes whole cold segments, unless a
+		// legal hold covers the conversation. Default 0: keep forever.
+		Direct Duration `yaml:"direct"`
+		Group  Duration `yaml:"group"`
+		Shop   Duration `yaml:"shop"`
+	} `yaml:"retention"`
+
 	Cassandra struct {
 		// Hosts are contact points (FANLINE_CASSANDRA_HOSTS: comma-separated).
 		// Required when a backend is cassandra.
@@ -378,6 +429,21 @@ func (c *Config) fill() {
 	defDur(&c.Cassandra.Timeout, 5*time.Second)
 	def(&c.Cassandra.BatchBytes, 32<<10)
 	def(&c.Cassandra.BatchStatements, 500)
+	if c.Coldstore.Backend == "" {
+		c.Coldstore.Backend = "dir"
+	}
+	defDur(&c.Coldstore.After, 30*24*time.Hour)
+	defDur(&c.Coldstore.Interval, time.Hour)
+	defDur(&c.Coldstore.TimelineKeep, 30*24*time.Hour)
+	def(&c.Coldstore.MaxBytesPerSecond, 8<<20)
+	def(&c.Coldstore.SegmentMessages, 10000)
+	def(&c.Coldstore.CacheBytes, 64<<20)
+	if c.Minio.Bucket == "" {
+		c.Minio.Bucket = "fanline"
+	}
+	if c.Minio.Region == "" {
+		c.Minio.Region = "us-east-1"
+	}
 	if len(c.Roles) == 0 {
 		c.Roles = []string{RoleGateway, RoleDispatch}
 	}
@@ -497,6 +563,15 @@ func (c Config) Check() error {
 	} else if c.Cluster.TLSCA != "" && c.Cluster.TLSCert == "" {
 		return errors.New("config: cluster.tls_ca on a dispatch node checks the gateways' client certificates, which needs TLS: set cluster.tls_cert and cluster.tls_key")
 	}
+	switch c.Coldstore.Backend {
+	case "dir":
+	case "minio":
+		if c.Minio.Endpoint == "" || c.Minio.AccessKey == "" || c.Minio.SecretKey == "" {
+			return errors.New("config: coldstore.backend minio needs minio.endpoint, minio.access_key and minio.secret_key")
+		}
+	default:
+		return fmt.Errorf("config: unknown coldstore.backend %q (dir or minio)", c.Coldstore.Backend)
+	}
 	if c.Groupstream.Backend == "cassandra" && c.Limits.MaxGroupMembers > MaxCassandraGroupMembers {
 		return fmt.Errorf("config: limits.max_group_members is %d; on groupstream.backend cassandra it must be at most %d "+
 			"(a membership change is one batch, of at most 65,535 statements)", c.Limits.MaxGroupMembers, MaxCassandraGroupMembers)
@@ -553,6 +628,9 @@ func (c Config) Masked() string {
 	}
 	if c.Cassandra.Password != "" {
 		c.Cassandra.Password = "***"
+	}
+	if c.Minio.SecretKey != "" {
+		c.Minio.SecretKey = "***"
 	}
 	b, _ := yaml.Marshal(c)
 	return string(b)

@@ -116,6 +116,10 @@ type Conversation struct {
 	Rank     uint64 `json:"rank,omitempty"`
 	// LastMsgID is the group's newest message.
 	LastMsgID uint64 `json:"last_msg,omitempty"`
+	// Archived is the highest msg id, and ArchivedSeq the highest stream seq, of
+	// the conversation's history in cold segments (its manifest); 0: none.
+	Archived    uint64 `json:"archived,omitempty"`
+	ArchivedSeq uint64 `json:"archived_seq,omitempty"`
 }
 
 // FanoutMode is the group's current fanout mode.

@@ -37,14 +37,22 @@ type PebbleStore struct {
 	// byteCache.fill, which refuses it if a write raced the read. Evicting is always
 	// safe: a miss reads Pebble.
 	cache *byteCache
+
+	// tiers reads archived history (SetArchive).
+	tiers tiers
 }
 
-var _ Store = (*PebbleStore)(nil)
+var (
+	_ Store    = (*PebbleStore)(nil)
+	_ Archiver = (*PebbleStore)(nil)
+)
 
 // NewPebbleStore returns a Store on db.
 func NewPebbleStore(db *pebble.DB, cfg Config) *PebbleStore {
 	cfg.fill()
-	return &PebbleStore{db: db, cfg: cfg, locks: keylock.New(convStripes), cache: newByteCache(cfg.CacheBytes)}
+	s := &PebbleStore{db: db, cfg: cfg, locks: keylock.New(convStripes), cache: newByteCache(cfg.CacheBytes)}
+	s.tiers = tiers{idx: s}
+	return s
 }
 
 // CachedBytes returns the bytes of conversations, member lists and read positions
@@ -355,6 +363,16 @@ func (s *PebbleStore) putMessages(ctx context.Context, msgs []Message) ([]Messag
 		if err != ErrNotFound {
 			return nil, err
 		}
+		if stored, ok, err := s.archived(ctx, m); err != nil || ok {
+			if err == nil {
+				err = sameSend(stored, m)
+			}
+			if err != nil {
+				return nil, err
+			}
+			out[i] = stored
+			continue
+		}
 		if m.IsMessage() {
 			g, err := s.group(ctx, groups, m.ConversationID)
 			if err != nil {
@@ -426,9 +444,32 @@ func (s *PebbleStore) sequence(b *pebble.Batch, g *Conversation, m *Message) {
 	}
 }
 
+// archived returns m as stored in a cold segment, if it was stored and moved
+// there: a redelivered send must not store it warm again.
+func (s *PebbleStore) archived(ctx context.Context, m Message) (Message, bool, error) {
+	c, err := s.Conversation(ctx, m.ConversationID)
+	if err != nil || c.Archived < m.ID {
+		return Message{}, false, nil
+	}
+	found, err := s.tiers.messages(ctx, []uint64{m.ID})
+	stored, ok := found[m.ID]
+	return stored, ok, err
+}
+
 // Message implements Store.
 func (s *PebbleStore) Message(ctx context.Context, id uint64) (Message, error) {
-	return s.message(s.db, id)
+	m, err := s.message(s.db, id)
+	if err != ErrNotFound {
+		return m, err
+	}
+	found, err := s.tiers.messages(ctx, []uint64{id})
+	if err != nil {
+		return Message{}, err
+	}
+	if m, ok := found[id]; ok {
+		return m, nil
+	}
+	return Message{}, ErrNotFound
 }
 
 func (s *PebbleStore) message(r pebble.Reader, id uint64) (Message, error) {
@@ -451,12 +492,14 @@ func (s *PebbleStore) LookupMessages(ctx context.Context, ids []uint64) (map[uin
 	out := make(map[uint64]wire.Entry, len(ids))
 	snap := s.db.NewSnapshot()
 	defer snap.Close()
+	var missing []uint64
 	for _, id := range ids {
 		if _, ok := out[id]; ok {
 			continue
 		}
 		m, err := s.message(snap, id)
 		if err == ErrNotFound {
+			missing = append(missing, id)
 			continue
 		}
 		if err != nil {
@@ -464,11 +507,39 @@ func (s *PebbleStore) LookupMessages(ctx context.Context, ids []uint64) (map[uin
 		}
 		out[id] = m.Entry()
 	}
+	cold, err := s.tiers.messages(ctx, missing)
+	if err != nil {
+		return nil, err
+	}
+	for id, m := range cold {
+		out[id] = m.Entry()
+	}
 	return out, nil
 }
 
 // History implements Store.
 func (s *PebbleStore) History(ctx context.Context, conv, before uint64, limit int) ([]Message, bool, error) {
+	warm, more, err := s.warmHistory(conv, before, limit)
+	if err != nil {
+		return nil, false, err
+	}
+	c, err := s.Conversation(ctx, conv)
+	if err == ErrNotFound {
+		return warm, more, nil
+	}
+	if err != nil || c.Archived == 0 || (len(warm) == limit && warm[limit-1].ID > c.Archived) {
+		return warm, more, err
+	}
+	cold, coldMore, err := s.tiers.history(ctx, c, before, limit)
+	if err != nil {
+		return nil, false, err
+	}
+	msgs, more := mergeHistory(warm, more, cold, coldMore, limit)
+	return msgs, more, nil
+}
+
+// warmHistory is History of the warm rows only.
+func (s *PebbleStore) warmHistory(conv, before uint64, limit int) ([]Message, bool, error) {
 	prefix := histPrefix(conv)
 	upper := kv.PrefixEnd(prefix)
 	if before != 0 {
@@ -498,13 +569,26 @@ func (s *PebbleStore) History(ctx context.Context, conv, before uint64, limit in
 
 // Recall implements Store.
 func (s *PebbleStore) Recall(ctx context.Context, id uint64, by string, at time.Time) (Message, error) {
-	m, err := s.message(s.db, id)
+	m, err := s.Message(ctx, id)
 	if err != nil || m.Recalled() {
 		return m, err
 	}
 	// The group's lock covers its stream; recalls of one message also serialise on it.
 	defer lockConvs(s.locks, []uint64{m.ConversationID})()
-	if m, err = s.message(s.db, id); err != nil || m.Recalled() {
+	key := msgKey(id)
+	if m, err = s.message(s.db, id); err == ErrNotFound {
+		// Archived: the recall is a warm marker that wins over the segment's copy.
+		found, err := s.tiers.messages(ctx, []uint64{id})
+		if err != nil {
+			return Message{}, err
+		}
+		var ok bool
+		if m, ok = found[id]; !ok {
+			return Message{}, ErrNotFound
+		}
+		key = markKey(id)
+	}
+	if err != nil || m.Recalled() {
 		return m, err
 	}
 	m.RecalledAt, m.RecalledBy = at.UTC(), by
@@ -521,7 +605,10 @@ func (s *PebbleStore) Recall(ctx context.Context, id uint64, by string, at time.
 		_ = batch.Set(convKey(g.ID), v, nil)
 	}
 	v, _ := json.Marshal(m)
-	_ = batch.Set(msgKey(id), v, nil)
+	if string(key) == string(markKey(id)) {
+		v, _ = json.Marshal(recallMark{At: m.RecalledAt, By: m.RecalledBy, RecallSeq: m.RecallSeq})
+	}
+	_ = batch.Set(key, v, nil)
 	if err := batch.Commit(pebble.Sync); err != nil {
 		return Message{}, fmt.Errorf("groupstream: recall %d: %w", id, err)
 	}

@@ -10,7 +10,6 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/fanline/fanline/internal/kv"
-	"github.com/fanline/fanline/internal/wire"
 )
 
 func streamPrefix(conv uint64) kv.Key { return kv.NewKey(kv.PrefixStream, 'q').U64(conv) }
@@ -19,31 +18,8 @@ func readKey(conv uint64, user string) kv.Key {
 	return readPrefix(conv).Str(user)
 }
 
-// A stream entry's value: kind byte ('m' message, 'x' recall), msg id, the group's
-// rank after the entry, time in unix nanoseconds, then the sender.
 func putStreamEntry(b *pebble.Batch, conv uint64, e StreamEntry, rank uint64) {
-	kind := byte('m')
-	if e.Kind == wire.KindRecall {
-		kind = 'x'
-	}
-	v := []byte{kind}
-	v = binary.BigEndian.AppendUint64(v, e.MsgID)
-	v = binary.BigEndian.AppendUint64(v, rank)
-	v = binary.BigEndian.AppendUint64(v, uint64(e.At.UnixNano()))
-	v = append(v, e.From...)
-	_ = b.Set(streamPrefix(conv).U64(e.Seq), v, nil)
-}
-
-func decodeStreamEntry(seq uint64, v []byte) (StreamEntry, uint64, error) {
-	if len(v) < 25 {
-		return StreamEntry{}, 0, fmt.Errorf("groupstream: stream entry %d is %d bytes", seq, len(v))
-	}
-	e := StreamEntry{Seq: seq, Kind: wire.KindMessage, MsgID: binary.BigEndian.Uint64(v[1:]),
-		At: time.Unix(0, int64(binary.BigEndian.Uint64(v[17:]))).UTC(), From: string(v[25:])}
-	if v[0] == 'x' {
-		e.Kind = wire.KindRecall
-	}
-	return e, binary.BigEndian.Uint64(v[9:]), nil
+	_ = b.Set(streamPrefix(conv).U64(e.Seq), streamValue(e, rank), nil)
 }
 
 // UserGroups implements Store.
@@ -195,6 +171,26 @@ func (s *PebbleStore) trimLeft(refs []leftRef, now time.Time) (int, error) {
 
 // Stream implements Store.
 func (s *PebbleStore) Stream(ctx context.Context, conv, after uint64, limit int) ([]StreamEntry, error) {
+	c, err := s.Conversation(ctx, conv)
+	if err != nil && err != ErrNotFound {
+		return nil, err
+	}
+	cold, err := s.tiers.stream(ctx, c, after, limit)
+	if err != nil || len(cold) == limit {
+		return cold, err
+	}
+	if n := len(cold); n > 0 {
+		after = cold[n-1].Seq
+	}
+	if s.tiers.archive != nil {
+		after = max(after, c.ArchivedSeq)
+	}
+	warm, err := s.warmStream(conv, after, limit-len(cold))
+	return append(cold, warm...), err
+}
+
+// warmStream is Stream of the warm entries only.
+func (s *PebbleStore) warmStream(conv, after uint64, limit int) ([]StreamEntry, error) {
 	prefix := streamPrefix(conv)
 	it, err := s.db.NewIter(&pebble.IterOptions{
 		LowerBound: append(kv.Key(nil), prefix...).U64(after + 1),
@@ -216,7 +212,7 @@ func (s *PebbleStore) Stream(ctx context.Context, conv, after uint64, limit int)
 }
 
 // rankAt returns the group's rank after its last stream entry at or before seq.
-func (s *PebbleStore) rankAt(_ context.Context, conv, seq uint64) (uint64, error) {
+func (s *PebbleStore) rankAt(ctx context.Context, conv, seq uint64) (uint64, error) {
 	prefix := streamPrefix(conv)
 	it, err := s.db.NewIter(&pebble.IterOptions{
 		LowerBound: prefix,
@@ -227,7 +223,14 @@ func (s *PebbleStore) rankAt(_ context.Context, conv, seq uint64) (uint64, error
 	}
 	defer it.Close()
 	if !it.Last() {
-		return 0, it.Error()
+		if err := it.Error(); err != nil {
+			return 0, err
+		}
+		c, err := s.Conversation(ctx, conv)
+		if err != nil {
+			return 0, err
+		}
+		return s.tiers.rankBelow(ctx, c, seq)
 	}
 	_, rank, err := decodeStreamEntry(seq, it.Value())
 	return rank, err

@@ -46,6 +46,9 @@ type Segment struct {
 	RankBefore uint64      `json:"rank_before,omitempty"`
 	Counted    [][2]uint64 `json:"counted,omitempty"`
 	Created    time.Time   `json:"created"`
+	// Pending is set while the segment's warm rows may still be there (recorded,
+	// not yet deleted).
+	Pending bool `json:"pending,omitempty"`
 }
 
 // RankAt returns the group's read-fanout message count up to and including seq,

@@ -21,6 +21,7 @@ func TestImportRules(t *testing.T) {
 		"internal":    {"gateway", "dispatch", "timeline", "groupstream", "cs-routing", "coldstore", "web", "client", "server", "cmd"},
 		"timeline":    {"gateway", "dispatch", "groupstream", "cs-routing", "coldstore", "client", "server", "cmd"},
 		"groupstream": {"gateway", "dispatch", "timeline", "cs-routing", "coldstore", "client", "server", "cmd"},
+		"coldstore":   {"gateway", "dispatch", "timeline", "groupstream", "cs-routing", "client", "server", "cmd"},
 		"dispatch":    {"gateway", "cs-routing", "client", "server", "cmd"},
 		"cs-routing":  {"gateway", "dispatch", "client", "server", "cmd"},
 		"gateway":     {"timeline", "groupstream", "client", "server", "cmd"},

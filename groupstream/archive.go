@@ -56,6 +56,8 @@ type Archiver interface {
 	// RemoveSegment deletes seg (retention) from the manifest with the pointers
 	// and recall markers of its records recs, and any warm rows left of them.
 	RemoveSegment(ctx context.Context, seg tier.Segment, recs []tier.Record) error
+	// ArchivedConversations calls f for every conversation with segments.
+	ArchivedConversations(ctx context.Context, f func(conv uint64, kind string) error) error
 	// SetArchive gives the store the reader of its segments; call it before use.
 	SetArchive(a Archive)
 }

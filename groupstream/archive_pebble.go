@@ -54,6 +54,30 @@ func (s *PebbleStore) ColdConversations(ctx context.Context, before uint64, f fu
 	return nil
 }
 
+// ArchivedConversations implements Archiver.
+func (s *PebbleStore) ArchivedConversations(ctx context.Context, f func(conv uint64, kind string) error) error {
+	var convs []uint64
+	err := s.scan(kv.NewKey(kv.PrefixConversation, 's'), func(rest, _ []byte) error {
+		if id := kvU64(rest); len(convs) == 0 || convs[len(convs)-1] != id {
+			convs = append(convs, id)
+		}
+		return ctx.Err()
+	})
+	if err != nil {
+		return err
+	}
+	for _, id := range convs {
+		c, err := s.Conversation(ctx, id)
+		if err != nil {
+			return err
+		}
+		if err := f(id, c.Kind); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Run implements Archiver.
 func (s *PebbleStore) Run(ctx context.Context, conv, before uint64, limit int) ([]tier.Record, error) {
 	c, err := s.Conversation(ctx, conv)
@@ -230,8 +254,20 @@ func (s *PebbleStore) dropRun(seg tier.Segment, recs []tier.Record, remove bool)
 	if remove {
 		_ = batch.Delete(key, nil)
 	} else {
-		seg.Pending = false
-		v, _ := json.Marshal(seg)
+		// The entry as recorded (with its rank runs), no longer pending.
+		v, ok, err := kv.Get(s.db, key)
+		if err != nil || !ok {
+			if err == nil {
+				err = fmt.Errorf("groupstream: segment %s is not in the manifest of %d", seg.Key, seg.Conv)
+			}
+			return err
+		}
+		var stored tier.Segment
+		if err := json.Unmarshal(v, &stored); err != nil {
+			return fmt.Errorf("groupstream: manifest of %d: %w", seg.Conv, err)
+		}
+		stored.Pending = false
+		v, _ = json.Marshal(stored)
 		_ = batch.Set(key, v, nil)
 	}
 	if err := batch.Commit(pebble.Sync); err != nil {

@@ -578,8 +578,8 @@ func (s *PebbleStore) Recall(ctx context.Context, id uint64, by string, at time.
 	key := msgKey(id)
 	if m, err = s.message(s.db, id); err == ErrNotFound {
 		// Archived: the recall is a warm marker that wins over the segment's copy.
-		found, err := s.tiers.messages(ctx, []uint64{id})
-		if err != nil {
+		var found map[uint64]Message
+		if found, err = s.tiers.messages(ctx, []uint64{id}); err != nil {
 			return Message{}, err
 		}
 		var ok bool

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/fanline/fanline/coldstore"
 	csrouting "github.com/fanline/fanline/cs-routing"
 	"github.com/fanline/fanline/dispatch"
 	"github.com/fanline/fanline/gateway"
@@ -57,6 +58,7 @@ type Server struct {
 	hub           *gateway.Hub
 	relay         *gateway.Relay       // nil unless clustered (presence in redis)
 	disp          *dispatch.Dispatcher // nil without the dispatch role
+	cold          *coldstore.Scheduler // nil without the dispatch role
 	router        *csrouting.Router    // nil without the dispatch role
 	gw            *gateway.Gateway     // nil without the gateway role
 	http          *http.Server
@@ -228,6 +230,9 @@ func (s *Server) pipeline(m *metrics.Metrics, push pusher) (gateway.Service, gat
 	}
 	streams, err := s.streams()
 	if err != nil {
+		return nil, nil, err
+	}
+	if err := s.coldTier(m, streams, nil); err != nil {
 		return nil, nil, err
 	}
 	router, err := csrouting.NewRouter(csrouting.Config{Store: csrouting.NewPebbleStore(s.db), Notifier: csNotifier{push}})
@@ -565,6 +570,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	if s.disp != nil {
 		start("pipeline", s.disp.Run)
+		start("cold tier", func(ctx context.Context) error { s.cold.Run(ctx); return nil })
 	}
 	if s.redisPresence != nil {
 		start("presence refresh", func(ctx context.Context) error {

@@ -160,6 +160,16 @@ func Time(id uint64) time.Time {
 	return Epoch.Add(time.Duration(id>>(nodeBits+seqBits)) * time.Millisecond)
 }
 
+// Before returns the smallest id generated at t or later: every id below it was
+// generated before t.
+func Before(t time.Time) uint64 {
+	ms := t.Sub(Epoch).Milliseconds()
+	if ms <= 0 {
+		return 0
+	}
+	return uint64(ms) << (nodeBits + seqBits)
+}
+
 // ErrInvalid is returned by Parse for a string that is not an id.
 var ErrInvalid = errors.New("ids: not a valid id")
 

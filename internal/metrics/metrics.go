@@ -31,6 +31,15 @@ type Metrics struct {
 	// check could be made.
 	GroupChecks          *prometheus.CounterVec
 	GroupPushesUnchecked prometheus.Counter
+
+	// The cold tier: segments written and messages moved into them, failed moves,
+	// reads of cold segments, and the block cache.
+	ColdSegments    prometheus.Counter
+	ColdMessages    prometheus.Counter
+	ColdMoveErrors  prometheus.Counter
+	ColdRead        prometheus.Histogram
+	// ColdDeleted counts segments deleted by retention.
+	ColdDeleted prometheus.Counter
 }
 
 var latencyBuckets = []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5}
@@ -74,6 +83,17 @@ func New() *Metrics {
 		RecordsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "fanline_queue_records_refused_total", Help: "Times a stage refused a record written by a newer version (it stops there and retries), by topic."}, []string{"topic"}),
 	}
+	m.ColdSegments = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "fanline_cold_segments_total", Help: "Cold segments written, verified and recorded."})
+	m.ColdMessages = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "fanline_cold_messages_total", Help: "Messages moved from the warm store into cold segments."})
+	m.ColdMoveErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "fanline_cold_move_errors_total", Help: "Moves to the cold tier that failed (retried on the next pass)."})
+	m.ColdRead = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "fanline_cold_read_seconds", Help: "Time of one read from a cold segment.", Buckets: latencyBuckets})
+	m.ColdDeleted = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "fanline_cold_segments_deleted_total", Help: "Cold segments deleted by retention."})
+	r.MustRegister(m.ColdSegments, m.ColdMessages, m.ColdMoveErrors, m.ColdRead, m.ColdDeleted)
 	r.MustRegister(m.MessagesAccepted, m.MessagesDuplicate, m.SendErrors, m.FanoutEntries, m.StreamAppends, m.FanoutLag,
 		m.SendStageLag, m.Connections, m.PushesDropped, m.GroupChecks, m.GroupPushesUnchecked, m.RateLimited, m.SendLatency, m.SyncLatency,
 		m.DeadLetters, m.RecordsRefused,

@@ -1,0 +1,317 @@
+package coldstore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/fanline/fanline/internal/ids"
+	"github.com/fanline/fanline/internal/metrics"
+	"github.com/fanline/fanline/internal/tier"
+	"golang.org/x/time/rate"
+)
+
+// Warm is the warm store as the scheduler moves history out of it; the groupstream
+// stores are one (groupstream.Archiver documents each step).
+type Warm interface {
+	ColdConversations(ctx context.Context, before uint64, f func(conv uint64, kind string) error) error
+	Run(ctx context.Context, conv, before uint64, limit int) ([]tier.Record, error)
+	Manifest(ctx context.Context, conv uint64) ([]tier.Segment, error)
+	AddSegment(ctx context.Context, seg tier.Segment) error
+	DeleteRun(ctx context.Context, seg tier.Segment, recs []tier.Record) error
+	RemoveSegment(ctx context.Context, seg tier.Segment, recs []tier.Record) error
+	ArchivedConversations(ctx context.Context, f func(conv uint64, kind string) error) error
+}
+
+// SchedulerConfig configures a Scheduler.
+type SchedulerConfig struct {
+	// After is the age past which messages move to segments; Interval the time
+	// between passes.
+	After, Interval time.Duration
+	// SegmentMessages bounds the records of one segment.
+	SegmentMessages int
+	// MaxBytesPerSecond bounds the bytes moved per second.
+	MaxBytesPerSecond int
+	// Retention deletes expired segments of unheld conversations.
+	Retention RetentionPolicy
+	// Held reports whether a legal hold covers a conversation.
+	Held func(ctx context.Context, conv uint64) (bool, error)
+	// TimelineKeep and Trim drop user timeline entries older than TimelineKeep
+	// each pass (Trim nil: the timeline store drops them itself).
+	TimelineKeep time.Duration
+	Trim         func(ctx context.Context, before time.Time) (int, error)
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Scheduler moves conversations' old history from the warm store into segments on
+// an object store, deletes segments past retention, and trims user timelines. It
+// works one conversation at a time, so one mover runs per conversation.
+type Scheduler struct {
+	objs  Objects
+	warm  Warm
+	cache *BlockCache
+	cfg   SchedulerConfig
+	m     *metrics.Metrics
+	log   *slog.Logger
+	limit *rate.Limiter
+
+	mu sync.Mutex // one pass at a time
+}
+
+// NewScheduler returns a scheduler moving history from warm to objs.
+func NewScheduler(objs Objects, warm Warm, cache *BlockCache, cfg SchedulerConfig, m *metrics.Metrics, log *slog.Logger) *Scheduler {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.SegmentMessages <= 0 {
+		cfg.SegmentMessages = 10000
+	}
+	lim := rate.Inf
+	if cfg.MaxBytesPerSecond > 0 {
+		lim = rate.Limit(cfg.MaxBytesPerSecond)
+	}
+	return &Scheduler{objs: objs, warm: warm, cache: cache, cfg: cfg, m: m, log: log,
+		limit: rate.NewLimiter(lim, max(cfg.MaxBytesPerSecond, 1))}
+}
+
+// Run makes a pass every Interval until ctx ends; the caller owns the goroutine.
+func (s *Scheduler) Run(ctx context.Context) {
+	t := time.NewTicker(s.cfg.Interval)
+	defer t.Stop()
+	for {
+		if _, err := s.Pass(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("cold tier pass failed; retried next interval", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// PassStats is what one pass did.
+type PassStats struct {
+	Segments, Messages, Deleted, Trimmed int
+}
+
+// Pass moves every conversation's history older than After, applies retention and
+// trims timelines. A failed conversation is counted and logged and the others go
+// on; the first error is returned.
+func (s *Scheduler) Pass(ctx context.Context) (PassStats, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var st PassStats
+	now := s.cfg.Now()
+	before := ids.Before(now.Add(-s.cfg.After))
+	var convs []uint64
+	kinds := map[uint64]string{}
+	err := s.warm.ColdConversations(ctx, before, func(conv uint64, kind string) error {
+		convs = append(convs, conv)
+		kinds[conv] = kind
+		return nil
+	})
+	var first error
+	fail := func(conv uint64, err error) {
+		s.m.ColdMoveErrors.Inc()
+		s.log.Warn("cold move failed; retried next pass", "conversation", conv, "err", err)
+		if first == nil {
+			first = err
+		}
+	}
+	if err != nil {
+		fail(0, err)
+	}
+	for _, conv := range convs {
+		if err := s.move(ctx, conv, before, &st); err != nil {
+			fail(conv, err)
+		}
+	}
+	if n, err := s.retain(ctx, now); err != nil {
+		fail(0, err)
+	} else {
+		st.Deleted = n
+	}
+	if s.cfg.Trim != nil && s.cfg.TimelineKeep > 0 {
+		n, err := s.cfg.Trim(ctx, now.Add(-s.cfg.TimelineKeep))
+		if err != nil && first == nil {
+			first = fmt.Errorf("coldstore: trim timelines: %w", err)
+		}
+		st.Trimmed = n
+	}
+	return st, first
+}
+
+// move finishes conv's pending segment, if any, then moves its warm messages
+// below before, a segment at a time.
+func (s *Scheduler) move(ctx context.Context, conv, before uint64, st *PassStats) error {
+	segs, err := s.warm.Manifest(ctx, conv)
+	if err != nil {
+		return err
+	}
+	for _, seg := range segs {
+		if seg.Pending {
+			if err := s.finish(ctx, seg); err != nil {
+				return err
+			}
+		}
+	}
+	for {
+		recs, err := s.warm.Run(ctx, conv, before, s.cfg.SegmentMessages)
+		if err != nil || len(recs) == 0 {
+			return err
+		}
+		seg, err := s.write(ctx, conv, recs)
+		if err != nil {
+			return err
+		}
+		if err := s.warm.AddSegment(ctx, seg); err != nil {
+			return err
+		}
+		if err := s.warm.DeleteRun(ctx, seg, recs); err != nil {
+			return err
+		}
+		st.Segments++
+		st.Messages += seg.Messages
+		s.m.ColdSegments.Inc()
+		s.m.ColdMessages.Add(float64(seg.Messages))
+		s.log.Debug("moved history to cold", "conversation", conv, "segment", seg.Key, "messages", seg.Messages, "bytes", seg.Bytes)
+	}
+}
+
+// finish deletes the warm rows of a segment recorded before a crash or failure.
+func (s *Scheduler) finish(ctx context.Context, seg tier.Segment) error {
+	recs, err := s.records(ctx, seg)
+	if err != nil {
+		return err
+	}
+	return s.warm.DeleteRun(ctx, seg, recs)
+}
+
+// records reads every record of a segment back.
+func (s *Scheduler) records(ctx context.Context, seg tier.Segment) ([]tier.Record, error) {
+	r, err := OpenSegment(ctx, s.objs, seg.Key, s.cache)
+	if err != nil {
+		return nil, err
+	}
+	var recs []tier.Record
+	err = r.All(ctx, func(rec tier.Record) error {
+		recs = append(recs, rec)
+		return nil
+	})
+	return recs, err
+}
+
+// SegmentKey is where the segment of conv starting at msg id first lives: a retried
+// move of the same run writes the same object again.
+func SegmentKey(conv, first uint64) string {
+	return fmt.Sprintf("segments/%d/%020d.seg", conv, first)
+}
+
+// write encodes recs as a segment, stores it at the run's key and reads it back to
+// verify it before anything refers to it.
+func (s *Scheduler) write(ctx context.Context, conv uint64, recs []tier.Record) (tier.Segment, error) {
+	data, stats, err := EncodeSegment(conv, recs, 0)
+	if err != nil {
+		return tier.Segment{}, err
+	}
+	if err := s.wait(ctx, len(data)); err != nil {
+		return tier.Segment{}, err
+	}
+	key := SegmentKey(conv, stats.FirstMsgID)
+	if err := s.objs.Put(ctx, key, bytes.NewReader(data), int64(len(data))); err != nil {
+		return tier.Segment{}, err
+	}
+	r, err := OpenSegment(ctx, s.objs, key, nil)
+	if err != nil {
+		return tier.Segment{}, err
+	}
+	if err := r.Verify(ctx, recs); err != nil {
+		return tier.Segment{}, fmt.Errorf("coldstore: segment %s does not read back: %w", key, err)
+	}
+	return tier.Segment{
+		Conv: conv, Key: key,
+		FirstMsgID: stats.FirstMsgID, LastMsgID: stats.LastMsgID,
+		FirstSeq: stats.FirstSeq, LastSeq: stats.LastSeq,
+		MinAt: stats.MinAt, MaxAt: stats.MaxAt,
+		Messages: stats.Messages, Stream: stats.Stream,
+		Bytes: int64(len(data)), Created: s.cfg.Now().UTC(),
+	}, nil
+}
+
+// wait takes n bytes from the rate budget.
+func (s *Scheduler) wait(ctx context.Context, n int) error {
+	for n > 0 {
+		c := min(n, s.limit.Burst())
+		if err := s.limit.WaitN(ctx, c); err != nil {
+			return err
+		}
+		n -= c
+	}
+	return nil
+}
+
+// retain deletes segments past retention of conversations no hold covers. Every
+// deletion is logged with what and why.
+func (s *Scheduler) retain(ctx context.Context, now time.Time) (int, error) {
+	if s.cfg.Retention == (RetentionPolicy{}) {
+		return 0, nil
+	}
+	var convs []uint64
+	kinds := map[uint64]string{}
+	err := s.warm.ArchivedConversations(ctx, func(conv uint64, kind string) error {
+		convs, kinds[conv] = append(convs, conv), kind
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, conv := range convs {
+		segs, err := s.warm.Manifest(ctx, conv)
+		if err != nil || len(segs) == 0 {
+			if err != nil {
+				return n, err
+			}
+			continue
+		}
+		held := false
+		if s.cfg.Held != nil {
+			if held, err = s.cfg.Held(ctx, conv); err != nil {
+				return n, err
+			}
+		}
+		for _, seg := range segs {
+			if !s.cfg.Retention.Expired(kinds[conv], seg, held, now) {
+				continue
+			}
+			if err := s.remove(ctx, seg); err != nil {
+				return n, err
+			}
+			n++
+			s.m.ColdDeleted.Inc()
+			s.log.Info("retention deleted cold segment", "conversation", conv, "kind", kinds[conv], "segment", seg.Key,
+				"messages", seg.Messages, "first_msg", seg.FirstMsgID, "last_msg", seg.LastMsgID,
+				"newest", seg.MaxAt, "why", fmt.Sprintf("older than retention.%s and no legal hold", kinds[conv]))
+		}
+	}
+	return n, nil
+}
+
+// remove deletes a segment: its warm bookkeeping first (then nothing refers to the
+// object), then the object.
+func (s *Scheduler) remove(ctx context.Context, seg tier.Segment) error {
+	recs, err := s.records(ctx, seg)
+	if err != nil && !errors.Is(err, ErrNotExist) {
+		return err
+	}
+	if err := s.warm.RemoveSegment(ctx, seg, recs); err != nil {
+		return err
+	}
+	return s.objs.Delete(ctx, seg.Key)
+}

@@ -34,10 +34,10 @@ type Metrics struct {
 
 	// The cold tier: segments written and messages moved into them, failed moves,
 	// reads of cold segments, and the block cache.
-	ColdSegments    prometheus.Counter
-	ColdMessages    prometheus.Counter
-	ColdMoveErrors  prometheus.Counter
-	ColdRead        prometheus.Histogram
+	ColdSegments   prometheus.Counter
+	ColdMessages   prometheus.Counter
+	ColdMoveErrors prometheus.Counter
+	ColdRead       prometheus.Histogram
 	// ColdDeleted counts segments deleted by retention.
 	ColdDeleted prometheus.Counter
 }

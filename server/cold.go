@@ -1,0 +1,57 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/fanline/fanline/coldstore"
+	"github.com/fanline/fanline/groupstream"
+	"github.com/fanline/fanline/internal/metrics"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// objects opens the configured object store (cold segments, media).
+func (s *Server) objects() (coldstore.Objects, error) {
+	switch s.cfg.Coldstore.Backend {
+	case "dir":
+		return coldstore.OpenDir(filepath.Join(s.cfg.DataDir, "cold"))
+	default:
+		return nil, fmt.Errorf("server: coldstore.backend must be dir or minio, not %q", s.cfg.Coldstore.Backend)
+	}
+}
+
+// coldTier builds the cold tier of the dispatch role: the object store, the block
+// cache and reader streams falls through to, and the scheduler that moves history
+// out of streams (and trims timelines with trim, when the timeline store needs it).
+func (s *Server) coldTier(m *metrics.Metrics, streams groupstream.Store, trim func(context.Context, time.Time) (int, error)) error {
+	warm, ok := streams.(groupstream.Archiver)
+	if !ok {
+		s.log.Warn("the cold tier is off: groupstream.backend " + s.cfg.Groupstream.Backend + " cannot move history to it yet")
+		return nil
+	}
+	objs, err := s.objects()
+	if err != nil {
+		return err
+	}
+	cfg := s.cfg.Coldstore
+	cache := coldstore.NewBlockCache(int64(cfg.CacheBytes))
+	m.Registry.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "fanline_cold_cache_hits_total",
+			Help: "Reads of cold blocks answered from the local block cache."}, func() float64 { return float64(cache.Stats().Hits) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "fanline_cold_cache_misses_total",
+			Help: "Reads of cold blocks fetched from the object store."}, func() float64 { return float64(cache.Stats().Misses) }))
+	warm.SetArchive(coldstore.NewReader(objs, cache, m))
+	s.cold = coldstore.NewScheduler(objs, warm, cache, coldstore.SchedulerConfig{
+		After:             time.Duration(cfg.After),
+		Interval:          time.Duration(cfg.Interval),
+		SegmentMessages:   cfg.SegmentMessages,
+		MaxBytesPerSecond: cfg.MaxBytesPerSecond,
+		Retention: coldstore.RetentionPolicy{Direct: time.Duration(s.cfg.Retention.Direct),
+			Group: time.Duration(s.cfg.Retention.Group), Shop: time.Duration(s.cfg.Retention.Shop)},
+		TimelineKeep: time.Duration(cfg.TimelineKeep),
+		Trim:         trim,
+	}, m, s.log)
+	return nil
+}

@@ -23,6 +23,10 @@ import (
 //	x <user> <conv> <msg> <kind> <from>    -> seq (presence check and unread scans)
 //	s <user> <conv>                        -> conversation state
 //	n <user>                               -> total unread
+//
+// INVARIANT: a user's entries are the seqs k..head for some k (Trim drops a prefix
+// and keeps the newest entry), so a Read that finds nothing is at the head, and one
+// whose first entry is past after+1 read into the dropped part.
 type PebbleStore struct {
 	db  *pebble.DB
 	cfg PebbleStoreConfig

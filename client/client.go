@@ -6,7 +6,10 @@
 // often it is retried. Entries delivers the user's timeline in seq order, merged with
 // the streams of the user's large groups in group_seq order, each entry once: pushes
 // are applied when they continue their sequence; a gap, a reconnect or the periodic
-// backstop pulls from the cursor with sync.
+// backstop pulls from the cursor with sync. When the server no longer keeps the
+// timeline from the cursor (cursor_expired), Entries gets a KindResync entry and the
+// view rebuilt from history, and delivery goes on from where the server's timeline
+// starts.
 //
 // Every goroutine a Client starts is stopped and waited for by Close.
 package client
@@ -602,19 +605,31 @@ func (c *Client) syncFrame(ctx context.Context, cursor string) (wire.SyncResult,
 		return wire.SyncResult{}, err
 	}
 	if f.Type != wire.FrameAck {
-		return wire.SyncResult{}, &wire.Error{Code: f.Code, Message: f.Message}
+		return wire.SyncResult{}, &wire.Error{Code: f.Code, Message: f.Message, Cursor: f.Cursor}
 	}
 	var res wire.SyncResult
 	err = json.Unmarshal(f.Result, &res)
 	return res, err
 }
 
-// catchUp syncs from the cursor until nothing is left, retrying failures.
+// catchUp syncs from the cursor until nothing is left, retrying failures. A cursor
+// the server no longer keeps the timeline from is recovered from by a resync.
 func (c *Client) catchUp(last *uint64, emit func(wire.Entry, string) bool) bool {
 	backoff := 100 * time.Millisecond
+	var resynced map[wire.ID]bool // the messages a resync of this catch-up delivered
 	for {
 		res, err := c.syncFrame(c.ctx, c.Cursor())
 		var we *wire.Error
+		if errors.As(err, &we) && we.Code == wire.CodeCursorExpired && we.Cursor != "" {
+			var ok bool
+			if resynced, ok = c.resync(); !ok {
+				return false
+			}
+			c.mu.Lock()
+			c.cursor = we.Cursor
+			c.mu.Unlock()
+			continue
+		}
 		if errors.As(err, &we) && we.Code == wire.CodeInvalidCursor {
 			// A cursor from another server or a corrupted store: start over; entries
 			// already delivered are skipped by seq.
@@ -632,6 +647,10 @@ func (c *Client) catchUp(last *uint64, emit func(wire.Entry, string) bool) bool 
 			continue
 		}
 		for _, e := range res.Entries {
+			if e.Kind == wire.KindMessage && resynced[e.MsgID] {
+				*last = max(*last, e.Seq) // delivered by the resync
+				continue
+			}
 			if c.fresh(e, *last) && !emit(e, "") {
 				return false
 			}

@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"slices"
 	"strconv"
@@ -27,6 +28,10 @@ import (
 //     device has not had yet waits for that message to reach the timeline (it was
 //     queued before and will). holdBackLimit bounds the wait, so a lost fanout job
 //     delays a group, never stops it.
+//
+// A cursor into the part of the timeline already dropped (timeline.Trimmer), the
+// empty cursor included, answers cursor_expired with the cursor the kept part
+// continues from.
 func (d *Dispatcher) Sync(ctx context.Context, who wire.Principal, req wire.SyncRequest) (wire.SyncResult, error) {
 	user := who.Inbox()
 	start := time.Now()
@@ -58,6 +63,14 @@ func (d *Dispatcher) Sync(ctx context.Context, who wire.Principal, req wire.Sync
 		return wire.SyncResult{}, err
 	}
 	es, err := d.timelines.Read(ctx, user, c.Seq, limit+1)
+	var expired *timeline.CursorExpiredError
+	if errors.As(err, &expired) {
+		// The device's cursor points into what the timeline dropped: it rebuilds
+		// from the conversation list and history, then continues from here.
+		resume := timeline.Cursor{Seq: expired.Resume, Groups: c.Groups}
+		return wire.SyncResult{}, &wire.Error{Code: wire.CodeCursorExpired, Cursor: resume.String(),
+			Message: "the timeline no longer holds entries this old: list conversations, page their history, then sync from cursor"}
+	}
 	if err != nil {
 		return wire.SyncResult{}, err
 	}

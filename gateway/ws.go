@@ -232,7 +232,7 @@ func (c *conn) handle(ctx context.Context, data []byte) {
 	}
 	if err != nil {
 		we := c.g.clientError(err)
-		c.reply(wire.ServerFrame{Type: wire.FrameError, ID: f.ID, Code: we.Code, Message: we.Message, RetryAfter: we.RetryAfter})
+		c.reply(wire.ServerFrame{Type: wire.FrameError, ID: f.ID, Code: we.Code, Message: we.Message, RetryAfter: we.RetryAfter, Cursor: we.Cursor})
 		return
 	}
 	c.reply(wire.ServerFrame{Type: wire.FrameAck, ID: f.ID, Result: result})

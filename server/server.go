@@ -59,6 +59,7 @@ type Server struct {
 	relay         *gateway.Relay       // nil unless clustered (presence in redis)
 	disp          *dispatch.Dispatcher // nil without the dispatch role
 	cold          *coldstore.Scheduler // nil without the dispatch role
+	timelines     timeline.Store       // nil without the dispatch role
 	router        *csrouting.Router    // nil without the dispatch role
 	gw            *gateway.Gateway     // nil without the gateway role
 	http          *http.Server
@@ -224,15 +225,16 @@ func (s *Server) pipeline(m *metrics.Metrics, push pusher) (gateway.Service, gat
 	m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "fanline_storage_wal_bytes_total", Help: "Bytes written to the embedded store's write-ahead log.",
 	}, func() float64 { return float64(db.Metrics().WAL.BytesIn) }))
-	timelines, err := s.timelines()
+	timelines, err := s.openTimelines()
 	if err != nil {
 		return nil, nil, err
 	}
+	s.timelines = timelines
 	streams, err := s.streams()
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := s.coldTier(m, streams, nil); err != nil {
+	if err := s.coldTier(m, streams, s.TrimTimelines); err != nil {
 		return nil, nil, err
 	}
 	router, err := csrouting.NewRouter(csrouting.Config{Store: csrouting.NewPebbleStore(s.db), Notifier: csNotifier{push}})
@@ -257,8 +259,8 @@ func (s *Server) pipeline(m *metrics.Metrics, push pusher) (gateway.Service, gat
 	return s.disp, cs, nil
 }
 
-// timelines builds the configured timeline store.
-func (s *Server) timelines() (timeline.Store, error) {
+// openTimelines builds the configured timeline store.
+func (s *Server) openTimelines() (timeline.Store, error) {
 	var counters timeline.UnreadCounters
 	switch s.cfg.Timeline.Counters {
 	case "none":
@@ -275,7 +277,8 @@ func (s *Server) timelines() (timeline.Store, error) {
 	case "pebble":
 		return timeline.NewPebbleStore(s.db, timeline.PebbleStoreConfig{Counters: counters}), nil
 	case "cassandra":
-		cfg := timeline.CassandraStoreConfig{Counters: counters, Batch: cqlBatch(s.cfg)}
+		cfg := timeline.CassandraStoreConfig{Counters: counters, Batch: cqlBatch(s.cfg),
+			EntryTTL: time.Duration(s.cfg.Coldstore.TimelineKeep)}
 		switch s.cfg.Timeline.Cache {
 		case "none":
 		case "redis":
@@ -295,6 +298,17 @@ func (s *Server) timelines() (timeline.Store, error) {
 	default:
 		return nil, fmt.Errorf("server: timeline.backend must be pebble or cassandra, not %q", s.cfg.Timeline.Backend)
 	}
+}
+
+// TrimTimelines drops the user timeline entries older than before (the retention
+// run calls it with now - coldstore.timeline_keep), returning how many it dropped;
+// see timeline.Trimmer. A node without the dispatch role has no timelines: 0, nil.
+func (s *Server) TrimTimelines(ctx context.Context, before time.Time) (int, error) {
+	t, ok := s.timelines.(timeline.Trimmer)
+	if !ok {
+		return 0, nil
+	}
+	return t.Trim(ctx, before)
 }
 
 // streams builds the configured conversation and stream store.

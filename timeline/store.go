@@ -76,6 +76,8 @@ type Store interface {
 	// message and sender) is skipped, so redelivered fanout jobs change nothing.
 	Append(ctx context.Context, items []Item) ([]Entry, error)
 	// Read returns up to limit entries of user's timeline with seq > after, in order.
+	// When entries after `after` were dropped (see Trimmer), it returns a
+	// *CursorExpiredError naming the seq to read after instead.
 	Read(ctx context.Context, user string, after uint64, limit int) ([]Entry, error)
 	// Head returns the seq of user's last entry (0 for an empty timeline).
 	Head(ctx context.Context, user string) (uint64, error)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/fanline/fanline/internal/cql"
@@ -60,6 +61,7 @@ const (
 	cqlPutEntry    = `INSERT INTO timeline_entries (user, bucket, seq, entry) VALUES (?, ?, ?, ?)`
 	cqlEntry       = `SELECT entry FROM timeline_entries WHERE user = ? AND bucket = ? AND seq = ?`
 	cqlEntries     = `SELECT seq, entry FROM timeline_entries WHERE user = ? AND bucket = ? AND seq > ? AND seq <= ? LIMIT ?`
+	cqlFirstEntry  = `SELECT seq FROM timeline_entries WHERE user = ? AND bucket = ? AND seq > ? LIMIT 1`
 	cqlPutIndex    = `INSERT INTO timeline_index (user, conv, bucket, msg, kind, sender, seq) VALUES (?, ?, ?, ?, ?, ?, ?)`
 	cqlIndexed     = `SELECT seq FROM timeline_index WHERE user = ? AND conv = ? AND bucket = ? AND msg = ? AND kind = ? AND sender = ?`
 	cqlIndexAfter  = `SELECT kind, sender, seq FROM timeline_index WHERE user = ? AND conv = ? AND bucket = ? AND msg > ?`
@@ -82,6 +84,22 @@ type CassandraStoreConfig struct {
 	// Batch bounds the batches of a user's entry and index rows; zero fields take
 	// cql's defaults (32 KiB, 500 statements).
 	Batch cql.BatchLimits
+	// EntryTTL is how long Cassandra keeps an entry row (USING TTL, counted from its
+	// write), the server's coldstore.timeline_keep; past it Cassandra drops the row
+	// itself. Rounded down to whole seconds, at least 1 and at most Cassandra's 20
+	// years. Zero: entries are kept for ever.
+	EntryTTL time.Duration
+}
+
+// maxTTL is the longest TTL Cassandra takes, in seconds (20 years).
+const maxTTL = 630720000
+
+// putEntryCQL is cqlPutEntry with ttl, if any.
+func putEntryCQL(ttl time.Duration) string {
+	if ttl <= 0 {
+		return cqlPutEntry
+	}
+	return cqlPutEntry + " USING TTL " + strconv.FormatInt(min(max(int64(ttl/time.Second), 1), maxTTL), 10)
 }
 
 // CassandraStore is the distributed Store, on tables created by `fanline migrate`
@@ -94,11 +112,16 @@ type CassandraStoreConfig struct {
 // head, an index row counts only if its entry at a seq <= head is the same item, and
 // the next writer overwrites them. Writes of one user are serialised in the process;
 // the pipeline gives each user one writing process.
+//
+// Entries expire on their own after cfg.EntryTTL, oldest first (they are written in
+// seq order), so Trim has nothing to do; index rows have no TTL: they stay the truth
+// for dedup and unread counts.
 type CassandraStore struct {
-	s     *gocql.Session
-	w     cql.Writer // the writes, on s
-	cfg   CassandraStoreConfig
-	locks *keylock.Set // serialise this process's writes per user
+	s        *gocql.Session
+	w        cql.Writer // the writes, on s
+	cfg      CassandraStoreConfig
+	putEntry string       // cqlPutEntry with the TTL
+	locks    *keylock.Set // serialise this process's writes per user
 }
 
 var (
@@ -113,7 +136,7 @@ func NewCassandraStore(s *gocql.Session, cfg CassandraStoreConfig) *CassandraSto
 
 // newCassandraStore returns a store reading s and writing through w.
 func newCassandraStore(s *gocql.Session, w cql.Writer, cfg CassandraStoreConfig) *CassandraStore {
-	return &CassandraStore{s: s, w: w, cfg: cfg, locks: keylock.New(userStripes)}
+	return &CassandraStore{s: s, w: w, cfg: cfg, putEntry: putEntryCQL(cfg.EntryTTL), locks: keylock.New(userStripes)}
 }
 
 func (s *CassandraStore) loadHead(ctx context.Context, user string) (uint64, error) {
@@ -237,7 +260,7 @@ func (s *CassandraStore) commit(ctx context.Context, w *write) error {
 		for _, i := range idx {
 			e, it := w.entries[i], w.items[i]
 			blob, _ := json.Marshal(e)
-			rows = append(rows, cql.Q(cqlPutEntry, user, entryBucket(e.Seq), int64(e.Seq), blob),
+			rows = append(rows, cql.Q(s.putEntry, user, entryBucket(e.Seq), int64(e.Seq), blob),
 				cql.Q(cqlPutIndex, user, int64(it.ConversationID), indexBucket(it.MsgID), int64(it.MsgID), it.Kind, it.From, int64(e.Seq)))
 		}
 		if err := cql.WriteBatches(ctx, s.w, s.cfg.Batch, rows); err != nil {
@@ -338,6 +361,17 @@ func (s *CassandraStore) Read(ctx context.Context, user string, after uint64, li
 			return nil, fmt.Errorf("timeline: cassandra: %w", err)
 		}
 	}
+	if len(out) == 0 {
+		// Expired up to at least upto: the kept part starts further on.
+		first, err := s.firstEntry(ctx, user, upto, head)
+		if err != nil {
+			return nil, err
+		}
+		return nil, checkKept(user, after, first, head)
+	}
+	if err := checkKept(user, after, out[0].Seq, head); err != nil {
+		return nil, err
+	}
 	if uint64(len(out)) != upto-after {
 		return nil, fmt.Errorf("timeline: %s's entries %d..%d: found %d", user, after+1, upto, len(out))
 	}
@@ -346,6 +380,31 @@ func (s *CassandraStore) Read(ctx context.Context, user string, after uint64, li
 	}
 	return out, nil
 }
+
+// firstEntry returns the seq of user's first entry after seq after and at most head,
+// or 0 for none.
+func (s *CassandraStore) firstEntry(ctx context.Context, user string, after, head uint64) (uint64, error) {
+	for b := entryBucket(after + 1); b <= entryBucket(head); b++ {
+		var seq int64
+		err := s.s.Query(cqlFirstEntry, user, b, int64(after)).WithContext(ctx).Scan(&seq)
+		if errors.Is(err, gocql.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("timeline: cassandra: %w", err)
+		}
+		if uint64(seq) > head {
+			return 0, nil // an uncommitted write's row
+		}
+		return uint64(seq), nil
+	}
+	return 0, nil
+}
+
+// Trim implements Trimmer: it does nothing, since Cassandra drops entry rows itself
+// once their TTL (CassandraStoreConfig.EntryTTL) passes. A store without one keeps
+// every entry.
+func (s *CassandraStore) Trim(context.Context, time.Time) (int, error) { return 0, nil }
 
 // Head implements Store.
 func (s *CassandraStore) Head(ctx context.Context, user string) (uint64, error) {

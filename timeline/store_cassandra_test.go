@@ -1,6 +1,7 @@
 package timeline
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -46,5 +47,57 @@ func TestCassandraBuckets(t *testing.T) {
 // TestCassandraStatements checks every statement against the schema.
 func TestCassandraStatements(t *testing.T) {
 	cqltest.Check(t, CassandraSchema, cqlHead, cqlState, cqlStates, cqlUserRow, cqlClaim, cqlClaimTotal, cqlSetState,
-		cqlPutEntry, cqlEntry, cqlEntries, cqlPutIndex, cqlIndexed, cqlIndexAfter, cqlIndexBucket)
+		cqlPutEntry, cqlEntry, cqlEntries, cqlFirstEntry, cqlPutIndex, cqlIndexed, cqlIndexAfter, cqlIndexBucket)
+}
+
+// TestCassandraEntryTTL: with an EntryTTL, entry rows are written USING TTL of it
+// (in whole seconds, within what Cassandra takes) and index rows and the claim
+// without one; without, no row has a TTL.
+func TestCassandraEntryTTL(t *testing.T) {
+	for _, tc := range []struct {
+		ttl  time.Duration
+		want string
+	}{
+		{0, cqlPutEntry},
+		{720 * time.Hour, cqlPutEntry + " USING TTL 2592000"},
+		{1500 * time.Millisecond, cqlPutEntry + " USING TTL 1"},
+		{time.Millisecond, cqlPutEntry + " USING TTL 1"},
+		{100 * 365 * 24 * time.Hour, cqlPutEntry + " USING TTL 630720000"},
+	} {
+		if got := putEntryCQL(tc.ttl); got != tc.want {
+			t.Errorf("putEntryCQL(%v) = %q, want %q", tc.ttl, got, tc.want)
+		}
+	}
+	cqltest.Check(t, CassandraSchema, putEntryCQL(720*time.Hour))
+	for _, ttl := range []time.Duration{0, 720 * time.Hour} {
+		rec := cqltest.NewRecorder(t, CassandraSchema)
+		e := emptyStore{newCassandraStore(nil, rec, CassandraStoreConfig{EntryTTL: ttl})}
+		at := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+		items := []Item{{User: "u", Kind: KindMessage, ConversationID: 7, ConvKind: "direct", Peer: "p", MsgID: 1 << 40, From: "p", At: at},
+			{User: "u", Kind: KindMessage, ConversationID: 7, ConvKind: "direct", Peer: "p", MsgID: 1<<40 + 1, From: "p", At: at}}
+		if _, err := appendItems(context.Background(), e, items); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(rec.Rows("timeline_entries")); n != 2 {
+			t.Fatalf("ttl %v: %d entry rows", ttl, n)
+		}
+		entries := 0
+		for _, call := range rec.Calls {
+			for _, st := range call.Stmts {
+				hasTTL := strings.Contains(st.CQL, "USING TTL")
+				switch {
+				case strings.HasPrefix(st.CQL, "INSERT INTO timeline_entries"):
+					entries++
+					if st.CQL != putEntryCQL(ttl) {
+						t.Errorf("ttl %v: entry written with %q", ttl, st.CQL)
+					}
+				case hasTTL:
+					t.Errorf("ttl %v: %q has a TTL", ttl, st.CQL)
+				}
+			}
+		}
+		if entries != 2 {
+			t.Errorf("ttl %v: %d entry inserts", ttl, entries)
+		}
+	}
 }

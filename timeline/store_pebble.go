@@ -1,10 +1,12 @@
 package timeline
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -21,6 +23,10 @@ import (
 //	x <user> <conv> <msg> <kind> <from>    -> seq (presence check and unread scans)
 //	s <user> <conv>                        -> conversation state
 //	n <user>                               -> total unread
+//
+// INVARIANT: a user's entries are the seqs k..head for some k (Trim drops a prefix
+// and keeps the newest entry), so a Read that finds nothing is at the head, and one
+// whose first entry is past after+1 read into the dropped part.
 type PebbleStore struct {
 	db  *pebble.DB
 	cfg PebbleStoreConfig
@@ -246,7 +252,92 @@ func (s *PebbleStore) Read(ctx context.Context, user string, after uint64, limit
 		e.User, e.Seq = user, binary.BigEndian.Uint64(it.Key()[len(prefix):])
 		out = append(out, e)
 	}
-	return out, it.Error()
+	if err := it.Error(); err != nil {
+		return nil, err
+	}
+	if len(out) > 0 {
+		// Trim keeps every user's newest entry, so a read that found nothing is at
+		// the head: only one that found entries can have lost some before them.
+		if err := checkKept(user, after, out[0].Seq, 0); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// trimUsersPerIter bounds the users one iterator of Trim walks, so that a long trim
+// does not keep old files of the database alive for its whole run.
+const trimUsersPerIter = 1024
+
+// Trim implements Trimmer. It walks every user's entries in key order: one seek to a
+// user's first entry, a scan to the first one to keep, one range deletion (unsynced:
+// a deletion lost in a crash is redone by the next run). It takes no lock and so
+// never holds up a write: it deletes only entries below the user's newest, and
+// writes only add entries past the head.
+func (s *PebbleStore) Trim(ctx context.Context, before time.Time) (int, error) {
+	lower := kv.NewKey(kv.PrefixTimeline, 'e')
+	upper := kv.PrefixEnd(lower)
+	dropped := 0
+	for from := []byte(lower); from != nil; {
+		n, next, err := s.trimUsers(ctx, from, upper, before)
+		dropped += n
+		if err != nil {
+			return dropped, fmt.Errorf("timeline: trim: %w", err)
+		}
+		from = next
+	}
+	return dropped, nil
+}
+
+// trimUsers trims up to trimUsersPerIter users, the first one whose entries start
+// at or after from; next is where the next user's entries start (nil: none left).
+func (s *PebbleStore) trimUsers(ctx context.Context, from, upper []byte, before time.Time) (dropped int, next []byte, err error) {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: from, UpperBound: upper})
+	if err != nil {
+		return 0, nil, err
+	}
+	defer it.Close()
+	valid := it.First()
+	for users := 0; valid && users < trimUsersPerIter; users++ {
+		if err := ctx.Err(); err != nil {
+			return dropped, nil, err
+		}
+		key := it.Key()
+		if len(key) < 3 || len(key) != 3+int(key[2])+8 {
+			return dropped, nil, fmt.Errorf("malformed entry key %x", key)
+		}
+		prefix := append([]byte(nil), key[:3+int(key[2])]...) // t e <user>
+		first := binary.BigEndian.Uint64(key[len(prefix):])
+		keep := first // the first seq kept
+		for {
+			var e struct {
+				At time.Time `json:"t"`
+			}
+			if err := json.Unmarshal(it.Value(), &e); err != nil {
+				return dropped, nil, fmt.Errorf("entry %x: %w", it.Key(), err)
+			}
+			keep = binary.BigEndian.Uint64(it.Key()[len(prefix):])
+			if !e.At.Before(before) {
+				break
+			}
+			if !it.Next() || !bytes.HasPrefix(it.Key(), prefix) {
+				break // all old: keep the newest
+			}
+		}
+		if keep > first {
+			start := kv.Key(slices.Clip(prefix)).U64(first)
+			end := kv.Key(slices.Clip(prefix)).U64(keep)
+			if err := s.db.DeleteRange(start, end, pebble.NoSync); err != nil {
+				return dropped, nil, err
+			}
+			dropped += int(keep - first) // a user's seqs are continuous
+		}
+		valid = it.SeekGE(kv.PrefixEnd(prefix))
+	}
+	if !valid {
+		return dropped, nil, it.Error()
+	}
+	return dropped, append([]byte(nil), it.Key()...), nil
 }
 
 // Head implements Store.

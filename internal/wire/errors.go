@@ -20,6 +20,7 @@ const (
 	CodeInvalidUserID       Code = "invalid_user_id"
 	CodeInvalidRecipient    Code = "invalid_recipient"
 	CodeInvalidCursor       Code = "invalid_cursor"
+	CodeCursorExpired       Code = "cursor_expired"
 	CodeMessageTooLarge     Code = "message_too_large"
 	CodeMissingToken        Code = "missing_token"
 	CodeInvalidToken        Code = "invalid_token"
@@ -58,6 +59,7 @@ var statuses = map[Code]int{
 	CodeInvalidUserID:       http.StatusBadRequest,
 	CodeInvalidRecipient:    http.StatusBadRequest,
 	CodeInvalidCursor:       http.StatusBadRequest,
+	CodeCursorExpired:       http.StatusGone,
 	CodeMessageTooLarge:     http.StatusRequestEntityTooLarge,
 	CodeMissingToken:        http.StatusUnauthorized,
 	CodeInvalidToken:        http.StatusUnauthorized,
@@ -113,6 +115,10 @@ type Error struct {
 	// RetryAfter is how many seconds to wait before trying again (rate_limited,
 	// overloaded, unavailable); HTTP answers carry it in the Retry-After header too.
 	RetryAfter int `json:"retry_after,omitempty"`
+	// Cursor is where a sync continues once the device has rebuilt its view from
+	// the conversation list and history (cursor_expired): the start of the part
+	// of the timeline the server still keeps.
+	Cursor string `json:"cursor,omitempty"`
 }
 
 // Problem is one thing wrong with a field of a document.

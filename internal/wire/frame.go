@@ -52,7 +52,8 @@ type ClientFrame struct {
 }
 
 // ServerFrame is every frame the server writes. Which fields are set depends on Type:
-// ack carries Result, error carries Code and Message, message carries Entry and Cursor.
+// ack carries Result, error carries Code and Message (and Cursor for cursor_expired),
+// message carries Entry and Cursor.
 type ServerFrame struct {
 	Type    string `json:"type"`
 	ID      string `json:"id,omitempty"`

@@ -184,9 +184,18 @@ func TestColdHistory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	page, err := bob.History(ctx, convs[0].id, 0, 3)
-	if err != nil || len(page.Messages) != 3 || page.Messages[0].MsgID != res.MsgID || page.Messages[1].MsgID != convs[0].sent[n-1] {
-		t.Fatalf("a page spanning warm and cold: %+v %v", page, err)
+	// (The ack comes when the send is durable in the queue; the store follows.)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		page, err := bob.History(ctx, convs[0].id, 0, 3)
+		if err == nil && len(page.Messages) == 3 && page.Messages[0].MsgID == res.MsgID {
+			if page.Messages[1].MsgID != convs[0].sent[n-1] || page.Messages[2].MsgID != convs[0].sent[n-2] {
+				t.Fatalf("a page spanning warm and cold: %+v", page)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the new message is not in history: %+v %v", page, err)
+		}
 	}
 	// Receipts of an archived message still answer.
 	if _, err := bob.Receipts(ctx, convs[1].sent[3]); err != nil {

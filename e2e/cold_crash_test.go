@@ -52,6 +52,26 @@ func TestColdMovesSurviveCrashes(t *testing.T) {
 	crashMoves(t, data, nil, objs)
 }
 
+// TestColdMovesSurviveCrashesMinIO is TestColdMovesSurviveCrashes with the
+// segments on a MinIO server.
+func TestColdMovesSurviveCrashesMinIO(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and kills a server process")
+	}
+	srv := testharness.StartMinIO(t)
+	cfg := coldstore.MinIOConfig{Endpoint: srv.Addr, Bucket: "fanline", AccessKey: srv.AccessKey, SecretKey: srv.SecretKey, Region: "us-east-1"}
+	m, err := coldstore.OpenMinIO(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.EnsureBucket(context.Background(), cfg.Region); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"FANLINE_COLDSTORE_BACKEND=minio", "FANLINE_MINIO_ENDPOINT=" + srv.Addr,
+		"FANLINE_MINIO_ACCESS_KEY=" + srv.AccessKey, "FANLINE_MINIO_SECRET_KEY=" + srv.SecretKey}
+	crashMoves(t, filepath.Join(t.TempDir(), "data"), env, func(*testing.T) coldstore.Objects { return m })
+}
+
 // crashMoves runs the crash loop on data with extra environment env, and checks the
 // tiers through objs once the server is gone.
 func crashMoves(t *testing.T, data string, env []string, objs func(*testing.T) coldstore.Objects) {

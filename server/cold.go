@@ -2,12 +2,14 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"time"
 
 	"github.com/fanline/fanline/coldstore"
 	"github.com/fanline/fanline/groupstream"
+	"github.com/fanline/fanline/internal/config"
 	"github.com/fanline/fanline/internal/metrics"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -17,9 +19,25 @@ func (s *Server) objects() (coldstore.Objects, error) {
 	switch s.cfg.Coldstore.Backend {
 	case "dir":
 		return coldstore.OpenDir(filepath.Join(s.cfg.DataDir, "cold"))
+	case "minio":
+		m, err := coldstore.OpenMinIO(minioConfig(s.cfg))
+		if err != nil {
+			return nil, err
+		}
+		// The bucket is migrate's to make; a missing one is said at start, not
+		// found by the first move.
+		if _, err := m.Head(context.Background(), "fanline-bucket-check"); err != nil && !errors.Is(err, coldstore.ErrNotExist) {
+			return nil, fmt.Errorf("server: object store %s bucket %q: %w (run fanline migrate to create the bucket)", s.cfg.Minio.Endpoint, s.cfg.Minio.Bucket, err)
+		}
+		return m, nil
 	default:
 		return nil, fmt.Errorf("server: coldstore.backend must be dir or minio, not %q", s.cfg.Coldstore.Backend)
 	}
+}
+
+func minioConfig(cfg config.Config) coldstore.MinIOConfig {
+	return coldstore.MinIOConfig{Endpoint: cfg.Minio.Endpoint, Bucket: cfg.Minio.Bucket, AccessKey: cfg.Minio.AccessKey,
+		SecretKey: cfg.Minio.SecretKey, Secure: cfg.Minio.Secure, Region: cfg.Minio.Region}
 }
 
 // coldTier builds the cold tier of the dispatch role: the object store, the block

@@ -428,13 +428,28 @@ func openQueue(cfg config.Config, db *pebble.DB, log *slog.Logger) (queue.Queue,
 }
 
 // Migrate creates or upgrades what the configured distributed backends need, and is
-// safe to run again: today the Kafka topics. The embedded backends need nothing.
+// safe to run again: the Kafka topics, the Cassandra schema, the object store's
+// bucket. The embedded backends need nothing.
 func Migrate(cfg config.Config, log *slog.Logger) error {
 	if cfg.Queue.Backend == "kafka" {
 		if err := queue.CreateKafkaTopics(cfg.Kafka.Brokers, Topics(cfg), int16(cfg.Kafka.Replication)); err != nil {
 			return err
 		}
 		log.Info("migrate: kafka topics ready", "topics", Topics(cfg))
+	}
+	if cfg.Coldstore.Backend == "minio" {
+		m, err := coldstore.OpenMinIO(minioConfig(cfg))
+		if err != nil {
+			return err
+		}
+		ruled, err := m.EnsureBucket(context.Background(), cfg.Minio.Region)
+		if err != nil {
+			return err
+		}
+		log.Info("migrate: object store bucket ready", "bucket", cfg.Minio.Bucket, "abort_incomplete_uploads_rule", ruled)
+		if !ruled {
+			log.Info("migrate: the server refused the lifecycle rule for abandoned multipart uploads (MinIO does); MinIO aborts them itself after api stale_uploads_expiry (default 24h)")
+		}
 	}
 	var schemas []cql.Schema
 	if cfg.Timeline.Backend == "cassandra" {

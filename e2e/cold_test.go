@@ -13,12 +13,13 @@ import (
 	"github.com/fanline/fanline/internal/wire"
 )
 
-// coldConfig moves history older than a second, every half second; groups of more
-// than three members use read-fanout.
+// coldConfig moves history older than a second, every half second, and keeps
+// timeline entries two seconds; groups of more than three members use read-fanout.
 func coldConfig(c *config.Config) {
 	c.Coldstore.After = config.Duration(time.Second)
 	c.Coldstore.Interval = config.Duration(500 * time.Millisecond)
 	c.Coldstore.SegmentMessages = 200
+	c.Coldstore.TimelineKeep = config.Duration(2 * time.Second)
 	c.Fanout.WriteMaxMembers = 3
 	c.Fanout.WriteBackMembers = 3
 }
@@ -196,6 +197,35 @@ func TestColdHistory(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the new message is not in history: %+v %v", page, err)
 		}
+	}
+	// A new device of bob's: its timeline is trimmed, so the SDK resyncs from the
+	// conversation list and each conversation's newest history page (cold), and
+	// the app pages the rest as checkHistory did.
+	time.Sleep(3 * time.Second) // past timeline_keep, and a pass to trim
+	dev, err := client.Connect(ctx, client.Config{URL: srv.URL, Token: token(t, srv.URL, "bob"), BackstopSync: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Close()
+	got := map[wire.ID]int{}
+	resynced := false
+	for deadline := time.After(30 * time.Second); len(got) < len(convs); {
+		select {
+		case e := <-dev.Entries():
+			resynced = resynced || e.Kind == client.KindResync
+			if e.Kind == wire.KindMessage && e.Body != nil {
+				got[e.ConversationID]++
+			}
+		case <-deadline:
+			t.Fatalf("a new device got messages of %d of %d conversations", len(got), len(convs))
+		}
+	}
+	if !resynced {
+		t.Fatal("the new device did not resync from a trimmed timeline")
+	}
+	list, err := dev.Conversations(ctx)
+	if err != nil || len(list.Conversations) != len(convs) {
+		t.Fatalf("conversation list of the new device: %+v %v", list, err)
 	}
 	// Receipts of an archived message still answer.
 	if _, err := bob.Receipts(ctx, convs[1].sent[3]); err != nil {

@@ -52,6 +52,8 @@ type Archiver interface {
 	// DeleteRun deletes the warm rows of recs (seg's records), keeping for each
 	// message a pointer to its conversation and, for a message recalled meanwhile,
 	// a recall marker that wins over the segment's copy; then seg stops pending.
+	// seg must be in the manifest (AddSegment): its entry there, with the rank
+	// runs AddSegment took, is the one kept.
 	DeleteRun(ctx context.Context, seg tier.Segment, recs []tier.Record) error
 	// RemoveSegment deletes seg (retention) from the manifest with the pointers
 	// and recall markers of its records recs, and any warm rows left of them.

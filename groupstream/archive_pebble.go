@@ -223,6 +223,20 @@ func (s *PebbleStore) RemoveSegment(ctx context.Context, seg tier.Segment, recs 
 // markers and marks seg done.
 func (s *PebbleStore) dropRun(seg tier.Segment, recs []tier.Record, remove bool) error {
 	defer lockConvs(s.locks, []uint64{seg.Conv})()
+	key := manifestPrefix(seg.Conv).U64(seg.FirstMsgID)
+	if !remove {
+		// The entry as AddSegment recorded it (with its rank runs), not the caller's.
+		v, ok, err := kv.Get(s.db, key)
+		if err != nil {
+			return fmt.Errorf("groupstream: %w", err)
+		}
+		if !ok {
+			return fmt.Errorf("groupstream: segment %s of %d is not in the manifest", seg.Key, seg.Conv)
+		}
+		if err := json.Unmarshal(v, &seg); err != nil {
+			return fmt.Errorf("groupstream: manifest of %d: %w", seg.Conv, err)
+		}
+	}
 	batch := s.db.NewBatch()
 	defer batch.Close()
 	for _, r := range recs {
@@ -250,7 +264,6 @@ func (s *PebbleStore) dropRun(seg tier.Segment, recs []tier.Record, remove bool)
 			_ = batch.Delete(streamPrefix(seg.Conv).U64(r.Seq), nil)
 		}
 	}
-	key := manifestPrefix(seg.Conv).U64(seg.FirstMsgID)
 	if remove {
 		_ = batch.Delete(key, nil)
 	} else {

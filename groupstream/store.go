@@ -282,9 +282,10 @@ var (
 )
 
 // Store is the conversation directory and message log, with the announcements of
-// its membership changes.
+// its membership changes and the steps that move its history to the cold tier.
 type Store interface {
 	Announcer
+	Archiver
 
 	// DirectConversation returns the conversation of users a and b, allocating it with
 	// id newID() the first time. Every caller gets the same conversation for a pair.

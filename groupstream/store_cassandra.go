@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"time"
 
 	"github.com/fanline/fanline/internal/cql"
@@ -64,6 +63,12 @@ var CassandraSchema = cql.Schema{Name: "groupstream", Statements: []string{
 	// tombstones need not be kept long.
 	`CREATE TABLE IF NOT EXISTS pending_announcements (bucket int, id bigint, version bigint, at timestamp,
 		PRIMARY KEY ((bucket), id, version)) WITH gc_grace_seconds = 3600`,
+	// Archived history (archive_cassandra.go): each conversation's segment
+	// manifest, the conversation of each archived message, the recall markers of
+	// archived messages.
+	`CREATE TABLE IF NOT EXISTS manifests (conv bigint, first_msg bigint, doc blob, PRIMARY KEY ((conv), first_msg))`,
+	`CREATE TABLE IF NOT EXISTS archived_messages (id bigint, conv bigint, PRIMARY KEY ((id)))`,
+	`CREATE TABLE IF NOT EXISTS recall_marks (id bigint, doc blob, PRIMARY KEY ((id)))`,
 }}
 
 // The statements, bound with values (gocql prepares each once per connection).
@@ -89,7 +94,7 @@ const (
 	cqlPutHistory   = `INSERT INTO history (conv, bucket, msg) VALUES (?, ?, ?)`
 	cqlHistory      = `SELECT msg FROM history WHERE conv = ? AND bucket = ? AND msg < ? LIMIT ?`
 	cqlPutStream    = `INSERT INTO stream (conv, bucket, seq, kind, msg, rank, at, sender) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
-	cqlStream       = `SELECT seq, kind, msg, at, sender FROM stream WHERE conv = ? AND bucket = ? AND seq > ? LIMIT ?`
+	cqlStream       = `SELECT seq, kind, msg, rank, at, sender FROM stream WHERE conv = ? AND bucket = ? AND seq > ? AND seq <= ? LIMIT ?`
 	cqlRankAt       = `SELECT rank FROM stream WHERE conv = ? AND bucket = ? AND seq <= ? ORDER BY seq DESC LIMIT 1`
 	cqlSetRead      = `INSERT INTO read_positions (conv, user, seq) VALUES (?, ?, ?)`
 	cqlRead         = `SELECT seq FROM read_positions WHERE conv = ? AND user = ?`
@@ -139,7 +144,11 @@ type CassandraStore struct {
 	cache *byteCache
 
 	reads      announceReads // of announcements, on s
+	rows       storeReads    // every other read, on s
 	staleAfter time.Duration // pendingStaleAfter
+
+	// tiers reads archived history (SetArchive).
+	tiers tiers
 }
 
 // loadedIndex is a read index and when it was loaded.
@@ -161,8 +170,10 @@ func newCassandraStore(s *gocql.Session, w cql.Writer, cfg CassandraStoreConfig)
 	if cfg.ReadIndexTTL <= 0 {
 		cfg.ReadIndexTTL = 5 * time.Second
 	}
-	return &CassandraStore{s: s, w: w, cfg: cfg, locks: keylock.New(convStripes), cache: newByteCache(cfg.CacheBytes),
-		reads: sessionReads{s}, staleAfter: pendingStaleAfter}
+	cs := &CassandraStore{s: s, w: w, cfg: cfg, locks: keylock.New(convStripes), cache: newByteCache(cfg.CacheBytes),
+		reads: sessionReads{s}, rows: sessionReads{s}, staleAfter: pendingStaleAfter}
+	cs.tiers = tiers{idx: cs}
+	return cs
 }
 
 // CachedBytes returns the bytes of conversations and read positions held in
@@ -173,20 +184,7 @@ func cassErr(err error) error { return fmt.Errorf("groupstream: cassandra: %w", 
 
 // load returns conversation id and its revision.
 func (s *CassandraStore) load(ctx context.Context, id uint64) (Conversation, int64, error) {
-	var c Conversation
-	var blob []byte
-	var rev int64
-	err := s.s.Query(cqlConv, int64(id)).WithContext(ctx).Scan(&blob, &rev)
-	if errors.Is(err, gocql.ErrNotFound) || (err == nil && len(blob) == 0) {
-		return c, 0, ErrNotFound
-	}
-	if err != nil {
-		return c, 0, cassErr(err)
-	}
-	if err := json.Unmarshal(blob, &c); err != nil {
-		return c, 0, fmt.Errorf("groupstream: conversation %d: %w", id, err)
-	}
-	return c, rev, nil
+	return s.rows.conversation(ctx, id)
 }
 
 func (s *CassandraStore) cached(c Conversation) {
@@ -310,52 +308,90 @@ func (s *CassandraStore) Members(ctx context.Context, conv uint64) ([]Member, er
 	return out, nil
 }
 
-// Message implements Store.
+// Message implements Store: the warm row, else the archived copy.
 func (s *CassandraStore) Message(ctx context.Context, id uint64) (Message, error) {
 	sm, _, err := s.message(ctx, id)
-	return sm.Message, err
+	if !errors.Is(err, ErrNotFound) {
+		return sm.Message, err
+	}
+	found, err := s.tiers.messages(ctx, []uint64{id})
+	if err != nil {
+		return Message{}, err
+	}
+	if m, ok := found[id]; ok {
+		return m, nil
+	}
+	return Message{}, ErrNotFound
 }
 
 // LookupMessages implements Store.
 func (s *CassandraStore) LookupMessages(ctx context.Context, ids []uint64) (map[uint64]wire.Entry, error) {
 	out := make(map[uint64]wire.Entry, len(ids))
+	var missing []uint64
 	for _, id := range ids {
 		if _, ok := out[id]; ok {
 			continue
 		}
-		m, err := s.Message(ctx, id)
+		sm, _, err := s.message(ctx, id)
 		if errors.Is(err, ErrNotFound) {
+			missing = append(missing, id)
 			continue
 		}
 		if err != nil {
 			return nil, err
 		}
+		out[id] = sm.Entry()
+	}
+	cold, err := s.tiers.messages(ctx, missing)
+	if err != nil {
+		return nil, err
+	}
+	for id, m := range cold {
 		out[id] = m.Entry()
 	}
 	return out, nil
 }
 
-// History implements Store, walking the history buckets from before's (or now's)
-// back to the conversation's creation.
+// History implements Store: the warm rows, merged with the archived ones where the
+// page reaches the conversation's Archived. The record is read from Cassandra, not
+// the cache: a cached direct or shop record may predate a move on another node.
 func (s *CassandraStore) History(ctx context.Context, conv, before uint64, limit int) ([]Message, bool, error) {
-	c, err := s.Conversation(ctx, conv)
+	c, _, err := s.load(ctx, conv)
 	if err != nil {
 		return nil, false, err
 	}
-	from, upper := nowHistoryBucket(), int64(math.MaxInt64)
-	if before != 0 {
-		from, upper = historyBucket(before), int64(before)
+	s.cached(c)
+	warm, more, err := s.warmHistory(ctx, c, before, limit)
+	if err != nil || c.Archived == 0 {
+		return warm, more, err
 	}
-	var ids []int64
+	if len(warm) == limit && warm[limit-1].ID > c.Archived {
+		return warm, true, nil // archived ones are older (archivedMore)
+	}
+	cold, coldMore, err := s.tiers.history(ctx, c, before, limit)
+	if err != nil {
+		return nil, false, err
+	}
+	msgs, more := mergeHistory(warm, more, cold, coldMore, limit)
+	return msgs, more, nil
+}
+
+// warmHistory is History of the warm rows only, walking the history buckets from
+// before's (or now's) back to the conversation's creation. A history row whose
+// message row is gone (moved meanwhile, or a move cut short) is left out: the
+// archived page has the message.
+func (s *CassandraStore) warmHistory(ctx context.Context, c Conversation, before uint64, limit int) ([]Message, bool, error) {
+	from := nowHistoryBucket()
+	if before != 0 {
+		from = historyBucket(before)
+	}
+	var ids []uint64
 	for b := from; b >= idBucketAt(c.CreatedAt)-1 && b >= 0 && len(ids) <= limit; b-- {
-		it := s.s.Query(cqlHistory, int64(conv), b, upper, limit+1-len(ids)).WithContext(ctx).Iter()
-		var id int64
-		for it.Scan(&id) {
-			ids = append(ids, id)
+		page, err := s.rows.history(ctx, c.ID, b, 0, before, limit+1-len(ids), false)
+		if err != nil {
+			return nil, false, err
 		}
-		if err := it.Close(); err != nil {
-			return nil, false, cassErr(err)
-		}
+		ids = append(ids, page...)
 	}
 	more := len(ids) > limit
 	if more {
@@ -363,11 +399,14 @@ func (s *CassandraStore) History(ctx context.Context, conv, before uint64, limit
 	}
 	out := make([]Message, 0, len(ids))
 	for _, id := range ids {
-		m, err := s.Message(ctx, uint64(id))
+		sm, _, err := s.message(ctx, id)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
 		if err != nil {
 			return nil, false, err
 		}
-		out = append(out, m)
+		out = append(out, sm.Message)
 	}
 	return out, more, nil
 }
@@ -376,7 +415,10 @@ func (s *CassandraStore) History(ctx context.Context, conv, before uint64, limit
 // skew between nodes.
 func nowHistoryBucket() int64 { return idBucketAt(time.Now()) + 1 }
 
-// Recall implements Store.
+// Recall implements Store. A message moved to a cold segment is recalled by a recall
+// marker, written IF NOT EXISTS (the first recall stands). The conversation's lock
+// serialises this process's recalls with its DeleteRun; another node's DeleteRun
+// races only through conditional writes on the message row (archive_cassandra.go).
 func (s *CassandraStore) Recall(ctx context.Context, id uint64, by string, at time.Time) (Message, error) {
 	m, err := s.Message(ctx, id)
 	if err != nil || m.Recalled() {
@@ -384,9 +426,22 @@ func (s *CassandraStore) Recall(ctx context.Context, id uint64, by string, at ti
 	}
 	defer lockConvs(s.locks, []uint64{m.ConversationID})()
 	sm, old, err := s.message(ctx, id)
+	archived := errors.Is(err, ErrNotFound)
+	if archived {
+		found, err := s.tiers.messages(ctx, []uint64{id})
+		if err != nil {
+			return Message{}, err
+		}
+		var ok bool
+		if sm.Message, ok = found[id]; !ok {
+			return Message{}, ErrNotFound
+		}
+	} else if err != nil {
+		return Message{}, err
+	}
 	m = sm.Message
-	if err != nil || m.Recalled() {
-		return m, err
+	if m.Recalled() {
+		return m, nil
 	}
 	m.RecalledAt, m.RecalledBy = at.UTC(), by
 	c, rev, err := s.load(ctx, m.ConversationID)
@@ -403,13 +458,30 @@ func (s *CassandraStore) Recall(ctx context.Context, id uint64, by string, at ti
 			return Message{}, cassErr(err)
 		}
 	}
-	doc, _ := json.Marshal(storedMessage{Message: m, Rank: sm.Rank})
-	applied, err := s.s.Query(cqlRecall, doc, int64(id), old).WithContext(ctx).MapScanCAS(map[string]any{})
+	if !archived {
+		doc, _ := json.Marshal(storedMessage{Message: m, Rank: sm.Rank})
+		applied, err := s.w.CAS(ctx, []cql.Stmt{cql.Q(cqlRecall, doc, int64(id), old)})
+		if err != nil {
+			return Message{}, cassErr(err)
+		}
+		if applied {
+			return m, nil
+		}
+		// Recalled meanwhile by another node (the first recall stands), or moved to
+		// a segment by another node's DeleteRun (recalled below, by a marker).
+		if _, _, err := s.message(ctx, id); !errors.Is(err, ErrNotFound) {
+			if err != nil {
+				return Message{}, err
+			}
+			return s.Message(ctx, id)
+		}
+	}
+	applied, err := s.w.CAS(ctx, []cql.Stmt{markRow(cqlNewMark, m)})
 	if err != nil {
 		return Message{}, cassErr(err)
 	}
 	if !applied {
-		return s.Message(ctx, id) // recalled meanwhile by another node: the first recall stands
+		return s.Message(ctx, id)
 	}
 	return m, nil
 }
@@ -449,41 +521,48 @@ func (s *CassandraStore) LeftGroups(ctx context.Context, user string) ([]Left, e
 	return out, nil
 }
 
-// Stream implements Store.
+// Stream implements Store: the archived entries (up to the group's ArchivedSeq),
+// then the warm ones.
 func (s *CassandraStore) Stream(ctx context.Context, conv, after uint64, limit int) ([]StreamEntry, error) {
 	c, err := s.Conversation(ctx, conv)
-	if err != nil || c.ReadHead <= after {
+	if err != nil {
 		return nil, err
 	}
-	var out []StreamEntry
-	for b := streamBucket(after + 1); b <= streamBucket(c.ReadHead) && len(out) < limit; b++ {
-		it := s.s.Query(cqlStream, int64(conv), b, int64(after), limit-len(out)).WithContext(ctx).Iter()
-		var seq, msg int64
-		var kind, from string
-		var at time.Time
-		for it.Scan(&seq, &kind, &msg, &at, &from) {
-			out = append(out, StreamEntry{Seq: uint64(seq), Kind: kind, MsgID: uint64(msg), From: from, At: at.UTC()})
+	cold, err := s.tiers.stream(ctx, c, after, limit)
+	if err != nil || len(cold) == limit {
+		return cold, err
+	}
+	if n := len(cold); n > 0 {
+		after = cold[n-1].Seq
+	}
+	if s.tiers.archive != nil {
+		after = max(after, c.ArchivedSeq)
+	}
+	out := cold
+	for b := streamBucket(after + 1); c.ReadHead > after && b <= streamBucket(c.ReadHead) && len(out) < limit; b++ {
+		es, _, err := s.rows.stream(ctx, conv, b, after, c.ReadHead, limit-len(out))
+		if err != nil {
+			return nil, err
 		}
-		if err := it.Close(); err != nil {
-			return nil, cassErr(err)
-		}
+		out = append(out, es...)
 	}
 	return out, nil
 }
 
-// rankAt returns the group's rank after its last stream entry at or before seq.
+// rankAt returns the group's rank after its last stream entry at or before seq,
+// from the manifest when no warm entry is left at or before it.
 func (s *CassandraStore) rankAt(ctx context.Context, conv, seq uint64) (uint64, error) {
 	for b := streamBucket(seq); b >= 0; b-- {
-		var rank int64
-		err := s.s.Query(cqlRankAt, int64(conv), b, int64(seq)).WithContext(ctx).Scan(&rank)
-		if err == nil {
-			return uint64(rank), nil
-		}
-		if !errors.Is(err, gocql.ErrNotFound) {
-			return 0, cassErr(err)
+		rank, ok, err := s.rows.rankAt(ctx, conv, b, seq)
+		if err != nil || ok {
+			return rank, err
 		}
 	}
-	return 0, nil
+	c, err := s.Conversation(ctx, conv)
+	if err != nil {
+		return 0, err
+	}
+	return s.tiers.rankBelow(ctx, c, seq)
 }
 
 // Unread implements Store.

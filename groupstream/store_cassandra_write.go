@@ -9,7 +9,6 @@ import (
 
 	"github.com/fanline/fanline/internal/cql"
 	"github.com/fanline/fanline/internal/wire"
-	"github.com/gocql/gocql"
 )
 
 // The Cassandra store's writes, and the order that makes each replayable.
@@ -57,19 +56,7 @@ type storedMessage struct {
 
 // message returns message id and its stored encoding.
 func (s *CassandraStore) message(ctx context.Context, id uint64) (storedMessage, []byte, error) {
-	var blob []byte
-	err := s.s.Query(cqlMessage, int64(id)).WithContext(ctx).Scan(&blob)
-	if errors.Is(err, gocql.ErrNotFound) {
-		return storedMessage{}, nil, ErrNotFound
-	}
-	if err != nil {
-		return storedMessage{}, nil, cassErr(err)
-	}
-	var sm storedMessage
-	if err := json.Unmarshal(blob, &sm); err != nil {
-		return storedMessage{}, nil, fmt.Errorf("groupstream: message %d: %w", id, err)
-	}
-	return sm, blob, nil
+	return s.rows.message(ctx, id)
 }
 
 // claim writes group c, read at rev, with extra statements of its partition (member
@@ -102,11 +89,15 @@ func (s *CassandraStore) putMessages(ctx context.Context, msgs []Message) ([]Mes
 		}
 	}
 	defer lockConvs(s.locks, convs)()
-	type group struct {
-		c   Conversation
-		rev int64
+	// Each conversation of a message not found warm is read once, from Cassandra
+	// (a cached direct or shop record may predate a move: Archived).
+	type record struct {
+		c       Conversation
+		rev     int64
+		found   bool
+		claimed bool // a message took a stream seq of the group
 	}
-	groups := map[uint64]*group{}
+	loaded := map[uint64]*record{}
 	out := make([]Message, len(msgs))
 	var fresh, stored []storedMessage
 	for i, m := range msgs {
@@ -122,33 +113,46 @@ func (s *CassandraStore) putMessages(ctx context.Context, msgs []Message) ([]Mes
 		if !errors.Is(err, ErrNotFound) {
 			return nil, err
 		}
-		sm = storedMessage{Message: m}
-		if m.IsMessage() {
-			g, ok := groups[m.ConversationID]
-			if !ok {
-				c, rev, err := s.load(ctx, m.ConversationID)
-				if err != nil && !errors.Is(err, ErrNotFound) {
+		cv, ok := loaded[m.ConversationID]
+		if !ok {
+			c, rev, err := s.load(ctx, m.ConversationID)
+			if err != nil && !errors.Is(err, ErrNotFound) {
+				return nil, err
+			}
+			cv = &record{c: c, rev: rev, found: err == nil}
+			loaded[m.ConversationID] = cv
+		}
+		if cv.found && cv.c.Archived >= m.ID {
+			// Stored and moved to a cold segment: not stored warm again.
+			found, err := s.tiers.messages(ctx, []uint64{m.ID})
+			if err != nil {
+				return nil, err
+			}
+			if a, ok := found[m.ID]; ok {
+				if err := sameSend(a, m); err != nil {
 					return nil, err
 				}
-				if err == nil && c.Kind == KindGroup {
-					g = &group{c, rev}
-				}
-				groups[m.ConversationID] = g
+				out[i] = a
+				continue
 			}
-			if g != nil {
-				if _, rank, read := s.cfg.sequence(&g.c, &sm.Message); read {
-					sm.Rank = rank
-				}
+		}
+		sm = storedMessage{Message: m}
+		if m.IsMessage() && cv.found && cv.c.Kind == KindGroup {
+			cv.claimed = true
+			if _, rank, read := s.cfg.sequence(&cv.c, &sm.Message); read {
+				sm.Rank = rank
 			}
 		}
 		out[i] = sm.Message
 		fresh = append(fresh, sm)
 	}
-	for _, g := range groups {
-		if g != nil {
-			if err := s.claim(ctx, g.c, g.rev, nil); err != nil {
+	for _, cv := range loaded {
+		if cv.claimed {
+			if err := s.claim(ctx, cv.c, cv.rev, nil); err != nil {
 				return nil, err
 			}
+		} else if cv.found {
+			s.cached(cv.c)
 		}
 	}
 	for _, sm := range fresh {

@@ -42,10 +42,7 @@ type PebbleStore struct {
 	tiers tiers
 }
 
-var (
-	_ Store    = (*PebbleStore)(nil)
-	_ Archiver = (*PebbleStore)(nil)
-)
+var _ Store = (*PebbleStore)(nil)
 
 // NewPebbleStore returns a Store on db.
 func NewPebbleStore(db *pebble.DB, cfg Config) *PebbleStore {
@@ -527,8 +524,11 @@ func (s *PebbleStore) History(ctx context.Context, conv, before uint64, limit in
 	if err == ErrNotFound {
 		return warm, more, nil
 	}
-	if err != nil || c.Archived == 0 || (len(warm) == limit && warm[limit-1].ID > c.Archived) {
+	if err != nil || c.Archived == 0 {
 		return warm, more, err
+	}
+	if len(warm) == limit && warm[limit-1].ID > c.Archived {
+		return warm, true, nil // archived ones are older (archivedMore)
 	}
 	cold, coldMore, err := s.tiers.history(ctx, c, before, limit)
 	if err != nil {
@@ -587,9 +587,11 @@ func (s *PebbleStore) Recall(ctx context.Context, id uint64, by string, at time.
 			return Message{}, ErrNotFound
 		}
 		key = markKey(id)
+	} else if err != nil {
+		return Message{}, err
 	}
-	if err != nil || m.Recalled() {
-		return m, err
+	if m.Recalled() {
+		return m, nil
 	}
 	m.RecalledAt, m.RecalledBy = at.UTC(), by
 	batch := s.db.NewBatch()

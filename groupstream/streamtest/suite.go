@@ -32,6 +32,9 @@ func Run(t *testing.T, f Factory) {
 		testCopiesInOneBatch(t, f(t, groupstream.Config{WriteMaxMembers: 3, WriteBackMembers: 2}))
 	})
 	t.Run("IDReusedIsRefused", func(t *testing.T) { testIDReused(t, def(t)) })
+	t.Run("ArchiverSteps", func(t *testing.T) {
+		testArchive(t, f(t, groupstream.Config{WriteMaxMembers: 3, WriteBackMembers: 2}))
+	})
 }
 
 func users(ms []groupstream.Member) string {

@@ -1,6 +1,7 @@
 // Package cqltest checks a store's CQL statements against its schema without a
 // Cassandra server: tables exist, every named column is declared, reads and updates
-// fix the whole partition key, inserts bind one value per column.
+// fix the whole partition key (but a SELECT DISTINCT without WHERE: a scan of every
+// partition), inserts bind one value per column.
 package cqltest
 
 import (
@@ -26,7 +27,7 @@ var (
 	whereRe  = regexp.MustCompile(`(\w+) (?:=|>|<|<=|>=) \?`)
 	keywords = map[string]bool{"SELECT": true, "FROM": true, "WHERE": true, "AND": true, "LIMIT": true, "INSERT": true,
 		"INTO": true, "VALUES": true, "IF": true, "NOT": true, "EXISTS": true, "UPDATE": true, "SET": true,
-		"USING": true, "TTL": true, "ORDER": true, "BY": true, "DESC": true, "ASC": true, "DELETE": true, "null": true}
+		"USING": true, "TTL": true, "ORDER": true, "BY": true, "DESC": true, "ASC": true, "DELETE": true, "DISTINCT": true, "null": true}
 )
 
 func parseSchema(t *testing.T, s cql.Schema) map[string]table {
@@ -72,8 +73,14 @@ func Check(t *testing.T, schema cql.Schema, stmts ...string) {
 				t.Errorf("%q: %s is not a column of %s", s, w, m[1])
 			}
 		}
-		if strings.HasPrefix(s, "SELECT") || strings.HasPrefix(s, "UPDATE") || strings.HasPrefix(s, "DELETE") {
-			where := s[strings.Index(s, "WHERE"):]
+		scan := strings.HasPrefix(s, "SELECT DISTINCT") && !strings.Contains(s, " WHERE ")
+		if !scan && (strings.HasPrefix(s, "SELECT") || strings.HasPrefix(s, "UPDATE") || strings.HasPrefix(s, "DELETE")) {
+			i := strings.Index(s, "WHERE")
+			if i < 0 {
+				t.Errorf("%q has no WHERE", s)
+				continue
+			}
+			where := s[i:]
 			restricted := map[string]bool{}
 			for _, w := range whereRe.FindAllStringSubmatch(where, -1) {
 				restricted[w[1]] = true

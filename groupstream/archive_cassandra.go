@@ -90,6 +90,17 @@ func (s *CassandraStore) ColdConversations(ctx context.Context, before uint64, f
 	})
 }
 
+// ArchivedConversations implements Archiver: the conversations whose record says
+// they have (or had) segments, by the same scan as ColdConversations.
+func (s *CassandraStore) ArchivedConversations(ctx context.Context, f func(conv uint64, kind string) error) error {
+	return s.rows.conversations(ctx, func(c Conversation) error {
+		if c.Archived == 0 {
+			return nil
+		}
+		return f(c.ID, c.Kind)
+	})
+}
+
 // warmBelow returns up to limit of c's oldest warm history ids above c.Archived and
 // below before, oldest first.
 func (s *CassandraStore) warmBelow(ctx context.Context, c Conversation, before uint64, limit int) ([]uint64, error) {

@@ -44,11 +44,6 @@ func minioConfig(cfg config.Config) coldstore.MinIOConfig {
 // cache and reader streams falls through to, and the scheduler that moves history
 // out of streams (and trims timelines with trim, when the timeline store needs it).
 func (s *Server) coldTier(m *metrics.Metrics, streams groupstream.Store, trim func(context.Context, time.Time) (int, error)) error {
-	warm, ok := streams.(groupstream.Archiver)
-	if !ok {
-		s.log.Warn("the cold tier is off: groupstream.backend " + s.cfg.Groupstream.Backend + " cannot move history to it yet")
-		return nil
-	}
 	objs, err := s.objects()
 	if err != nil {
 		return err
@@ -60,8 +55,8 @@ func (s *Server) coldTier(m *metrics.Metrics, streams groupstream.Store, trim fu
 			Help: "Reads of cold blocks answered from the local block cache."}, func() float64 { return float64(cache.Stats().Hits) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "fanline_cold_cache_misses_total",
 			Help: "Reads of cold blocks fetched from the object store."}, func() float64 { return float64(cache.Stats().Misses) }))
-	warm.SetArchive(coldstore.NewReader(objs, cache, m))
-	s.cold = coldstore.NewScheduler(objs, warm, cache, coldstore.SchedulerConfig{
+	streams.SetArchive(coldstore.NewReader(objs, cache, m))
+	s.cold = coldstore.NewScheduler(objs, streams, cache, coldstore.SchedulerConfig{
 		After:             time.Duration(cfg.After),
 		Interval:          time.Duration(cfg.Interval),
 		SegmentMessages:   cfg.SegmentMessages,

@@ -599,9 +599,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	if s.disp != nil {
 		start("pipeline", s.disp.Run)
-		if s.cold != nil {
-			start("cold tier", func(ctx context.Context) error { s.cold.Run(ctx); return nil })
-		}
+		start("cold tier", func(ctx context.Context) error { s.cold.Run(ctx); return nil })
 	}
 	if s.redisPresence != nil {
 		start("presence refresh", func(ctx context.Context) error {

@@ -136,16 +136,6 @@ func crashMoves(t *testing.T, data string, env []string, objs func(*testing.T) c
 	}
 }
 
-func messageIDs(es []wire.Entry) []wire.ID {
-	var out []wire.ID
-	for _, e := range es {
-		if e.Kind == wire.KindMessage {
-			out = append(out, e.MsgID)
-		}
-	}
-	return out
-}
-
 // inOrderOnce reports whether history holds every acknowledged id in order, and no
 // id twice (a send cut off by a kill may be stored without its ack reaching us).
 func inOrderOnce(history, acked []wire.ID) bool {

@@ -278,9 +278,10 @@ var (
 )
 
 // Store is the conversation directory and message log, with the announcements of
-// its membership changes.
+// its membership changes and the legal holds on its conversations.
 type Store interface {
 	Announcer
+	Holds
 
 	// DirectConversation returns the conversation of users a and b, allocating it with
 	// id newID() the first time. Every caller gets the same conversation for a pair.

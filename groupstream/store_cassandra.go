@@ -64,6 +64,7 @@ var CassandraSchema = cql.Schema{Name: "groupstream", Statements: []string{
 	// tombstones need not be kept long.
 	`CREATE TABLE IF NOT EXISTS pending_announcements (bucket int, id bigint, version bigint, at timestamp,
 		PRIMARY KEY ((bucket), id, version)) WITH gc_grace_seconds = 3600`,
+	`CREATE TABLE IF NOT EXISTS holds (bucket int, conv bigint, scope text, doc blob, PRIMARY KEY ((bucket), conv, scope))`,
 }}
 
 // The statements, bound with values (gocql prepares each once per connection).

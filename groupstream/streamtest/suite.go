@@ -32,6 +32,7 @@ func Run(t *testing.T, f Factory) {
 		testCopiesInOneBatch(t, f(t, groupstream.Config{WriteMaxMembers: 3, WriteBackMembers: 2}))
 	})
 	t.Run("IDReusedIsRefused", func(t *testing.T) { testIDReused(t, def(t)) })
+	t.Run("Holds", func(t *testing.T) { testHolds(t, def(t)) })
 }
 
 func users(ms []groupstream.Member) string {

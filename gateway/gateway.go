@@ -50,6 +50,7 @@ type Service interface {
 	Group(ctx context.Context, who wire.Principal, id uint64) (wire.Group, error)
 	ChangeMembers(ctx context.Context, who wire.Principal, id uint64, req wire.MembersRequest) (wire.Group, error)
 	OpenShopChat(ctx context.Context, who wire.Principal, shop string, req wire.OpenChatRequest) (wire.ChatState, error)
+	Holder
 }
 
 // Config configures a Gateway.

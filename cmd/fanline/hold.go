@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -25,6 +26,9 @@ flags (anywhere after the subcommand):
   --reason TEXT  why (kept with the hold, and logged)
 `
 
+// errHoldUsage is the usage, as the error of a wrong command line.
+var errHoldUsage = errors.New(strings.TrimSpace(holdUsage))
+
 // hold runs `fanline hold`: a thin client of the /v1/ops/holds endpoints.
 func hold(args []string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -34,7 +38,7 @@ func hold(args []string) error {
 
 func holdCmd(ctx context.Context, args []string, getenv func(string) string, out io.Writer) error {
 	if len(args) == 0 {
-		return errors.New(holdUsage)
+		return errHoldUsage
 	}
 	sub := args[0]
 	fs := flag.NewFlagSet("hold "+sub, flag.ContinueOnError)
@@ -47,7 +51,7 @@ func holdCmd(ctx context.Context, args []string, getenv func(string) string, out
 	rest := args[1:]
 	for {
 		if err := fs.Parse(rest); err != nil {
-			return fmt.Errorf("%v\n%s", err, holdUsage)
+			return fmt.Errorf("%v\n%w", err, errHoldUsage)
 		}
 		if fs.NArg() == 0 {
 			break
@@ -59,7 +63,7 @@ func holdCmd(ctx context.Context, args []string, getenv func(string) string, out
 	}
 	var conv wire.ID
 	if len(pos) > 1 || (len(pos) == 0 && sub != "list") {
-		return errors.New(holdUsage)
+		return errHoldUsage
 	}
 	if len(pos) == 1 {
 		id, err := strconv.ParseUint(pos[0], 10, 64)
@@ -105,7 +109,7 @@ func holdCmd(ctx context.Context, args []string, getenv func(string) string, out
 			after = page.NextAfter
 		}
 	}
-	return fmt.Errorf("hold: unknown subcommand %q\n%s", sub, holdUsage)
+	return fmt.Errorf("hold: unknown subcommand %q\n%w", sub, errHoldUsage)
 }
 
 func envOr(getenv func(string) string, key, def string) string {

@@ -6,24 +6,35 @@ import (
 	"github.com/fanline/fanline/internal/tier"
 )
 
-// RetentionPolicy is how long each kind of conversation keeps its history; zero
-// keeps it forever.
+// RetentionPolicy is how long each kind of conversation's history is kept
+// (config retention.direct, retention.group, retention.shop). Zero keeps it
+// forever.
 type RetentionPolicy struct {
 	Direct, Group, Shop time.Duration
 }
 
-// Expired reports whether segment seg of a conversation of kind ("direct", "group"
-// or "shop") is past retention at now: its newest message is older than the kind's
-// limit. A held conversation never expires.
-func (p RetentionPolicy) Expired(kind string, seg tier.Segment, held bool, now time.Time) bool {
-	var keep time.Duration
+// keep returns the retention of conversations of kind ("direct", "group" or
+// "shop"); an unknown kind is kept forever.
+func (p RetentionPolicy) keep(kind string) time.Duration {
 	switch kind {
 	case "direct":
-		keep = p.Direct
+		return p.Direct
 	case "group":
-		keep = p.Group
+		return p.Group
 	case "shop":
-		keep = p.Shop
+		return p.Shop
 	}
-	return !held && keep > 0 && seg.MaxAt.Before(now.Add(-keep))
+	return 0
+}
+
+// Expired reports whether retention deletes seg, a segment of a conversation of
+// kind, at now: its newest message (MaxAt) is older than now minus the kind's
+// retention. A held conversation's segments (a legal hold), and those of a kind
+// kept forever, never expire.
+func (p RetentionPolicy) Expired(kind string, seg tier.Segment, held bool, now time.Time) bool {
+	keep := p.keep(kind)
+	if held || keep <= 0 {
+		return false
+	}
+	return seg.MaxAt.Before(now.Add(-keep))
 }

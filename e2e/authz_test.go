@@ -67,6 +67,14 @@ var authzMatrix = map[string]string{
 	"PUT /v1/admin/shops/:shop_id/agents":           "401 403 403 403 403 403 200 403 403",
 	"GET /v1/admin/shops/:shop_id/audit":            "401 403 403 403 403 403 200 403 403",
 	"GET /v1/admin/shops/:shop_id/live":             "401 403 403 403 403 403 200 403 403",
+	"GET /v1/conversations/:id/export":              "401 200 404 403 403 404 200 404 403",
+	"GET /v1/admin/shops/:shop_id/holds/:id":        "401 403 403 403 403 403 200 403 403",
+	"PUT /v1/admin/shops/:shop_id/holds/:id":        "401 403 403 403 403 403 200 403 403",
+	"DELETE /v1/admin/shops/:shop_id/holds/:id":     "401 403 403 403 403 403 200 403 403",
+	"GET /v1/ops/holds":                             "401 403 403 403 403 403 403 403 200",
+	"GET /v1/ops/holds/:id":                         "401 403 403 403 403 403 403 403 200",
+	"PUT /v1/ops/holds/:id":                         "401 403 403 403 403 403 403 403 200",
+	"DELETE /v1/ops/holds/:id":                      "401 403 403 403 403 403 403 403 200",
 }
 
 // TestAuthorizationMatrix calls every route of the served API as every principal and

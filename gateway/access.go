@@ -23,16 +23,20 @@ const (
 	Staff     Access = "staff"      // agents and admins, for their own shop
 	ShopAdmin Access = "shop_admin" // admins of the shop named in the path
 	Operators Access = "operators"  // platform operators (platform endpoints only)
+	// BuyersAdmins are buyers and admins: a conversation's members and a shop
+	// conversation's admins, never its agents (the export).
+	BuyersAdmins Access = "buyers_admins"
 )
 
 // roles are the token roles each class lets through.
 var roles = map[Access][]string{
-	Members:   {wire.RoleBuyer, wire.RoleAgent, wire.RoleAdmin},
-	Buyers:    {wire.RoleBuyer},
-	Agents:    {wire.RoleAgent},
-	Staff:     {wire.RoleAgent, wire.RoleAdmin},
-	ShopAdmin: {wire.RoleAdmin},
-	Operators: {wire.RoleOperator},
+	Members:      {wire.RoleBuyer, wire.RoleAgent, wire.RoleAdmin},
+	Buyers:       {wire.RoleBuyer},
+	Agents:       {wire.RoleAgent},
+	Staff:        {wire.RoleAgent, wire.RoleAdmin},
+	ShopAdmin:    {wire.RoleAdmin},
+	Operators:    {wire.RoleOperator},
+	BuyersAdmins: {wire.RoleBuyer, wire.RoleAdmin},
 }
 
 // Route is one endpoint of the API, who may call it and what one call costs from the
@@ -83,6 +87,7 @@ func (g *Gateway) apiTable() []Route {
 		{"POST", "/v1/cs/conversations/:id/close", Staff, costChatChange, false, g.csOn(g.closeChat)},
 	}
 	t = append(t, g.adminRoutes()...)
+	t = append(t, g.holdRoutes()...)
 	if g.cfg.Console != nil {
 		console := gin.WrapH(g.cfg.Console)
 		t = append(t, Route{"GET", "/", Public, 0, false, console}, Route{"GET", "/console/*file", Public, 0, false, console})

@@ -50,6 +50,7 @@ type Service interface {
 	Group(ctx context.Context, who wire.Principal, id uint64) (wire.Group, error)
 	ChangeMembers(ctx context.Context, who wire.Principal, id uint64, req wire.MembersRequest) (wire.Group, error)
 	OpenShopChat(ctx context.Context, who wire.Principal, shop string, req wire.OpenChatRequest) (wire.ChatState, error)
+	Holder
 }
 
 // Config configures a Gateway.
@@ -221,6 +222,9 @@ func (g *Gateway) readyz(c *gin.Context) {
 func (g *Gateway) recover(c *gin.Context) {
 	defer func() {
 		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler { // an answer cut short on purpose (export)
+				panic(v)
+			}
 			g.log.Error("gateway: panic in handler", "path", c.Request.URL.Path, "panic", v)
 			g.fail(c, wire.Errorf(wire.CodeInternal, "internal error"))
 		}

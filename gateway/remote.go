@@ -64,6 +64,8 @@ type rpcArgs struct {
 	Members   *wire.MembersRequest     `json:"members,omitempty"`
 	OpenChat  *wire.OpenChatRequest    `json:"open_chat,omitempty"`
 	DryRun    *wire.DryRunRequest      `json:"dry_run,omitempty"`
+	After     uint64                   `json:"after,omitempty"`
+	Hold      *wire.HoldRequest        `json:"hold,omitempty"`
 }
 
 type rpcMethod func(ctx context.Context, a rpcArgs) (any, error)
@@ -132,6 +134,16 @@ func InternalHandler(svc Service, cs CS, cfg InternalConfig) http.Handler {
 		},
 		"open_shop_chat": func(ctx context.Context, a rpcArgs) (any, error) {
 			return svc.OpenShopChat(ctx, a.Who, a.Shop, *a.OpenChat)
+		},
+		"holds": func(ctx context.Context, a rpcArgs) (any, error) { return svc.Holds(ctx, a.Who, a.ID) },
+		"put_hold": func(ctx context.Context, a rpcArgs) (any, error) {
+			return svc.PutHold(ctx, a.Who, a.ID, *a.Hold)
+		},
+		"delete_hold": func(ctx context.Context, a rpcArgs) (any, error) {
+			return nil, svc.DeleteHold(ctx, a.Who, a.ID, *a.Hold)
+		},
+		"list_holds": func(ctx context.Context, a rpcArgs) (any, error) {
+			return svc.ListHolds(ctx, a.Who, a.After, a.Limit)
 		},
 	}
 	if cs != nil {
@@ -463,6 +475,26 @@ func (r *Remote) ChangeMembers(ctx context.Context, who wire.Principal, id uint6
 // OpenShopChat implements Service.
 func (r *Remote) OpenShopChat(ctx context.Context, who wire.Principal, shop string, req wire.OpenChatRequest) (wire.ChatState, error) {
 	return remoteCall[wire.ChatState](ctx, r, "open_shop_chat", rpcArgs{Who: who, Shop: shop, OpenChat: &req})
+}
+
+// Holds implements Service.
+func (r *Remote) Holds(ctx context.Context, who wire.Principal, conv uint64) (wire.ConversationHolds, error) {
+	return remoteCall[wire.ConversationHolds](ctx, r, "holds", rpcArgs{Who: who, ID: conv})
+}
+
+// PutHold implements Service.
+func (r *Remote) PutHold(ctx context.Context, who wire.Principal, conv uint64, req wire.HoldRequest) (wire.Hold, error) {
+	return remoteCall[wire.Hold](ctx, r, "put_hold", rpcArgs{Who: who, ID: conv, Hold: &req})
+}
+
+// DeleteHold implements Service.
+func (r *Remote) DeleteHold(ctx context.Context, who wire.Principal, conv uint64, req wire.HoldRequest) error {
+	return r.call(ctx, "delete_hold", rpcArgs{Who: who, ID: conv, Hold: &req}, nil)
+}
+
+// ListHolds implements Service.
+func (r *Remote) ListHolds(ctx context.Context, who wire.Principal, after uint64, limit int) (wire.HoldList, error) {
+	return remoteCall[wire.HoldList](ctx, r, "list_holds", rpcArgs{Who: who, After: after, Limit: limit})
 }
 
 // SetStatus implements CS.

@@ -110,6 +110,8 @@ type pendingRow struct {
 // announceReads are the reads of announcements: Cassandra's (sessionReads); the
 // statement-level tests read a recorder's rows.
 type announceReads interface {
+	holdReads // and those of legal holds (holds_cassandra.go)
+
 	// pending returns the index rows of bucket, by group and version.
 	pending(ctx context.Context, bucket int) ([]pendingRow, error)
 	// announcements returns the announcements of group, oldest version first.

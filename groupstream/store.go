@@ -282,10 +282,12 @@ var (
 )
 
 // Store is the conversation directory and message log, with the announcements of
-// its membership changes and the steps that move its history to the cold tier.
+// its membership changes, the steps that move its history to the cold tier and
+// the legal holds on its conversations.
 type Store interface {
 	Announcer
 	Archiver
+	Holds
 
 	// DirectConversation returns the conversation of users a and b, allocating it with
 	// id newID() the first time. Every caller gets the same conversation for a pair.

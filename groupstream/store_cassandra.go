@@ -69,6 +69,8 @@ var CassandraSchema = cql.Schema{Name: "groupstream", Statements: []string{
 	`CREATE TABLE IF NOT EXISTS manifests (conv bigint, first_msg bigint, doc blob, PRIMARY KEY ((conv), first_msg))`,
 	`CREATE TABLE IF NOT EXISTS archived_messages (id bigint, conv bigint, PRIMARY KEY ((id)))`,
 	`CREATE TABLE IF NOT EXISTS recall_marks (id bigint, doc blob, PRIMARY KEY ((id)))`,
+	// Legal holds (holds_cassandra.go).
+	`CREATE TABLE IF NOT EXISTS holds (bucket int, conv bigint, scope text, doc blob, PRIMARY KEY ((bucket), conv, scope))`,
 }}
 
 // The statements, bound with values (gocql prepares each once per connection).

@@ -63,6 +63,10 @@ func (s *Server) coldTier(m *metrics.Metrics, streams groupstream.Store, trim fu
 		MaxBytesPerSecond: cfg.MaxBytesPerSecond,
 		Retention: coldstore.RetentionPolicy{Direct: time.Duration(s.cfg.Retention.Direct),
 			Group: time.Duration(s.cfg.Retention.Group), Shop: time.Duration(s.cfg.Retention.Shop)},
+		Held: func(ctx context.Context, conv uint64) (bool, error) {
+			holds, err := streams.Holds(ctx, conv)
+			return len(holds) > 0, err
+		},
 		TimelineKeep: time.Duration(cfg.TimelineKeep),
 		Trim:         trim,
 	}, m, s.log)

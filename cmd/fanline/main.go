@@ -3,6 +3,7 @@
 //	fanline serve [--addr HOST:PORT] [--data DIR] [--config FILE] [--roles gateway,dispatch]
 //	fanline migrate [--config FILE]
 //	fanline bench SCENARIO [flags]
+//	fanline hold add|remove|list [CONVERSATION_ID] [--url URL] [--token TOKEN] [--reason TEXT]
 package main
 
 import (
@@ -32,6 +33,8 @@ func main() {
 		err = migrate(os.Args[2:])
 	case "bench":
 		err = bench(os.Args[2:])
+	case "hold":
+		err = hold(os.Args[2:])
 	case "-h", "--help", "help":
 		usage()
 		return
@@ -51,6 +54,8 @@ func usage() {
   fanline serve [--addr HOST:PORT] [--data DIR] [--config FILE] [--roles gateway,dispatch]
   fanline migrate [--config FILE]  (create Kafka topics; idempotent)
   fanline bench SCENARIO [flags]   (fanline bench -h for scenarios)
+  fanline hold add|remove|list [CONVERSATION_ID] [--url URL] [--token TOKEN] [--reason TEXT]
+                                   (legal holds, with an operator token)
 `)
 }
 

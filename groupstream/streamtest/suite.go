@@ -35,6 +35,7 @@ func Run(t *testing.T, f Factory) {
 	t.Run("ArchiverSteps", func(t *testing.T) {
 		testArchive(t, f(t, groupstream.Config{WriteMaxMembers: 3, WriteBackMembers: 2}))
 	})
+	t.Run("Holds", func(t *testing.T) { testHolds(t, def(t)) })
 }
 
 func users(ms []groupstream.Member) string {

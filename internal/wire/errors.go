@@ -39,6 +39,7 @@ const (
 	CodeDevModeOff          Code = "dev_mode_off"
 	CodeForbidden           Code = "forbidden"
 	CodeShopMissing         Code = "shop_not_found"
+	CodeHoldMissing         Code = "hold_not_found"
 	CodeAgentMissing        Code = "agent_not_found"
 	CodeAgentUnavailable    Code = "agent_unavailable"
 	CodeChatClosed          Code = "chat_closed"
@@ -78,6 +79,7 @@ var statuses = map[Code]int{
 	CodeDevModeOff:          http.StatusNotFound,
 	CodeForbidden:           http.StatusForbidden,
 	CodeShopMissing:         http.StatusNotFound,
+	CodeHoldMissing:         http.StatusNotFound,
 	CodeAgentMissing:        http.StatusNotFound,
 	CodeAgentUnavailable:    http.StatusConflict,
 	CodeChatClosed:          http.StatusConflict,

@@ -1,9 +1,12 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -178,6 +181,30 @@ func TestColdHistory(t *testing.T) {
 		page, err := bob.History(ctx, cv.id, 0, 1)
 		if err != nil || len(page.Messages) != 1 || !page.Messages[0].Recalled {
 			t.Fatalf("%s: newest message after its recall in the cold tier: %+v %v", cv.name, page, err)
+		}
+	}
+	// Export streams every tier, oldest first, without recalled bodies.
+	for _, cv := range convs {
+		var buf bytes.Buffer
+		if err := bob.Export(ctx, cv.id, "jsonl", &buf); err != nil {
+			t.Fatalf("%s: export: %v", cv.name, err)
+		}
+		var ids []wire.ID
+		for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+			var e wire.Entry
+			if err := json.Unmarshal([]byte(line), &e); err != nil {
+				t.Fatalf("%s: export line %q: %v", cv.name, line, err)
+			}
+			if e.Kind != wire.KindMessage {
+				continue
+			}
+			ids = append(ids, e.MsgID)
+			if (e.MsgID == recalled[cv.name] || e.MsgID == cv.sent[n-1]) != (e.Recalled && len(e.Body) == 0) {
+				t.Fatalf("%s: exported %+v", cv.name, e)
+			}
+		}
+		if !slices.Equal(ids, cv.sent) {
+			t.Fatalf("%s: export holds %d messages, sent %d (or out of order)", cv.name, len(ids), len(cv.sent))
 		}
 	}
 	// A new message joins the cold ones in one history.

@@ -211,12 +211,16 @@ func benchUsage() {
 	for _, name := range names {
 		fmt.Fprintf(os.Stderr, "  %-12s %s\n", name, scenarios[name].about)
 	}
+	fmt.Fprintf(os.Stderr, "  %-12s %s\n", "cold", coldAbout)
 }
 
 func bench(args []string) error {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		benchUsage()
 		return errors.New("bench: name a scenario")
+	}
+	if args[0] == "cold" {
+		return benchCold(args[1:])
 	}
 	sc, ok := scenarios[args[0]]
 	if !ok {

@@ -132,6 +132,9 @@ func benchCold(args []string) error {
 		return err
 	}
 	moveTime := time.Since(start)
+	if st.Messages != *n {
+		return fmt.Errorf("bench cold: the pass moved %d of %d messages", st.Messages, *n)
+	}
 	if err := compact(); err != nil {
 		return err
 	}

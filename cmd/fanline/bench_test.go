@@ -72,3 +72,10 @@ func TestBenchSmoke(t *testing.T) {
 		}
 	}
 }
+
+// TestBenchCold runs the cold scenario small: store, move, read every tier.
+func TestBenchCold(t *testing.T) {
+	if err := benchCold([]string{"--messages", "2000", "--conversations", "4", "--pages", "20", "--dir", t.TempDir()}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -258,6 +258,23 @@ func (t tiers) rankBelow(ctx context.Context, c Conversation, seq uint64) (uint6
 	return rank, nil
 }
 
+// withCold completes a warm history page of c (newest first, older than before)
+// with its archived messages where the page reaches below c.Archived.
+func (t tiers) withCold(ctx context.Context, c Conversation, warm []Message, more bool, before uint64, limit int) ([]Message, bool, error) {
+	if c.Archived == 0 {
+		return warm, more, nil
+	}
+	if len(warm) == limit && warm[limit-1].ID > c.Archived {
+		return warm, true, nil // archived ones are older
+	}
+	cold, coldMore, err := t.history(ctx, c, before, limit)
+	if err != nil {
+		return nil, false, err
+	}
+	msgs, more := mergeHistory(warm, more, cold, coldMore, limit)
+	return msgs, more, nil
+}
+
 // mergeHistory merges a warm page with an archived one (both newest first; the
 // warm copy wins for an id in both), cut at limit.
 func mergeHistory(warm []Message, warmMore bool, cold []Message, coldMore bool, limit int) ([]Message, bool) {

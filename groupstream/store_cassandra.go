@@ -364,18 +364,10 @@ func (s *CassandraStore) History(ctx context.Context, conv, before uint64, limit
 	}
 	s.cached(c)
 	warm, more, err := s.warmHistory(ctx, c, before, limit)
-	if err != nil || c.Archived == 0 {
+	if err != nil {
 		return warm, more, err
 	}
-	if len(warm) == limit && warm[limit-1].ID > c.Archived {
-		return warm, true, nil // archived ones are older (archivedMore)
-	}
-	cold, coldMore, err := s.tiers.history(ctx, c, before, limit)
-	if err != nil {
-		return nil, false, err
-	}
-	msgs, more := mergeHistory(warm, more, cold, coldMore, limit)
-	return msgs, more, nil
+	return s.tiers.withCold(ctx, c, warm, more, before, limit)
 }
 
 // warmHistory is History of the warm rows only, walking the history buckets from

@@ -42,7 +42,8 @@ var roles = map[Access][]string{
 // Route is one endpoint of the API, who may call it and what one call costs from the
 // caller's rate budget (0: not limited). A sized route's handler charges Cost plus
 // what the request's size adds, at once, after reading the body (a refused call
-// costs nothing).
+// costs nothing); a caller who cannot pay even Cost is refused before the body is
+// read, so a flood of large bodies costs the server no decoding.
 type Route struct {
 	Method string
 	Path   string
@@ -118,7 +119,10 @@ func (g *Gateway) serve(r *gin.Engine, table []Route) {
 		if rt.Access == ShopAdmin {
 			chain = append(chain, g.ownShop)
 		}
-		if rt.Cost > 0 && !rt.Sized {
+		switch {
+		case rt.Cost > 0 && rt.Sized:
+			chain = append(chain, g.affords(rt.Cost))
+		case rt.Cost > 0:
 			chain = append(chain, g.charge(rt.Cost))
 		}
 		r.Handle(rt.Method, rt.Path, append(chain, rt.h)...)

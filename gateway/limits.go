@@ -89,6 +89,20 @@ func (l *limiter) take(user string, cost int) (ok bool, retryAfter time.Duration
 	return false, l.wait(b, now, cost)
 }
 
+// holds reports whether user's bucket holds cost tokens now, taking none, or how
+// long until it would.
+func (l *limiter) holds(user string, cost int) (ok bool, retryAfter time.Duration) {
+	if l.rate < 0 || cost <= 0 {
+		return true, 0
+	}
+	b := l.bucket(user)
+	now := time.Now()
+	if b.TokensAt(now) >= float64(min(cost, l.burst)) {
+		return true, 0
+	}
+	return false, l.wait(b, now, cost)
+}
+
 // wait is how long bucket b needs to hold cost tokens.
 func (l *limiter) wait(b *rate.Limiter, now time.Time, cost int) time.Duration {
 	missing := float64(min(cost, l.burst)) - b.TokensAt(now)
@@ -114,6 +128,17 @@ func rateLimited(retryAfter time.Duration) *wire.Error {
 // charge takes cost from the caller's budget before the handler runs.
 func (g *Gateway) charge(cost int) gin.HandlerFunc {
 	return func(c *gin.Context) { g.pay(c, cost) }
+}
+
+// affords refuses, before the body is read, a caller whose budget holds less than
+// cost now; it takes nothing (the handler pays the whole cost once it is known).
+func (g *Gateway) affords(cost int) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if ok, wait := g.limits.holds(user(c).Inbox(), cost); !ok {
+			g.m.RateLimited.Inc()
+			g.fail(c, rateLimited(wait))
+		}
+	}
 }
 
 // pay takes cost from the caller's budget (a sized route's, known once its body is

@@ -36,6 +36,21 @@ func TestLimiterCharges(t *testing.T) {
 	if ok, _ := l.take("dee", 1); ok {
 		t.Fatal("a call right after a debt of the whole burst")
 	}
+	// holds looks without taking: a sized call's body is read only if its base
+	// cost could be paid.
+	if ok, _ := l.holds("eve", 5); !ok {
+		t.Fatal("a full bucket does not hold 5")
+	}
+	l.take("eve", 18)
+	if ok, wait := l.holds("eve", 5); ok || wait <= 0 {
+		t.Fatalf("2 tokens left hold 5: ok=%v wait=%v", ok, wait)
+	}
+	if ok, _ := l.holds("eve", 2); !ok {
+		t.Fatal("2 tokens left do not hold 2")
+	}
+	if ok, _ := l.take("eve", 2); !ok {
+		t.Fatal("holds took tokens")
+	}
 	off := newLimiter(-1, 0)
 	for i := 0; i < 1000; i++ {
 		if ok, _ := off.take("ann", 100); !ok {

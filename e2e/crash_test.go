@@ -121,3 +121,51 @@ func TestCrashLosesNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestCrashKeepsMembers kills the server while messages go to a write-fanout group,
+// a read-fanout one and a direct chat, restarts it, and checks that every member of
+// both groups is still one at once: the groups answer, and their members can send.
+func TestCrashKeepsMembers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and kills a server process")
+	}
+	addr := testharness.FreeAddr(t)
+	data := filepath.Join(t.TempDir(), "data")
+	env := []string{"FANLINE_LIMITS_RATE_PER_SECOND=-1", "FANLINE_FANOUT_WRITE_MAX_MEMBERS=3"}
+	proc := testharness.StartServer(t, addr, data, env...)
+	url := proc.URL()
+	ctx := context.Background()
+
+	alice := connect(t, url, "alice")
+	small, err := alice.CreateGroup(ctx, "small", "bob", "carol")
+	if err != nil {
+		t.Fatal(err)
+	}
+	large, err := alice.CreateGroup(ctx, "large", "bob", "carol", "dave", "erin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	to := []wire.SendRequest{{To: "bob"}, {GroupID: small.GroupID}, {GroupID: large.GroupID}}
+	for i := 0; i < 60; i++ {
+		req := to[i%3]
+		req.Type, req.Body = "text", text(fmt.Sprint("m", i))
+		if _, err := alice.Send(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	alice.Close()
+	proc.Kill()
+	proc = testharness.StartServer(t, addr, data, env...)
+	for _, user := range []string{"alice", "bob", "carol"} {
+		c := connect(t, proc.URL(), user)
+		for _, g := range []wire.ID{small.GroupID, large.GroupID} {
+			if _, err := c.Group(ctx, g); err != nil {
+				t.Errorf("%s: group %v after the restart: %v", user, g, err)
+			}
+			if _, err := c.Send(ctx, wire.SendRequest{GroupID: g, Type: "text", Body: text("after")}); err != nil {
+				t.Errorf("%s: send to group %v after the restart: %v", user, g, err)
+			}
+		}
+		c.Close()
+	}
+}

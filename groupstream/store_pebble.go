@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -319,6 +321,9 @@ func (s *PebbleStore) Members(ctx context.Context, conv uint64) ([]Member, error
 	if err != nil {
 		return nil, err
 	}
+	// The keys order users by length first (kv.Key.Str): Members answers, and the
+	// cache keeps, the list ordered by user id.
+	slices.SortFunc(list, func(a, b Member) int { return strings.Compare(a.User, b.User) })
 	// Read after c: at c's version or newer.
 	s.cache.fill(k, cachedMembers{version: c.Version, list: list}, membersSize(list), g)
 	return list, nil

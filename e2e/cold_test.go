@@ -126,14 +126,7 @@ func TestColdHistory(t *testing.T) {
 	ctx := context.Background()
 	alice := connect(t, srv.URL, "alice")
 	bob := connect(t, srv.URL, "bob")
-	small, err := alice.CreateGroup(ctx, "small", "bob", "carol")
-	if err != nil {
-		t.Fatal(err)
-	}
-	large, err := alice.CreateGroup(ctx, "large", "bob", "carol", "dave", "erin")
-	if err != nil {
-		t.Fatal(err)
-	}
+	small, large := smallAndLarge(t, alice)
 	if large.Fanout != "read" || small.Fanout != "write" {
 		t.Fatalf("fanout: small %s, large %s", small.Fanout, large.Fanout)
 	}

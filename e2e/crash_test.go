@@ -137,14 +137,7 @@ func TestCrashKeepsMembers(t *testing.T) {
 	ctx := context.Background()
 
 	alice := connect(t, url, "alice")
-	small, err := alice.CreateGroup(ctx, "small", "bob", "carol")
-	if err != nil {
-		t.Fatal(err)
-	}
-	large, err := alice.CreateGroup(ctx, "large", "bob", "carol", "dave", "erin")
-	if err != nil {
-		t.Fatal(err)
-	}
+	small, large := smallAndLarge(t, alice)
 	to := []wire.SendRequest{{To: "bob"}, {GroupID: small.GroupID}, {GroupID: large.GroupID}}
 	for i := 0; i < 60; i++ {
 		req := to[i%3]

@@ -99,3 +99,19 @@ func collect(t *testing.T, c *client.Client, n int, timeout time.Duration) []wir
 }
 
 func text(s string) []byte { return []byte(`{"text":"` + s + `"}`) }
+
+// smallAndLarge has owner create a write-fanout group {owner, bob, carol} and, with
+// fanout.write_max_members 3, a read-fanout one of five.
+func smallAndLarge(t *testing.T, owner *client.Client) (small, large wire.Group) {
+	t.Helper()
+	ctx := context.Background()
+	small, err := owner.CreateGroup(ctx, "small", "bob", "carol")
+	if err != nil {
+		t.Fatal(err)
+	}
+	large, err = owner.CreateGroup(ctx, "large", "bob", "carol", "dave", "erin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return small, large
+}

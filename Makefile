@@ -3,7 +3,7 @@ GO ?= go
 # Core packages run under the race detector; e2e runs them too, over real sockets.
 # e2e/large holds thousands of connections in one process, past the race detector's
 # limit of 8,128 goroutines: it runs without it.
-RACE_PKGS = ./internal/... ./timeline/... ./groupstream/... ./dispatch/... ./cs-routing/... ./gateway/... ./client/... ./server/... ./e2e
+RACE_PKGS = ./internal/... ./timeline/... ./groupstream/... ./coldstore/... ./media/... ./dispatch/... ./cs-routing/... ./gateway/... ./client/... ./server/... ./web/... ./e2e
 
 .PHONY: test lint build fuzz bench-direct soak
 

@@ -19,6 +19,9 @@ import (
 type MinIOConfig struct {
 	Endpoint, Bucket, AccessKey, SecretKey, Region string
 	Secure                                         bool
+	// PublicURL is how clients reach the store (http(s)://host[:port]), for the
+	// URLs it signs for them; a signature covers the host. Empty: Endpoint.
+	PublicURL string
 	// Timeout bounds one request, so an unreachable server answers
 	// ErrUnavailable in about that long. Zero means 10s.
 	Timeout time.Duration
@@ -28,6 +31,7 @@ type MinIOConfig struct {
 // S3 PUTs are atomic, so readers see a whole object or none.
 type MinIO struct {
 	c      *minio.Client
+	signer *minio.Client // signs URLs for clients (signerFor)
 	bucket string
 }
 
@@ -58,7 +62,11 @@ func OpenMinIO(cfg MinIOConfig) (*MinIO, error) {
 	if err != nil {
 		return nil, fmt.Errorf("coldstore: minio: %w", err)
 	}
-	return &MinIO{c: c, bucket: cfg.Bucket}, nil
+	signer, err := signerFor(cfg, c)
+	if err != nil {
+		return nil, err
+	}
+	return &MinIO{c: c, signer: signer, bucket: cfg.Bucket}, nil
 }
 
 // EnsureBucket creates the bucket if it does not exist and gives it a lifecycle

@@ -44,6 +44,11 @@ type SchedulerConfig struct {
 	// each pass (Trim nil: the timeline store drops them itself).
 	TimelineKeep time.Duration
 	Trim         func(ctx context.Context, before time.Time) (int, error)
+	// Expired, when set, is told after retention deleted a segment of conv whose
+	// newest message was at upTo, so what went with that history (media) goes too.
+	// An error stops the pass; the next one calls it again for the segments it
+	// deletes then, so it must also catch up on earlier ones (a delete by age does).
+	Expired func(ctx context.Context, conv uint64, upTo time.Time) error
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -292,6 +297,11 @@ func (s *Scheduler) retain(ctx context.Context, now time.Time) (int, error) {
 			}
 			if err := s.remove(ctx, seg); err != nil {
 				return n, err
+			}
+			if s.cfg.Expired != nil {
+				if err := s.cfg.Expired(ctx, conv, seg.MaxAt); err != nil {
+					return n, err
+				}
 			}
 			n++
 			s.m.ColdDeleted.Inc()

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"reflect"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -28,6 +29,9 @@ type world struct {
 	sched *coldstore.Scheduler
 	now   atomic.Int64 // unix nanos
 	m     *metrics.Metrics
+
+	mu      sync.Mutex
+	expired map[uint64]time.Time // conversation -> the newest upTo retention reported
 }
 
 func newWorld(t *testing.T, segment int, retention coldstore.RetentionPolicy, held func(context.Context, uint64) (bool, error)) *world {
@@ -42,13 +46,21 @@ func newWorld(t *testing.T, segment int, retention coldstore.RetentionPolicy, he
 		t.Fatal(err)
 	}
 	w := &world{t: t, store: groupstream.NewPebbleStore(db, groupstream.Config{WriteMaxMembers: 3, WriteBackMembers: 3}),
-		objs: &flaky{Objects: dir}, m: metrics.New()}
+		objs: &flaky{Objects: dir}, m: metrics.New(), expired: map[uint64]time.Time{}}
 	w.now.Store(time.Now().UnixNano())
 	cache := coldstore.NewBlockCache(1 << 20)
 	w.store.SetArchive(coldstore.NewReader(w.objs, cache, w.m))
 	w.sched = coldstore.NewScheduler(w.objs, w.store, cache, coldstore.SchedulerConfig{
 		After: time.Hour, Interval: time.Hour, SegmentMessages: segment, Retention: retention, Held: held,
 		Now: func() time.Time { return time.Unix(0, w.now.Load()) },
+		Expired: func(_ context.Context, conv uint64, upTo time.Time) error {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			if upTo.After(w.expired[conv]) {
+				w.expired[conv] = upTo
+			}
+			return nil
+		},
 	}, w.m, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	return w
 }
@@ -333,6 +345,12 @@ func TestRetentionDeletesOnlyUnheld(t *testing.T) {
 	}
 	if h := w.history(direct); len(h) != 0 {
 		t.Fatalf("%d messages left past retention", len(h))
+	}
+	w.mu.Lock()
+	upTo, others := w.expired[direct], len(w.expired)
+	w.mu.Unlock()
+	if upTo.IsZero() || others != 1 || upTo.After(time.Unix(0, w.now.Load())) {
+		t.Fatalf("retention reported %v of %d conversations, want the deleted direct chat's history", upTo, others)
 	}
 	if h := w.history(group); len(h) != 40 {
 		t.Fatalf("group (no retention) has %d messages, want 40", len(h))

@@ -40,6 +40,7 @@ import (
 	"github.com/fanline/fanline/internal/metrics"
 	"github.com/fanline/fanline/internal/queue"
 	"github.com/fanline/fanline/internal/wire"
+	"github.com/fanline/fanline/media"
 	"github.com/fanline/fanline/timeline"
 )
 
@@ -83,6 +84,9 @@ type Config struct {
 	Shops ShopRouter
 	// Storage tells whether the node's store takes new work. Nil: always.
 	Storage Storage
+	// Media keeps media messages' objects. Nil: no uploads, and a message that
+	// carries an object_key is refused.
+	Media *media.Store
 	// Logger is the structured log. Nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -339,6 +343,9 @@ func (d *Dispatcher) Send(ctx context.Context, who wire.Principal, from string, 
 		// Reserved but not stored yet: the first attempt is in the queue or was lost
 		// before it got there. Queue it again under the same id; the stages are
 		// idempotent, so whichever copy comes first wins and the other changes nothing.
+	}
+	if err := d.attachMedia(ctx, user, conv.ID, req, id); err != nil {
+		return wire.SendResult{}, err
 	}
 	job := sendJob{MsgID: id, Conv: conv.ID, ConvKind: conv.Kind, From: user,
 		ClientMsgID: req.ClientMsgID, Type: req.Type, Body: req.Body}

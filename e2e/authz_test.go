@@ -75,6 +75,14 @@ var authzMatrix = map[string]string{
 	"GET /v1/ops/holds/:id":                         "401 403 403 403 403 403 403 403 200",
 	"PUT /v1/ops/holds/:id":                         "401 403 403 403 403 403 403 403 200",
 	"DELETE /v1/ops/holds/:id":                      "401 403 403 403 403 403 403 403 200",
+	// The upload's own URL token authorises its PUT, whoever sends it; only the
+	// uploader (carla) finds her upload: it is not multipart (409 for parts), and
+	// completing a stored upload again answers it.
+	"POST /v1/uploads":                      "401 200 403 200 403 403 200 403 403",
+	"PUT /v1/uploads/:object_key":           "200 200 200 200 200 200 200 200 200",
+	"POST /v1/uploads/:object_key/parts":    "401 409 404 404 404 404 404 404 403",
+	"POST /v1/uploads/:object_key/complete": "401 200 404 404 404 404 404 404 403",
+	"GET /v1/media/:object_key":             "401 200 404 200 404 404 200 404 403",
 }
 
 // TestAuthorizationMatrix calls every route of the served API as every principal and
@@ -156,6 +164,20 @@ func TestAuthorizationMatrix(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// A file carla sent in the chat, and uploads of hers waiting for their bytes.
+	sent, err := carla.Upload(ctx, chat, strings.NewReader("hi!"), 3, "text/plain", "hi.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := carla.Send(ctx, wire.SendRequest{ConversationID: chat, Type: "file",
+		Body: []byte(`{"object_key":"` + sent + `","mime_type":"text/plain","size":3,"name":"hi.txt"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	pending := func() string {
+		up := postUpload(t, ts.URL, tokens["buyer"], wire.UploadRequest{ConversationID: chat, MimeType: "text/plain", Size: 3})
+		return strings.TrimPrefix(up.UploadURL, ts.URL)
+	}
+
 	var n int
 	unique := func() string { n++; return "m" + strconv.Itoa(n) }
 	// call builds the request of a route: its path with parameters, and a valid body.
@@ -194,6 +216,14 @@ func TestAuthorizationMatrix(t *testing.T) {
 			return strings.Replace(path, ":shop_id", "acme", 1), agents
 		case "POST /v1/admin/shops/:shop_id/routing/dry-run":
 			return strings.Replace(path, ":shop_id", "acme", 1), map[string]string{"entry": "product"}
+		case "POST /v1/uploads":
+			return path, map[string]any{"conversation_id": id(chat), "mime_type": "text/plain", "size": 3}
+		case "PUT /v1/uploads/:object_key":
+			return pending(), rawBody{"text/plain", "abc"}
+		case "POST /v1/uploads/:object_key/parts", "POST /v1/uploads/:object_key/complete":
+			return strings.Replace(path, ":object_key", sent, 1), map[string]any{}
+		case "GET /v1/media/:object_key":
+			return strings.Replace(path, ":object_key", sent, 1), nil
 		}
 		path = strings.Replace(path, ":shop_id", "acme", 1)
 		if strings.HasPrefix(path, "/v1/groups/") {
@@ -237,15 +267,26 @@ func TestAuthorizationMatrix(t *testing.T) {
 	t.Logf("authorisation matrix: %d routes x %d principals checked", len(routes), len(principals))
 }
 
-// status makes one request and returns its HTTP status.
+// rawBody is a request body sent as it is, of a content type.
+type rawBody struct{ mime, body string }
+
+// status makes one request and returns its HTTP status. A body is sent as JSON,
+// or a rawBody as it is.
 func status(t *testing.T, method, url, token string, body any) int {
 	t.Helper()
 	var rd io.Reader
-	if body != nil {
+	raw, isRaw := body.(rawBody)
+	switch {
+	case isRaw:
+		rd = strings.NewReader(raw.body)
+	case body != nil:
 		b, _ := json.Marshal(body)
 		rd = bytes.NewReader(b)
 	}
 	req, _ := http.NewRequest(method, url, rd)
+	if isRaw {
+		req.Header.Set("Content-Type", raw.mime)
+	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}

@@ -44,7 +44,7 @@ func TestOpenAPICoversRoutes(t *testing.T) {
 			continue
 		}
 		path := rt.Path
-		for _, p := range []string{"id", "shop_id"} {
+		for _, p := range []string{"id", "shop_id", "object_key"} {
 			path = strings.ReplaceAll(path, ":"+p, "{"+p+"}")
 		}
 		if _, ok := doc.Paths[path][strings.ToLower(rt.Method)]; !ok {

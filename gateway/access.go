@@ -89,6 +89,7 @@ func (g *Gateway) apiTable() []Route {
 	}
 	t = append(t, g.adminRoutes()...)
 	t = append(t, g.holdRoutes()...)
+	t = append(t, g.mediaRoutes()...)
 	if g.cfg.Console != nil {
 		console := gin.WrapH(g.cfg.Console)
 		t = append(t, Route{"GET", "/", Public, 0, false, console}, Route{"GET", "/console/*file", Public, 0, false, console})

@@ -51,6 +51,7 @@ type Service interface {
 	ChangeMembers(ctx context.Context, who wire.Principal, id uint64, req wire.MembersRequest) (wire.Group, error)
 	OpenShopChat(ctx context.Context, who wire.Principal, shop string, req wire.OpenChatRequest) (wire.ChatState, error)
 	Holder
+	Mediator
 }
 
 // Config configures a Gateway.
@@ -95,6 +96,10 @@ type Config struct {
 	CS CS
 	// Console serves the web console at / and /console/. Nil: none.
 	Console http.Handler
+	// TransferIdle bounds the pause of an upload or download streamed through the
+	// gateway (it may take longer than the server's read and write timeouts in
+	// all, but never stall longer than this). Zero means 30 s.
+	TransferIdle time.Duration
 	// Logger is the structured log. Nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -136,6 +141,9 @@ func New(cfg Config, svc Service, issuer *auth.Issuer, reg presence.Registry, hu
 	}
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = 10 * time.Second
+	}
+	if cfg.TransferIdle <= 0 {
+		cfg.TransferIdle = 30 * time.Second
 	}
 	if cfg.SendQueue <= 0 {
 		cfg.SendQueue = 256

@@ -66,6 +66,11 @@ type rpcArgs struct {
 	DryRun    *wire.DryRunRequest      `json:"dry_run,omitempty"`
 	After     uint64                   `json:"after,omitempty"`
 	Hold      *wire.HoldRequest        `json:"hold,omitempty"`
+	Key       string                   `json:"key,omitempty"`
+	Side      int                      `json:"side,omitempty"`
+	Upload    *wire.UploadRequest      `json:"upload,omitempty"`
+	Parts     *wire.PartsRequest       `json:"parts,omitempty"`
+	Complete  *wire.CompleteRequest    `json:"complete,omitempty"`
 }
 
 type rpcMethod func(ctx context.Context, a rpcArgs) (any, error)
@@ -145,6 +150,9 @@ func InternalHandler(svc Service, cs CS, cfg InternalConfig) http.Handler {
 		"list_holds": func(ctx context.Context, a rpcArgs) (any, error) {
 			return svc.ListHolds(ctx, a.Who, a.After, a.Limit)
 		},
+	}
+	for name, m := range mediaMethods(svc) {
+		methods[name] = m
 	}
 	if cs != nil {
 		csMethods := map[string]rpcMethod{

@@ -37,7 +37,7 @@ func (s *Server) objects() (coldstore.Objects, error) {
 
 func minioConfig(cfg config.Config) coldstore.MinIOConfig {
 	return coldstore.MinIOConfig{Endpoint: cfg.Minio.Endpoint, Bucket: cfg.Minio.Bucket, AccessKey: cfg.Minio.AccessKey,
-		SecretKey: cfg.Minio.SecretKey, Secure: cfg.Minio.Secure, Region: cfg.Minio.Region}
+		SecretKey: cfg.Minio.SecretKey, Secure: cfg.Minio.Secure, Region: cfg.Minio.Region, PublicURL: cfg.Media.PublicURL}
 }
 
 // coldTier builds the cold tier of the dispatch role: the object store, the block
@@ -48,6 +48,7 @@ func (s *Server) coldTier(m *metrics.Metrics, streams groupstream.Store, trim fu
 	if err != nil {
 		return err
 	}
+	s.objs = objs
 	cfg := s.cfg.Coldstore
 	cache := coldstore.NewBlockCache(int64(cfg.CacheBytes))
 	m.Registry.MustRegister(
@@ -69,6 +70,7 @@ func (s *Server) coldTier(m *metrics.Metrics, streams groupstream.Store, trim fu
 		},
 		TimelineKeep: time.Duration(cfg.TimelineKeep),
 		Trim:         trim,
+		Expired:      s.mediaExpired,
 	}, m, s.log)
 	return nil
 }

@@ -36,6 +36,7 @@ import (
 	"github.com/fanline/fanline/internal/presence"
 	"github.com/fanline/fanline/internal/queue"
 	"github.com/fanline/fanline/internal/wire"
+	"github.com/fanline/fanline/media"
 	"github.com/fanline/fanline/timeline"
 	"github.com/fanline/fanline/web"
 	"github.com/gocql/gocql"
@@ -59,6 +60,9 @@ type Server struct {
 	relay         *gateway.Relay       // nil unless clustered (presence in redis)
 	disp          *dispatch.Dispatcher // nil without the dispatch role
 	cold          *coldstore.Scheduler // nil without the dispatch role
+	objs          coldstore.Objects    // cold segments and media; nil without the dispatch role
+	media         *media.Store         // nil without the dispatch role
+	mediaURL      string               // the base of the upload URLs fanline serves itself
 	timelines     timeline.Store       // nil without the dispatch role
 	router        *csrouting.Router    // nil without the dispatch role
 	gw            *gateway.Gateway     // nil without the gateway role
@@ -101,6 +105,10 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 			s.closeBackends()
 		}
 	}()
+	// Listen first: the media URLs signed for clients name the bound address.
+	if s.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
+		return nil, fmt.Errorf("server: listen: %w", err)
+	}
 	if cfg.Has(config.RoleDispatch) || cfg.Queue.Backend == "pebble" {
 		s.db, s.health, err = kv.OpenWithHealth(filepath.Join(cfg.DataDir, "pebble"), kv.Config{Logger: log,
 			MinFreeBytes: int64(cfg.Storage.MinFreeBytes), OnFatal: func(err error) {
@@ -152,8 +160,13 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		if listenTLS, err = serverTLS(cfg); err != nil {
 			return nil, err
 		}
-		if svc, cs, err = s.pipeline(m, push); err != nil {
+		if svc, cs, err = s.pipeline(m, push, secret); err != nil {
 			return nil, err
+		}
+		if cfg.Coldstore.Backend == "minio" {
+			if err := s.checkMediaURL(context.Background()); err != nil {
+				return nil, fmt.Errorf("server: %w", err)
+			}
 		}
 		// The internal API is for gateway-only nodes, which share the JWT secret the
 		// node key comes from; without a secret the key would be public.
@@ -197,9 +210,6 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	} else {
 		handler = s.opsHandler(internal, operational)
 	}
-	if s.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
-		return nil, fmt.Errorf("server: listen: %w", err)
-	}
 	// A trickled body or a client that never reads cannot hold a handler: reads and
 	// writes of one request are bounded, and so is an idle kept-alive connection.
 	// WebSockets set their own deadlines per frame once upgraded.
@@ -211,7 +221,7 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 
 // pipeline builds the dispatch role: stores, dedup, customer-service router and the
 // dispatcher, pushing through push.
-func (s *Server) pipeline(m *metrics.Metrics, push pusher) (gateway.Service, gateway.CS, error) {
+func (s *Server) pipeline(m *metrics.Metrics, push pusher, secret string) (gateway.Service, gateway.CS, error) {
 	cfg := s.cfg
 	gen, err := ids.NewGenerator(cfg.NodeID, ids.GeneratorConfig{Mark: ids.NewPebbleMark(s.db)})
 	if err != nil {
@@ -237,6 +247,9 @@ func (s *Server) pipeline(m *metrics.Metrics, push pusher) (gateway.Service, gat
 	if err := s.coldTier(m, streams, s.TrimTimelines); err != nil {
 		return nil, nil, err
 	}
+	if err := s.mediaStore(m, secret); err != nil {
+		return nil, nil, err
+	}
 	router, err := csrouting.NewRouter(csrouting.Config{Store: csrouting.NewPebbleStore(s.db), Notifier: csNotifier{push}})
 	if err != nil {
 		return nil, nil, err
@@ -251,6 +264,7 @@ func (s *Server) pipeline(m *metrics.Metrics, push pusher) (gateway.Service, gat
 		MaxStageLag:     time.Duration(cfg.Limits.MaxStageLag),
 		MaxGroupMembers: cfg.Limits.MaxGroupMembers,
 		Storage:         s.health,
+		Media:           s.media,
 		Logger:          s.log,
 	}, s.q, streams, timelines, dedup, gen, push, m)
 	if err != nil {
@@ -600,6 +614,18 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.disp != nil {
 		start("pipeline", s.disp.Run)
 		start("cold tier", func(ctx context.Context) error { s.cold.Run(ctx); return nil })
+		start("media sweep", func(ctx context.Context) error {
+			s.media.Run(ctx, media.SweepInterval(time.Duration(s.cfg.Media.OrphanTTL)))
+			return nil
+		})
+		if s.cfg.Coldstore.Backend == "dir" && s.gw != nil {
+			start("media url check", func(ctx context.Context) error {
+				if err := s.checkMediaURL(ctx); err != nil && ctx.Err() == nil {
+					s.log.Error("server: "+err.Error(), "fix", "set media.public_url to the address clients reach fanline by")
+				}
+				return nil
+			})
+		}
 	}
 	if s.redisPresence != nil {
 		start("presence refresh", func(ctx context.Context) error {

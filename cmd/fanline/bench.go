@@ -212,6 +212,7 @@ func benchUsage() {
 		fmt.Fprintf(os.Stderr, "  %-12s %s\n", name, scenarios[name].about)
 	}
 	fmt.Fprintf(os.Stderr, "  %-12s %s\n", "cold", coldAbout)
+	fmt.Fprintf(os.Stderr, "  %-12s %s\n", "media", mediaAbout)
 }
 
 func bench(args []string) error {
@@ -219,8 +220,11 @@ func bench(args []string) error {
 		benchUsage()
 		return errors.New("bench: name a scenario")
 	}
-	if args[0] == "cold" {
+	switch args[0] {
+	case "cold":
 		return benchCold(args[1:])
+	case "media":
+		return benchMedia(args[1:])
 	}
 	sc, ok := scenarios[args[0]]
 	if !ok {

@@ -230,6 +230,33 @@ type Config struct {
 		Region string `yaml:"region"`
 	} `yaml:"minio"`
 
+	Media struct {
+		// PublicURL is the base of the URLs fanline signs for clients' uploads and
+		// downloads: how clients reach fanline (coldstore.backend dir) or MinIO
+		// (minio), http(s)://host[:port]. Checked at start-up. Default: the API's
+		// own address (dir), the MinIO endpoint (minio).
+		PublicURL string `yaml:"public_url"`
+		// AllowedTypes are the mime types uploads may have ("image/*" allows every
+		// image type). Default: images, mp4/quicktime/webm video, pdf, office
+		// documents, zip, plain text and csv.
+		AllowedTypes []string `yaml:"allowed_types"`
+		// MaxBytes bounds one upload. Default 104857600 (100 MiB).
+		MaxBytes int `yaml:"max_bytes"`
+		// PartSize: uploads to MinIO larger than this are multipart, in parts of
+		// this size. Default 16777216 (16 MiB); at least 5 MiB.
+		PartSize int `yaml:"part_size"`
+		// UploadTTL and DownloadTTL are how long signed upload and download URLs
+		// hold. Default 15m, 5m.
+		UploadTTL   Duration `yaml:"upload_ttl"`
+		DownloadTTL Duration `yaml:"download_ttl"`
+		// OrphanTTL: an upload no message carries is deleted this long after it
+		// was started. Default 24h.
+		OrphanTTL Duration `yaml:"orphan_ttl"`
+		// ThumbMaxSourceBytes bounds the images thumbnails are made of. Default
+		// 52428800 (50 MiB).
+		ThumbMaxSourceBytes int `yaml:"thumb_max_source_bytes"`
+	} `yaml:"media"`
+
 	Retention struct {
 		// Direct, Group and Shop are how long each kind of conversation's messages
 		// are kept; past it the scheduler deletes whole cold segments, unless a
@@ -441,6 +468,12 @@ func (c *Config) fill() {
 	if c.Minio.Bucket == "" {
 		c.Minio.Bucket = "fanline"
 	}
+	def(&c.Media.MaxBytes, 100<<20)
+	def(&c.Media.PartSize, 16<<20)
+	defDur(&c.Media.UploadTTL, 15*time.Minute)
+	defDur(&c.Media.DownloadTTL, 5*time.Minute)
+	defDur(&c.Media.OrphanTTL, 24*time.Hour)
+	def(&c.Media.ThumbMaxSourceBytes, 50<<20)
 	if c.Minio.Region == "" {
 		c.Minio.Region = "us-east-1"
 	}
@@ -571,6 +604,15 @@ func (c Config) Check() error {
 		}
 	default:
 		return fmt.Errorf("config: unknown coldstore.backend %q (dir or minio)", c.Coldstore.Backend)
+	}
+	if c.Media.PartSize < 5<<20 {
+		return fmt.Errorf("config: media.part_size is %d; S3 parts are at least 5 MiB (5242880)", c.Media.PartSize)
+	}
+	if c.Media.PublicURL != "" {
+		u, err := url.Parse(c.Media.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
+			return fmt.Errorf("config: media.public_url %q must be an http:// or https:// URL", c.Media.PublicURL)
+		}
 	}
 	if c.Groupstream.Backend == "cassandra" && c.Limits.MaxGroupMembers > MaxCassandraGroupMembers {
 		return fmt.Errorf("config: limits.max_group_members is %d; on groupstream.backend cassandra it must be at most %d "+

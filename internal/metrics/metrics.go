@@ -40,6 +40,15 @@ type Metrics struct {
 	ColdRead       prometheus.Histogram
 	// ColdDeleted counts segments deleted by retention.
 	ColdDeleted prometheus.Counter
+
+	// Media: uploads by outcome (started, completed, failed), bytes stored,
+	// thumbnails rendered, and objects deleted by the orphan sweep and retention.
+	MediaUploads *prometheus.CounterVec
+	MediaBytes   prometheus.Counter
+	MediaThumbs  prometheus.Counter
+	MediaOrphans prometheus.Counter
+	MediaExpired prometheus.Counter
+	MediaRender  prometheus.Histogram
 }
 
 var latencyBuckets = []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5}
@@ -94,6 +103,19 @@ func New() *Metrics {
 	m.ColdDeleted = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "fanline_cold_segments_deleted_total", Help: "Cold segments deleted by retention."})
 	r.MustRegister(m.ColdSegments, m.ColdMessages, m.ColdMoveErrors, m.ColdRead, m.ColdDeleted)
+	m.MediaUploads = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "fanline_media_uploads_total", Help: "Media uploads by outcome: started, completed, failed."}, []string{"outcome"})
+	m.MediaBytes = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "fanline_media_bytes_total", Help: "Bytes of media uploads completed."})
+	m.MediaThumbs = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "fanline_media_thumbnails_total", Help: "Thumbnails rendered (each once, then stored)."})
+	m.MediaRender = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "fanline_media_thumbnail_seconds", Help: "Time to render one thumbnail.", Buckets: latencyBuckets})
+	m.MediaOrphans = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "fanline_media_orphans_deleted_total", Help: "Uploads deleted because no message referred to them within media.orphan_ttl."})
+	m.MediaExpired = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "fanline_media_retention_deleted_total", Help: "Media objects deleted with their conversation's history by retention."})
+	r.MustRegister(m.MediaUploads, m.MediaBytes, m.MediaThumbs, m.MediaRender, m.MediaOrphans, m.MediaExpired)
 	r.MustRegister(m.MessagesAccepted, m.MessagesDuplicate, m.SendErrors, m.FanoutEntries, m.StreamAppends, m.FanoutLag,
 		m.SendStageLag, m.Connections, m.PushesDropped, m.GroupChecks, m.GroupPushesUnchecked, m.RateLimited, m.SendLatency, m.SyncLatency,
 		m.DeadLetters, m.RecordsRefused,

@@ -49,6 +49,13 @@ const (
 	CodeOverloaded          Code = "overloaded"
 	CodeUnavailable         Code = "unavailable"
 	CodeInternal            Code = "internal"
+	CodeUploadTooLarge      Code = "upload_too_large"
+	CodeUnsupportedMedia    Code = "unsupported_media_type"
+	CodeMediaMissing        Code = "media_not_found"
+	CodeMediaMismatch       Code = "media_mismatch"
+	CodeThumbUnavailable    Code = "thumbnail_unavailable"
+	CodeUploadExpired       Code = "upload_expired"
+	CodeConflict            Code = "conflict"
 )
 
 var statuses = map[Code]int{
@@ -89,6 +96,13 @@ var statuses = map[Code]int{
 	CodeOverloaded:          http.StatusServiceUnavailable,
 	CodeUnavailable:         http.StatusServiceUnavailable,
 	CodeInternal:            http.StatusInternalServerError,
+	CodeUploadTooLarge:      http.StatusRequestEntityTooLarge,
+	CodeUnsupportedMedia:    http.StatusUnsupportedMediaType,
+	CodeMediaMissing:        http.StatusNotFound,
+	CodeMediaMismatch:       http.StatusBadRequest,
+	CodeThumbUnavailable:    http.StatusUnprocessableEntity,
+	CodeUploadExpired:       http.StatusForbidden,
+	CodeConflict:            http.StatusConflict,
 }
 
 // Codes lists every code, for documentation tests.

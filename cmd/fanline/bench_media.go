@@ -155,6 +155,9 @@ func benchMedia(args []string) error {
 		return err
 	}
 	upN := mb * float64(*conc) / d.Seconds()
+	mu.Lock()
+	uploadPeak := peak
+	mu.Unlock()
 	d, err = parallel(func(i int) error {
 		_, err := clients[i].Download(ctx, ckeys[i], 0, io.Discard)
 		return err
@@ -190,8 +193,9 @@ func benchMedia(args []string) error {
 	}
 	if stopSampling != nil {
 		stopSampling()
-		fmt.Printf("server RSS: %.0f MiB before, peak %.0f MiB during the run (%d concurrent uploads of %.0f MiB)\n", rssBefore, peak, *conc, mb)
-		out["rss_before_mib"], out["rss_peak_mib"] = rssBefore, peak
+		fmt.Printf("server RSS: %.0f MiB before, peak %.0f MiB up to the end of the %d concurrent uploads of %.0f MiB, %.0f MiB in the whole run\n",
+			rssBefore, uploadPeak, *conc, mb, peak)
+		out["rss_before_mib"], out["rss_peak_uploads_mib"], out["rss_peak_mib"] = rssBefore, uploadPeak, peak
 	}
 	if *jsonFile != "" {
 		b, _ := json.MarshalIndent(out, "", "  ")

@@ -63,6 +63,12 @@ func (c *Client) Upload(ctx context.Context, conv wire.ID, r io.Reader, size int
 		tries = 1 // the bytes cannot be read again
 	}
 	_, err := c.putBytes(ctx, up.UploadURL, up.Headers, size, body, tries)
+	var ae *answer
+	if errors.As(err, &ae) && ae.status == http.StatusPreconditionFailed {
+		// The URL only creates the object: an earlier try stored it, and its
+		// answer was lost.
+		err = nil
+	}
 	return up.ObjectKey, err
 }
 
@@ -89,6 +95,14 @@ func (c *Client) uploadParts(ctx context.Context, up wire.Upload, r io.Reader, s
 		}
 		body := func() (io.Reader, error) { return io.NewSectionReader(part, 0, p.Size), nil }
 		etag, err := c.putBytes(ctx, p.URL, p.Headers, p.Size, body, uploadTries)
+		var ae *answer
+		if errors.As(err, &ae) && ae.status == http.StatusForbidden {
+			// Its URL expired (a slow link): sign it again and retry.
+			var again wire.UploadParts
+			if err = c.do(ctx, http.MethodPost, "/v1/uploads/"+key+"/parts", wire.PartsRequest{Parts: []int{p.Number}}, &again); err == nil && len(again.Parts) == 1 {
+				etag, err = c.putBytes(ctx, again.Parts[0].URL, again.Parts[0].Headers, p.Size, body, uploadTries)
+			}
+		}
 		if err != nil {
 			return fmt.Errorf("client: upload part %d of %d: %w", p.Number, len(urls.Parts), err)
 		}
@@ -144,7 +158,17 @@ func answerError(status int, b []byte) error {
 	if json.Unmarshal(b, &eb) == nil && eb.Error != nil {
 		return eb.Error
 	}
-	return fmt.Errorf("client: upload: HTTP %d: %s", status, bytes.TrimSpace(b))
+	return &answer{status: status, body: string(bytes.TrimSpace(b))}
+}
+
+// answer is an HTTP answer from object storage that is not a success.
+type answer struct {
+	status int
+	body   string
+}
+
+func (a *answer) Error() string {
+	return fmt.Sprintf("client: object storage answered HTTP %d: %s", a.status, a.body)
 }
 
 // transfer is the HTTP client for bytes: no overall timeout (a large file takes

@@ -17,11 +17,13 @@ import (
 // store is not one; fanline serves its bytes itself.
 type Presigner interface {
 	// PresignPut signs a PUT of exactly size bytes of type mime as key, valid for
-	// ttl. The client must send the returned headers as they are.
+	// ttl, that only creates the object: once key exists, the URL is refused (412),
+	// so what was stored and checked cannot be replaced by it. The client must send
+	// the returned headers as they are.
 	PresignPut(ctx context.Context, key string, size int64, mime string, ttl time.Duration) (string, http.Header, error)
 	// PresignGet signs a GET of key valid for ttl; the answer carries mime as its
-	// Content-Type and, when name is set, a Content-Disposition with that file name.
-	PresignGet(ctx context.Context, key string, ttl time.Duration, mime, name string) (string, error)
+	// Content-Type and disposition (when set) as its Content-Disposition.
+	PresignGet(ctx context.Context, key string, ttl time.Duration, mime, disposition string) (string, error)
 	// StartMultipart begins a multipart upload of key and returns its id.
 	StartMultipart(ctx context.Context, key, mime string) (string, error)
 	// PresignPart signs the PUT of part number (1-based) of size bytes.
@@ -86,26 +88,21 @@ func sizedHeaders(size int64, mime string) http.Header {
 // PresignPut implements Presigner.
 func (m *MinIO) PresignPut(ctx context.Context, key string, size int64, mime string, ttl time.Duration) (string, http.Header, error) {
 	h := sizedHeaders(size, mime)
+	h.Set("If-None-Match", "*")
 	u, err := m.sign(ctx, http.MethodPut, key, ttl, nil, h)
 	return u, h, err
 }
 
 // PresignGet implements Presigner.
-func (m *MinIO) PresignGet(ctx context.Context, key string, ttl time.Duration, mime, name string) (string, error) {
+func (m *MinIO) PresignGet(ctx context.Context, key string, ttl time.Duration, mime, disposition string) (string, error) {
 	params := url.Values{}
 	if mime != "" {
 		params.Set("response-content-type", mime)
 	}
-	if name != "" {
-		params.Set("response-content-disposition", ContentDisposition(name))
+	if disposition != "" {
+		params.Set("response-content-disposition", disposition)
 	}
 	return m.sign(ctx, http.MethodGet, key, ttl, params, nil)
-}
-
-// ContentDisposition is an inline Content-Disposition naming the file name (RFC
-// 6266, with the UTF-8 form for names beyond ASCII).
-func ContentDisposition(name string) string {
-	return "inline; filename*=UTF-8''" + url.PathEscape(name)
 }
 
 // StartMultipart implements Presigner.

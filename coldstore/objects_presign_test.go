@@ -63,7 +63,16 @@ func TestMinIOPresign(t *testing.T) {
 	if st, body, _ := do(t, "PUT", u, h, []byte("hello"), nil); st != http.StatusOK {
 		t.Fatalf("the signed PUT: %d %s", st, body)
 	}
-	g, err := p.PresignGet(ctx, "media/1/a", time.Minute, "text/plain", "grüße.txt")
+	if st, body, _ := do(t, "PUT", u, h, []byte("HELLO"), nil); st != http.StatusPreconditionFailed {
+		t.Fatalf("the signed PUT again, over the stored object: %d %s, want 412", st, body)
+	}
+	if got, err := coldstore.ReadAll(ctx, m, "media/1/a"); err != nil || string(got) != "hello" {
+		t.Fatalf("after a second PUT: %q %v", got, err)
+	}
+	if st, _, _ := do(t, "PUT", u, http.Header{"Content-Type": {"text/plain"}}, []byte("hello"), nil); st < 400 {
+		t.Fatalf("a PUT without the If-None-Match it was signed with: %d", st)
+	}
+	g, err := p.PresignGet(ctx, "media/1/a", time.Minute, "text/plain", "attachment; filename*=UTF-8''gr%C3%BC%C3%9Fe.txt")
 	if err != nil {
 		t.Fatal(err)
 	}

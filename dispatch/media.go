@@ -24,7 +24,7 @@ func (d *Dispatcher) mediaStore() (*media.Store, error) {
 	return d.cfg.Media, nil
 }
 
-// CreateUpload starts an upload by who into a conversation who may write in.
+// CreateUpload starts an upload by who into a conversation who may send in.
 func (d *Dispatcher) CreateUpload(ctx context.Context, who wire.Principal, req wire.UploadRequest) (wire.Upload, error) {
 	ms, err := d.mediaStore()
 	if err != nil {
@@ -36,8 +36,16 @@ func (d *Dispatcher) CreateUpload(ctx context.Context, who wire.Principal, req w
 	if err := d.writable(); err != nil {
 		return wire.Upload{}, err
 	}
-	if _, _, err := d.member(ctx, who, uint64(req.ConversationID)); err != nil {
+	// Who may send into the conversation: its members, and in a shop chat its
+	// buyer and the agent serving it.
+	c, _, err := d.member(ctx, who, uint64(req.ConversationID))
+	if err != nil {
 		return wire.Upload{}, err
+	}
+	if c.Kind == groupstream.KindShop {
+		if _, err := d.shopSender(c, who); err != nil {
+			return wire.Upload{}, err
+		}
 	}
 	return ms.Create(ctx, who.Inbox(), req)
 }
@@ -109,7 +117,7 @@ func (d *Dispatcher) maySee(ctx context.Context, who wire.Principal, r media.Rec
 		}
 		return false, err
 	}
-	for _, id := range r.Messages {
+	for _, id := range r.Carriers() {
 		m, err := d.streams.Message(ctx, id)
 		if errors.Is(err, groupstream.ErrNotFound) {
 			continue // the send failed after the object was attached, or retention took it

@@ -78,7 +78,7 @@ var authzMatrix = map[string]string{
 	// The upload's own URL token authorises its PUT, whoever sends it; only the
 	// uploader (carla) finds her upload: it is not multipart (409 for parts), and
 	// completing a stored upload again answers it.
-	"POST /v1/uploads":                      "401 200 403 200 403 403 200 403 403",
+	"POST /v1/uploads":                      "401 200 403 200 403 403 403 403 403",
 	"PUT /v1/uploads/:object_key":           "200 200 200 200 200 200 200 200 200",
 	"POST /v1/uploads/:object_key/parts":    "401 409 404 404 404 404 404 404 403",
 	"POST /v1/uploads/:object_key/complete": "401 200 404 404 404 404 404 404 403",

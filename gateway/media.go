@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/fanline/fanline/coldstore"
 	"github.com/fanline/fanline/internal/wire"
 	"github.com/gin-gonic/gin"
 )
@@ -128,9 +127,8 @@ func (g *Gateway) media(c *gin.Context) {
 	defer f.Content.Close()
 	h.Set("Content-Type", f.MimeType)
 	h.Set("X-Content-Type-Options", "nosniff")
-	if f.Name != "" {
-		h.Set("Content-Disposition", coldstore.ContentDisposition(f.Name))
-	}
+	h.Set("Content-Security-Policy", "sandbox")
+	h.Set("Content-Disposition", f.Disposition)
 	content := &progressSeeker{ReadSeekCloser: f.Content, rc: http.NewResponseController(c.Writer), idle: g.cfg.TransferIdle}
 	http.ServeContent(c.Writer, c.Request, "", f.ModTime, content)
 }

@@ -23,21 +23,22 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/fanline/fanline/coldstore"
-	"github.com/fanline/fanline/internal/keylock"
 	"github.com/fanline/fanline/internal/metrics"
 	"github.com/fanline/fanline/internal/wire"
 )
 
-// DefaultAllowedTypes are the types uploads may have unless configured: images,
-// common video, pdf, office documents, zip and text. A pattern "type/*" allows a
-// whole top-level type.
+// DefaultAllowedTypes are the types uploads may have unless configured: raster
+// images (no SVG: it can carry script), common video, pdf, office documents, zip
+// and text. A configured pattern "type/*" allows a whole top-level type.
 var DefaultAllowedTypes = []string{
-	"image/*", "video/mp4", "video/quicktime", "video/webm", "application/pdf",
+	"image/jpeg", "image/png", "image/gif", "image/webp", "image/heic", "image/heif", "image/avif",
+	"video/mp4", "video/quicktime", "video/webm", "application/pdf",
 	"application/msword", "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
 	"application/vnd.ms-excel", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
 	"application/vnd.ms-powerpoint", "application/vnd.openxmlformats-officedocument.presentationml.presentation",
@@ -67,6 +68,11 @@ type Config struct {
 	OrphanTTL time.Duration
 	// ThumbMaxSourceBytes bounds the sources thumbnailed. Zero means 50 MiB.
 	ThumbMaxSourceBytes int64
+	// MessageExists tells whether a message is stored (in any tier). The sweep
+	// asks it about the messages an upload was attached to: one whose send failed
+	// after the attach leaves an upload no stored message carries, deleted like
+	// an orphan. Nil: every attached message counts as stored.
+	MessageExists func(ctx context.Context, msgID uint64) (bool, error)
 	// Logger is the structured log. Nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -78,7 +84,7 @@ type Store struct {
 	pre     coldstore.Presigner // nil: fanline serves the bytes itself
 	m       *metrics.Metrics
 	log     *slog.Logger
-	locks   *keylock.Set  // one writer per record
+	locks   keyLocks      // one writer per record (and thumbnail)
 	renders chan struct{} // bounds concurrent thumbnail decodes (memory)
 	now     func() time.Time
 }
@@ -112,8 +118,7 @@ func New(cfg Config, m *metrics.Metrics) (*Store, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Store{cfg: cfg, objs: cfg.Objects, m: m, log: cfg.Logger, renders: make(chan struct{}, 2), now: time.Now,
-		locks: keylock.New(64)}
+	s := &Store{cfg: cfg, objs: cfg.Objects, m: m, log: cfg.Logger, renders: make(chan struct{}, 2), now: time.Now}
 	s.pre, _ = cfg.Objects.(coldstore.Presigner)
 	if s.pre == nil {
 		if len(cfg.Secret) == 0 {
@@ -152,12 +157,22 @@ type Record struct {
 	UploadID string `json:"upload_id,omitempty"`
 	// Stored: the bytes are in place and were checked (size, and sha256 if given).
 	Stored bool `json:"stored,omitempty"`
-	// Messages are the messages that carry the object (a bounded few).
+	// Messages are the first messages that carry the object (a bounded few), and
+	// Newest the latest one (past the bound too): who may see either may download.
 	Messages []uint64 `json:"messages,omitempty"`
+	Newest   uint64   `json:"newest,omitempty,string"`
 }
 
-// maxMessages bounds the messages a record names; past it the object still is
-// sent, and the first ones decide who may download it.
+// Carriers are the messages the record names.
+func (r Record) Carriers() []uint64 {
+	if r.Newest == 0 || slices.Contains(r.Messages, r.Newest) {
+		return r.Messages
+	}
+	return append(slices.Clone(r.Messages), r.Newest)
+}
+
+// maxMessages bounds the messages a record lists; past it Newest follows the
+// latest.
 const maxMessages = 64
 
 // keys of an object: its bytes, record, dedup index and thumbnails.
@@ -170,7 +185,7 @@ type objectKey struct {
 func ParseKey(s string) (objectKey, bool) {
 	c, id, ok := strings.Cut(s, "-")
 	conv, err := strconv.ParseUint(c, 10, 64)
-	if !ok || err != nil || conv == 0 || len(id) != 16 || strings.Trim(id, "0123456789abcdef") != "" {
+	if !ok || err != nil || conv == 0 || c != strconv.FormatUint(conv, 10) || len(id) != 16 || strings.Trim(id, "0123456789abcdef") != "" {
 		return objectKey{}, false
 	}
 	return objectKey{conv, id}, true
@@ -179,6 +194,12 @@ func ParseKey(s string) (objectKey, bool) {
 func (k objectKey) String() string { return strconv.FormatUint(k.conv, 10) + "-" + k.id }
 func (k objectKey) data() string   { return "media/" + strconv.FormatUint(k.conv, 10) + "/" + k.id }
 func (k objectKey) record() string { return k.data() + ".rec" }
+
+// pending marks an upload the sweep has to look at: until it is carried by a
+// message that was stored, or deleted.
+func (k objectKey) pending() string {
+	return "pending/" + strconv.FormatUint(k.conv, 10) + "/" + k.id
+}
 func (k objectKey) thumb(side int) string {
 	return "thumbs/" + strconv.FormatUint(k.conv, 10) + "/" + k.id + "-" + strconv.Itoa(side)
 }
@@ -199,6 +220,9 @@ func newKey(conv uint64) objectKey {
 func notFound(key string) error {
 	return wire.Errorf(wire.CodeMediaMissing, "no media object %q", key)
 }
+
+// missing reports whether err says an object or record does not exist.
+func missing(err error) bool { return err != nil && wire.AsError(err).Code == wire.CodeMediaMissing }
 
 // unavailable maps an object store outage to the client's 503.
 func unavailable(err error) error {

@@ -59,6 +59,7 @@ func TestEmbeddedUpload(t *testing.T) {
 	s, d := newDirStore(t)
 	ctx := context.Background()
 	body := []byte("a size chart")
+	n := func() int64 { return int64(len(body)) }
 	sum := sha256.Sum256(body)
 	req := wire.UploadRequest{ConversationID: 7, MimeType: "text/plain", Size: int64(len(body)), SHA256: hex.EncodeToString(sum[:])}
 	up, err := s.Create(ctx, "ann", req)
@@ -66,11 +67,17 @@ func TestEmbeddedUpload(t *testing.T) {
 		t.Fatalf("create: %+v %v", up, err)
 	}
 	tok := tokenOf(t, up)
+	other, err := s.Create(ctx, "ann", wire.UploadRequest{ConversationID: 7, MimeType: "text/plain", Size: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Put(ctx, "7-0123456789abcdef", tok, n(), "text/plain", bytes.NewReader(body)); codeOf(err) != wire.CodeInvalidToken {
+		t.Fatalf("a token for an unknown key: %v, want invalid_token (nothing said of whether the key exists)", err)
+	}
 	put := func(token string, size int64, mime string, b []byte) error {
 		_, err := s.Put(ctx, up.ObjectKey, token, size, mime, bytes.NewReader(b))
 		return err
 	}
-	n := int64(len(body))
 	for _, c := range []struct {
 		name  string
 		token string
@@ -79,12 +86,13 @@ func TestEmbeddedUpload(t *testing.T) {
 		b     []byte
 		want  wire.Code
 	}{
-		{"a forged token", tok[:len(tok)-1] + "0", n, "text/plain", body, wire.CodeInvalidToken},
-		{"no token", "", n, "text/plain", body, wire.CodeInvalidToken},
-		{"another length", tok, n + 1, "text/plain", append(body, '!'), wire.CodeMediaMismatch},
-		{"another type", tok, n, "image/png", body, wire.CodeMediaMismatch},
-		{"a short body", tok, n, "text/plain", body[:3], wire.CodeMediaMismatch},
-		{"other bytes", tok, n, "text/plain", bytes.ToUpper(body), wire.CodeMediaMismatch},
+		{"a forged token", tok[:len(tok)-1] + "0", n(), "text/plain", body, wire.CodeInvalidToken},
+		{"no token", "", n(), "text/plain", body, wire.CodeInvalidToken},
+		{"another object's token", tokenOf(t, other), n(), "text/plain", body, wire.CodeInvalidToken},
+		{"another length", tok, n() + 1, "text/plain", append(body, '!'), wire.CodeMediaMismatch},
+		{"another type", tok, n(), "image/png", body, wire.CodeMediaMismatch},
+		{"a short body", tok, n(), "text/plain", body[:3], wire.CodeMediaMismatch},
+		{"other bytes", tok, n(), "text/plain", bytes.ToUpper(body), wire.CodeMediaMismatch},
 	} {
 		if err := put(c.token, c.size, c.mime, c.b); codeOf(err) != c.want {
 			t.Fatalf("%s: %v, want %s", c.name, err, c.want)
@@ -96,10 +104,10 @@ func TestEmbeddedUpload(t *testing.T) {
 			t.Fatalf("%s left bytes stored", c.name)
 		}
 	}
-	if err := put(tok, n, "text/plain; charset=utf-8", body); err != nil {
+	if err := put(tok, n(), "text/plain; charset=utf-8", body); err != nil {
 		t.Fatal(err)
 	}
-	if err := put(tok, n, "text/plain", body); codeOf(err) != wire.CodeConflict {
+	if err := put(tok, n(), "text/plain", body); codeOf(err) != wire.CodeConflict {
 		t.Fatalf("a second PUT: %v, want conflict", err)
 	}
 	again, err := s.Create(ctx, "ann", req)
@@ -225,7 +233,7 @@ func TestSweep(t *testing.T) {
 		t.Fatalf("a young upload after the sweep: %v", err)
 	}
 	left := keys(t, d)
-	if len(left) != 6 { // the sent and the young object, each with its record and dedup index
+	if len(left) != 7 { // the sent and the young object, each with its record and dedup index; the young one's pending marker
 		t.Fatalf("left after the sweep: %v", left)
 	}
 	other := upload(9, "other conversation")
@@ -277,5 +285,79 @@ func TestOpenRanges(t *testing.T) {
 	}
 	if _, err := s.Open(ctx, r, 256); codeOf(err) != wire.CodeThumbUnavailable {
 		t.Fatalf("a thumbnail of text: %v", err)
+	}
+}
+
+// TestSweepFailedSend: an upload attached to a message that was never stored (the
+// send failed after the attach) goes like an orphan; one whose message is stored
+// keeps, and is not looked at again. Past 64 messages the newest still counts.
+func TestSweepFailedSend(t *testing.T) {
+	s, d := newDirStore(t)
+	stored := map[uint64]bool{}
+	s.cfg.MessageExists = func(_ context.Context, id uint64) (bool, error) { return stored[id], nil }
+	ctx := context.Background()
+	upload := func() string {
+		up, err := s.Create(ctx, "ann", wire.UploadRequest{ConversationID: 7, MimeType: "text/plain", Size: 2})
+		if err == nil {
+			_, err = s.Put(ctx, up.ObjectKey, tokenOf(t, up), 2, "text/plain", strings.NewReader("ok"))
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return up.ObjectKey
+	}
+	lost, kept := upload(), upload()
+	if err := s.Attach(ctx, "ann", 7, lost, "text/plain", 2, 10); err != nil {
+		t.Fatal(err)
+	}
+	for id := uint64(100); id < 100+maxMessages+5; id++ {
+		if err := s.Attach(ctx, "ann", 7, kept, "text/plain", 2, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	newest := uint64(100 + maxMessages + 4)
+	stored[newest] = true // only the newest of kept's messages is stored
+	if r, _ := s.Lookup(ctx, kept); len(r.Messages) != maxMessages || r.Newest != newest {
+		t.Fatalf("kept's record lists %d messages, newest %d", len(r.Messages), r.Newest)
+	}
+	s.now = func() time.Time { return time.Now().Add(s.cfg.OrphanTTL + time.Minute) }
+	if n, err := s.Sweep(ctx); err != nil || n != 1 {
+		t.Fatalf("sweep: %d %v, want the upload of the lost send", n, err)
+	}
+	if _, err := s.Lookup(ctx, lost); codeOf(err) != wire.CodeMediaMissing {
+		t.Fatalf("the lost send's upload: %v", err)
+	}
+	for _, k := range keys(t, d) {
+		if strings.HasPrefix(k, "pending/") {
+			t.Fatalf("a pending marker is left: %s", k)
+		}
+	}
+	if _, err := s.Lookup(ctx, "07-"+strings.Split(kept, "-")[1]); codeOf(err) != wire.CodeMediaMissing {
+		t.Fatalf("a key with a leading zero: %v, want media_not_found", err)
+	}
+}
+
+// TestSameRefreshesTTL: an unsent upload handed out again by its sha256 starts its
+// orphan TTL again.
+func TestSameRefreshesTTL(t *testing.T) {
+	s, _ := newDirStore(t)
+	ctx := context.Background()
+	sum := sha256.Sum256([]byte("ok"))
+	req := wire.UploadRequest{ConversationID: 7, MimeType: "text/plain", Size: 2, SHA256: hex.EncodeToString(sum[:])}
+	up, err := s.Create(ctx, "ann", req)
+	if err == nil {
+		_, err = s.Put(ctx, up.ObjectKey, tokenOf(t, up), 2, "text/plain", strings.NewReader("ok"))
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	later := time.Now().Add(s.cfg.OrphanTTL - time.Minute)
+	s.now = func() time.Time { return later }
+	if again, err := s.Create(ctx, "ann", req); err != nil || !again.Uploaded || again.ObjectKey != up.ObjectKey {
+		t.Fatalf("again: %+v %v", again, err)
+	}
+	s.now = func() time.Time { return later.Add(2 * time.Minute) }
+	if n, err := s.Sweep(ctx); err != nil || n != 0 {
+		t.Fatalf("the upload handed out again was swept: %d %v", n, err)
 	}
 }

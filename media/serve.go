@@ -3,6 +3,7 @@ package media
 import (
 	"context"
 	"errors"
+	"net/url"
 	"path"
 	"strconv"
 	"strings"
@@ -16,7 +17,7 @@ import (
 // presigned URL, or its bytes.
 func (s *Store) Open(ctx context.Context, r Record, side int) (wire.MediaFile, error) {
 	if !r.Stored {
-		unlock := s.locks.Lock(r.Key)
+		unlock := s.locks.lock(r.Key)
 		var err error
 		r, err = s.read(ctx, mustKey(r.Key))
 		if err == nil {
@@ -36,8 +37,9 @@ func (s *Store) Open(ctx context.Context, r Record, side int) (wire.MediaFile, e
 			return wire.MediaFile{}, err
 		}
 	}
+	f.Disposition = disposition(f.MimeType, f.Name)
 	if s.pre != nil {
-		u, err := s.pre.PresignGet(ctx, obj, s.cfg.DownloadTTL, f.MimeType, f.Name)
+		u, err := s.pre.PresignGet(ctx, obj, s.cfg.DownloadTTL, f.MimeType, f.Disposition)
 		if err != nil {
 			return wire.MediaFile{}, unavailable(err)
 		}
@@ -54,6 +56,26 @@ func (s *Store) Open(ctx context.Context, r Record, side int) (wire.MediaFile, e
 	f.Size, f.ModTime = info.Size, info.ModTime
 	f.Content = &objectReader{ctx: ctx, objs: s.objs, key: obj, size: info.Size}
 	return f, nil
+}
+
+// inlineTypes are shown in the page that links them: raster images and video,
+// which run nothing. Everything else (an SVG, HTML in a text file, a PDF's
+// scripts) is a download, so an object's URL cannot run script on the
+// storage's origin.
+var inlineTypes = map[string]bool{"image/jpeg": true, "image/png": true, "image/gif": true, "image/webp": true,
+	"image/heic": true, "image/heif": true, "image/avif": true, "video/mp4": true, "video/quicktime": true, "video/webm": true}
+
+// disposition is the Content-Disposition an object of mime named name is served
+// with (RFC 6266, with the UTF-8 form for names beyond ASCII).
+func disposition(mime, name string) string {
+	d := "attachment"
+	if inlineTypes[mime] {
+		d = "inline"
+	}
+	if name != "" {
+		d += "; filename*=UTF-8''" + url.PathEscape(name)
+	}
+	return d
 }
 
 // Thumbnail sides served.
@@ -86,7 +108,7 @@ func (s *Store) thumbnail(ctx context.Context, r Record, side int) (string, wire
 	} else if !errors.Is(err, coldstore.ErrNotExist) {
 		return "", f, unavailable(err)
 	}
-	unlock := s.locks.Lock(key)
+	unlock := s.locks.lock(key)
 	defer unlock()
 	if info, err := s.objs.Head(ctx, key); err == nil { // rendered while we waited
 		f.Size = info.Size
@@ -99,6 +121,9 @@ func (s *Store) thumbnail(ctx context.Context, r Record, side int) (string, wire
 		return "", f, ctx.Err()
 	}
 	src, err := coldstore.ReadAll(ctx, s.objs, k.data())
+	if errors.Is(err, coldstore.ErrNotExist) { // deleted since (sweep, retention)
+		return "", f, notFound(r.Key)
+	}
 	if err != nil {
 		return "", f, unavailable(err)
 	}
@@ -110,6 +135,13 @@ func (s *Store) thumbnail(ctx context.Context, r Record, side int) (string, wire
 	}
 	s.m.MediaRender.Observe(time.Since(start).Seconds())
 	s.m.MediaThumbs.Inc()
+	// Stored under the record's lock, so a deletion (which takes it) cannot run
+	// between the check that the object is still there and the put.
+	unlockRecord := s.locks.lock(r.Key)
+	defer unlockRecord()
+	if _, err := s.read(ctx, k); err != nil {
+		return "", f, err
+	}
 	if err := s.objs.Put(ctx, key, strings.NewReader(string(out)), int64(len(out))); err != nil {
 		return "", f, unavailable(err)
 	}

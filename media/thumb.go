@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"image/color"
 	"image/jpeg"
 	"image/png"
 
@@ -13,8 +14,31 @@ import (
 
 // MaxThumbPixels bounds the pixels of an image the thumbnailer decodes (40
 // megapixels: a phone camera's full resolution passes, a decompression bomb does
-// not). Decoding holds the whole image, up to 8 bytes a pixel.
-const MaxThumbPixels = 40_000_000
+// not), and MaxThumbDecodeBytes the memory the decoded image may take (from 1.5
+// bytes a pixel for a camera's JPEG to 8 for a 16-bit PNG with alpha).
+const (
+	MaxThumbPixels      = 40_000_000
+	MaxThumbDecodeBytes = 160 << 20
+)
+
+// decodedBytes is about what decoding an image of cfg takes.
+func decodedBytes(cfg image.Config) int64 {
+	px := int64(cfg.Width) * int64(cfg.Height)
+	switch cfg.ColorModel {
+	case color.GrayModel, color.AlphaModel:
+		return px
+	case color.YCbCrModel:
+		return px * 3 // 4:4:4 at worst
+	case color.Gray16Model, color.Alpha16Model:
+		return px * 2
+	case color.RGBA64Model, color.NRGBA64Model:
+		return px * 8
+	}
+	if _, ok := cfg.ColorModel.(color.Palette); ok {
+		return px
+	}
+	return px * 4
+}
 
 // ErrNoThumbnail says a source cannot be thumbnailed: not a JPEG or PNG, damaged,
 // or too large.
@@ -33,6 +57,10 @@ func Thumbnail(src []byte, side int) ([]byte, string, error) {
 	}
 	if cfg.Width <= 0 || cfg.Height <= 0 || int64(cfg.Width)*int64(cfg.Height) > MaxThumbPixels {
 		return nil, "", fmt.Errorf("%w: %dx%d pixels (at most %d)", ErrNoThumbnail, cfg.Width, cfg.Height, MaxThumbPixels)
+	}
+	if n := decodedBytes(cfg); n > MaxThumbDecodeBytes {
+		return nil, "", fmt.Errorf("%w: %dx%d pixels would take %d MiB to decode (at most %d)", ErrNoThumbnail,
+			cfg.Width, cfg.Height, n>>20, MaxThumbDecodeBytes>>20)
 	}
 	var img image.Image
 	if format == "jpeg" {

@@ -10,6 +10,7 @@ import (
 	"image/color"
 	"image/jpeg"
 	"image/png"
+	"strings"
 	"testing"
 
 	"github.com/fanline/fanline/coldstore"
@@ -44,11 +45,15 @@ func encodeJPEG(t testing.TB, img image.Image) []byte {
 
 // bombPNG is a valid PNG header that claims w x h pixels (with a correct CRC) and
 // no image data worth the name.
-func bombPNG(t testing.TB, w, h uint32) []byte {
+func bombPNG(t testing.TB, w, h uint32) []byte { return claimPNG(t, w, h, 8) }
+
+// claimPNG is bombPNG with the bit depth given (8 or 16).
+func claimPNG(t testing.TB, w, h uint32, depth byte) []byte {
 	b := encodePNG(t, gradient(1, 1))
-	// IHDR: length(4) "IHDR"(4) at offset 8; width and height follow.
+	// IHDR: length(4) "IHDR"(4) at offset 8; width, height and bit depth follow.
 	binary.BigEndian.PutUint32(b[16:], w)
 	binary.BigEndian.PutUint32(b[20:], h)
+	b[24] = depth
 	binary.BigEndian.PutUint32(b[29:], crc32.ChecksumIEEE(b[12:29]))
 	return b
 }
@@ -76,6 +81,7 @@ func TestThumbnail(t *testing.T) {
 	}
 	for name, src := range map[string][]byte{
 		"a decompression bomb": bombPNG(t, 100000, 100000),
+		"36 MP of 16-bit RGBA": claimPNG(t, 6000, 6000, 16), // 288 MB decoded
 		"garbage":              []byte("not an image at all"),
 		"a truncated png":      encodePNG(t, gradient(64, 64))[:60],
 		"a gif":                []byte("GIF89a\x01\x00\x01\x00\x00\x00\x00;"),
@@ -83,6 +89,11 @@ func TestThumbnail(t *testing.T) {
 		if _, _, err := Thumbnail(src, 256); !errors.Is(err, ErrNoThumbnail) {
 			t.Fatalf("%s: %v, want ErrNoThumbnail", name, err)
 		}
+	}
+	// 36 MP passes the pixel cap, but 16-bit RGBA would take 288 MB: refused
+	// before decoding.
+	if _, _, err := Thumbnail(claimPNG(t, 6000, 6000, 16), 256); !errors.Is(err, ErrNoThumbnail) || !strings.Contains(err.Error(), "to decode") {
+		t.Fatalf("a 16-bit 36 MP PNG: %v, want refused by the decode budget", err)
 	}
 }
 

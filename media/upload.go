@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -61,6 +62,11 @@ func (s *Store) Create(ctx context.Context, uploader string, req wire.UploadRequ
 	k := newKey(conv)
 	r := Record{Key: k.String(), Conv: conv, Uploader: uploader, MimeType: req.MimeType, Size: req.Size,
 		Name: req.Name, SHA256: req.SHA256, CreatedAt: s.now().UTC()}
+	// The sweep's marker first: a crash before the record leaves a marker the
+	// sweep drops, never a record it would not find.
+	if err := s.objs.Put(ctx, k.pending(), strings.NewReader(""), 0); err != nil {
+		return wire.Upload{}, unavailable(err)
+	}
 	multipart := s.pre != nil && req.Size > s.cfg.PartSize
 	if multipart {
 		id, err := s.pre.StartMultipart(ctx, k.data(), req.MimeType)
@@ -90,7 +96,7 @@ func (s *Store) Create(ctx context.Context, uploader string, req wire.UploadRequ
 		}
 		up.UploadURL, up.Method, up.Headers = u, "PUT", flat(h)
 	default:
-		up.UploadURL = strings.TrimSuffix(s.cfg.PublicURL, "/") + "/v1/uploads/" + r.Key + "?token=" + s.token(r, expires)
+		up.UploadURL = strings.TrimSuffix(s.cfg.PublicURL, "/") + "/v1/uploads/" + r.Key + "?token=" + s.token(r.Key, expires)
 		up.Method = "PUT"
 		up.Headers = map[string]string{"Content-Type": req.MimeType}
 	}
@@ -116,13 +122,25 @@ func (s *Store) same(ctx context.Context, conv uint64, uploader string, req wire
 	if r.Uploader != uploader || r.Size != req.Size || r.MimeType != req.MimeType || r.SHA256 != req.SHA256 {
 		return Record{}, false, nil
 	}
-	unlock := s.locks.Lock(r.Key)
+	unlock := s.locks.lock(r.Key)
 	defer unlock()
+	if r, err = s.read(ctx, mustKey(r.Key)); err != nil { // as it is now, not as indexed
+		if missing(err) {
+			return Record{}, false, nil
+		}
+		return Record{}, false, err
+	}
 	if r, err = s.settle(ctx, r); err != nil {
 		if c := wire.AsError(err).Code; c == wire.CodeMediaMissing || c == wire.CodeMediaMismatch {
 			return Record{}, false, nil
 		}
 		return Record{}, false, err
+	}
+	if len(r.Messages) == 0 { // handed out again: its orphan TTL starts again
+		r.CreatedAt = s.now().UTC()
+		if err := s.write(ctx, r); err != nil {
+			return Record{}, false, err
+		}
 	}
 	return r, true, nil
 }
@@ -134,9 +152,11 @@ func (s *Store) settle(ctx context.Context, r Record) (Record, error) {
 	if r.Stored {
 		return r, nil
 	}
-	if r.UploadID != "" || s.pre == nil {
+	if s.pre == nil {
 		return r, wire.Errorf(wire.CodeMediaMissing, "object %s has not been uploaded yet", r.Key)
 	}
+	// A multipart upload's object exists once its completion went through, even
+	// if the record was not written after it.
 	if _, err := s.stored(ctx, r, ""); err != nil {
 		return r, err
 	}
@@ -154,10 +174,11 @@ func flat(h map[string][]string) map[string]string {
 	return out
 }
 
-// token signs an embedded upload: the key, size, type and expiry.
-func (s *Store) token(r Record, expires time.Time) string {
+// token signs an embedded upload's key and expiry (its size and type are in its
+// record).
+func (s *Store) token(key string, expires time.Time) string {
 	exp := strconv.FormatInt(expires.Unix(), 10)
-	return exp + "." + s.sign(r.Key, strconv.FormatInt(r.Size, 10), r.MimeType, exp)
+	return exp + "." + s.sign(key, exp)
 }
 
 func (s *Store) sign(parts ...string) string {
@@ -166,11 +187,11 @@ func (s *Store) sign(parts ...string) string {
 	return hex.EncodeToString(mac.Sum(nil)[:16])
 }
 
-// checkToken verifies an embedded upload's token against its record.
-func (s *Store) checkToken(r Record, token string) error {
+// checkToken verifies an embedded upload's token, before anything is looked up.
+func (s *Store) checkToken(key, token string) error {
 	exp, sig, ok := strings.Cut(token, ".")
 	unix, err := strconv.ParseInt(exp, 10, 64)
-	if !ok || err != nil || !hmac.Equal([]byte(sig), []byte(s.sign(r.Key, strconv.FormatInt(r.Size, 10), r.MimeType, exp))) {
+	if !ok || err != nil || !hmac.Equal([]byte(sig), []byte(s.sign(key, exp))) {
 		return wire.Errorf(wire.CodeInvalidToken, "the upload URL's token is not valid for this object")
 	}
 	if s.now().After(time.Unix(unix, 0)) {
@@ -186,11 +207,11 @@ func (s *Store) Put(ctx context.Context, key, token string, size int64, mime str
 	if s.pre != nil {
 		return wire.MediaObject{}, wire.Errorf(wire.CodeNotFound, "uploads go to object storage directly here")
 	}
-	r, err := s.Lookup(ctx, key)
-	if err != nil {
+	if err := s.checkToken(key, token); err != nil {
 		return wire.MediaObject{}, err
 	}
-	if err := s.checkToken(r, token); err != nil {
+	r, err := s.Lookup(ctx, key)
+	if err != nil {
 		return wire.MediaObject{}, err
 	}
 	if size != r.Size {
@@ -199,14 +220,16 @@ func (s *Store) Put(ctx context.Context, key, token string, size int64, mime str
 	if m, _, _ := strings.Cut(mime, ";"); strings.TrimSpace(m) != r.MimeType {
 		return wire.MediaObject{}, wire.Errorf(wire.CodeMediaMismatch, "the upload is %s, Content-Type says %q", r.MimeType, mime)
 	}
-	unlock := s.locks.Lock(r.Key)
-	defer unlock()
-	if r, err = s.read(ctx, mustKey(r.Key)); err != nil {
-		return wire.MediaObject{}, err
-	}
 	if r.Stored {
 		return wire.MediaObject{}, wire.Errorf(wire.CodeConflict, "object %s is uploaded already", r.Key)
 	}
+	// The bytes stream in without a lock (the client sets the pace); one PUT of
+	// an object at a time, and none once it is stored.
+	done, ok := s.locks.receive(r.Key)
+	if !ok {
+		return wire.MediaObject{}, wire.Errorf(wire.CodeConflict, "object %s is being uploaded by another request", r.Key)
+	}
+	defer done()
 	h := sha256.New()
 	if err := s.objs.Put(ctx, mustKey(r.Key).data(), io.TeeReader(body, h), r.Size); err != nil {
 		s.m.MediaUploads.WithLabelValues("failed").Inc()
@@ -214,6 +237,11 @@ func (s *Store) Put(ctx context.Context, key, token string, size int64, mime str
 			return wire.MediaObject{}, unavailable(err)
 		}
 		return wire.MediaObject{}, wire.Errorf(wire.CodeMediaMismatch, "the upload did not arrive whole: %v", err)
+	}
+	unlock := s.locks.lock(r.Key)
+	defer unlock()
+	if r, err = s.read(ctx, mustKey(r.Key)); err != nil { // swept meanwhile
+		return wire.MediaObject{}, err
 	}
 	return s.stored(ctx, r, hex.EncodeToString(h.Sum(nil)))
 }
@@ -331,7 +359,7 @@ func (s *Store) Complete(ctx context.Context, uploader, key string, parts []wire
 	if err != nil || r.Uploader != uploader {
 		return wire.MediaObject{}, orNotFound(err, key)
 	}
-	unlock := s.locks.Lock(r.Key)
+	unlock := s.locks.lock(r.Key)
 	defer unlock()
 	if r, err = s.read(ctx, mustKey(key)); err != nil {
 		return wire.MediaObject{}, err
@@ -354,10 +382,15 @@ func (s *Store) Complete(ctx context.Context, uploader, key string, parts []wire
 		cp[i] = coldstore.Part{Number: p.Number, ETag: p.ETag}
 	}
 	if err := s.pre.CompleteMultipart(ctx, mustKey(key).data(), r.UploadID, cp); err != nil {
-		s.m.MediaUploads.WithLabelValues("failed").Inc()
 		if errors.Is(err, coldstore.ErrUnavailable) {
 			return wire.MediaObject{}, unavailable(err)
 		}
+		// Completed before, with the record not written after it (a crash, an
+		// outage): the store no longer knows the upload, but has the object.
+		if obj, serr := s.stored(ctx, r, ""); serr == nil {
+			return obj, nil
+		}
+		s.m.MediaUploads.WithLabelValues("failed").Inc()
 		return wire.MediaObject{}, wire.Errorf(wire.CodeMediaMismatch, "the parts do not make the upload: %v", err)
 	}
 	return s.stored(ctx, r, "")
@@ -372,7 +405,7 @@ func (s *Store) Attach(ctx context.Context, sender string, conv uint64, key, mim
 	if !ok || k.conv != conv {
 		return notFound(key)
 	}
-	unlock := s.locks.Lock(key)
+	unlock := s.locks.lock(k.String())
 	defer unlock()
 	r, err := s.read(ctx, k)
 	if err != nil {
@@ -387,14 +420,12 @@ func (s *Store) Attach(ctx context.Context, sender string, conv uint64, key, mim
 	if r.MimeType != mime || r.Size != size {
 		return wire.Errorf(wire.CodeMediaMismatch, "object %s is %s of %d bytes; the message says %s of %d", key, r.MimeType, r.Size, mime, size)
 	}
-	for _, m := range r.Messages {
-		if m == msgID {
-			return nil
-		}
-	}
-	if len(r.Messages) >= maxMessages {
+	if slices.Contains(r.Messages, msgID) || r.Newest == msgID {
 		return nil
 	}
-	r.Messages = append(r.Messages, msgID)
+	if len(r.Messages) < maxMessages {
+		r.Messages = append(r.Messages, msgID)
+	}
+	r.Newest = max(r.Newest, msgID)
 	return s.write(ctx, r)
 }

@@ -2,19 +2,21 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"strings"
 	"time"
 
+	"github.com/fanline/fanline/groupstream"
 	"github.com/fanline/fanline/internal/metrics"
 	"github.com/fanline/fanline/media"
 )
 
 // mediaStore builds the media service on the cold tier's object store. Uploads
 // sent to fanline itself (the dir store) are signed with a key derived from secret.
-func (s *Server) mediaStore(m *metrics.Metrics, secret string) error {
+func (s *Server) mediaStore(m *metrics.Metrics, secret string, streams groupstream.Store) error {
 	cfg := s.cfg.Media
 	public := cfg.PublicURL
 	if public == "" && s.cfg.Coldstore.Backend == "dir" {
@@ -35,7 +37,14 @@ func (s *Server) mediaStore(m *metrics.Metrics, secret string) error {
 	s.media, err = media.New(media.Config{Objects: s.objs, Secret: key, PublicURL: public, AllowedTypes: cfg.AllowedTypes,
 		MaxBytes: int64(cfg.MaxBytes), PartSize: int64(cfg.PartSize), UploadTTL: time.Duration(cfg.UploadTTL),
 		DownloadTTL: time.Duration(cfg.DownloadTTL), OrphanTTL: time.Duration(cfg.OrphanTTL),
-		ThumbMaxSourceBytes: int64(cfg.ThumbMaxSourceBytes), Logger: s.log}, m)
+		ThumbMaxSourceBytes: int64(cfg.ThumbMaxSourceBytes), Logger: s.log,
+		MessageExists: func(ctx context.Context, id uint64) (bool, error) {
+			_, err := streams.Message(ctx, id) // any tier
+			if errors.Is(err, groupstream.ErrNotFound) {
+				return false, nil
+			}
+			return err == nil, err
+		}}, m)
 	s.mediaURL = public
 	return err
 }

@@ -247,7 +247,7 @@ func (s *Server) pipeline(m *metrics.Metrics, push pusher, secret string) (gatew
 	if err := s.coldTier(m, streams, s.TrimTimelines); err != nil {
 		return nil, nil, err
 	}
-	if err := s.mediaStore(m, secret); err != nil {
+	if err := s.mediaStore(m, secret, streams); err != nil {
 		return nil, nil, err
 	}
 	router, err := csrouting.NewRouter(csrouting.Config{Store: csrouting.NewPebbleStore(s.db), Notifier: csNotifier{push}})

@@ -236,8 +236,9 @@ type Config struct {
 		// (minio), http(s)://host[:port]. Checked at start-up. Default: the API's
 		// own address (dir), the MinIO endpoint (minio).
 		PublicURL string `yaml:"public_url"`
-		// AllowedTypes are the mime types uploads may have ("image/*" allows every
-		// image type). Default: images, mp4/quicktime/webm video, pdf, office
+		// AllowedTypes are the mime types uploads may have ("video/*" allows every
+		// video type). Default: JPEG, PNG, GIF, WebP, HEIC/HEIF and AVIF images (no
+		// SVG, which can carry script), mp4/quicktime/webm video, pdf, office
 		// documents, zip, plain text and csv.
 		AllowedTypes []string `yaml:"allowed_types"`
 		// MaxBytes bounds one upload. Default 104857600 (100 MiB).

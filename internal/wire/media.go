@@ -87,10 +87,13 @@ type MediaObject struct {
 // (object storage clients reach directly), or the bytes themselves (Content, never
 // on the wire; the gateway streams it with Range support).
 type MediaFile struct {
-	URL      string            `json:"url,omitempty"`
-	MimeType string            `json:"mime_type"`
-	Size     int64             `json:"size"`
-	Name     string            `json:"name,omitempty"`
-	ModTime  time.Time         `json:"mod_time,omitzero"`
-	Content  io.ReadSeekCloser `json:"-"`
+	URL      string `json:"url,omitempty"`
+	MimeType string `json:"mime_type"`
+	Size     int64  `json:"size"`
+	Name     string `json:"name,omitempty"`
+	// Disposition is the Content-Disposition to serve it with: inline for
+	// raster images and video, else attachment.
+	Disposition string            `json:"disposition,omitempty"`
+	ModTime     time.Time         `json:"mod_time,omitzero"`
+	Content     io.ReadSeekCloser `json:"-"`
 }

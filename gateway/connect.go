@@ -233,4 +233,5 @@ func (g *Gateway) serveConn(ws *websocket.Conn, u auth.User, groups indexedGroup
 	}
 	cn.readLoop(g.ctx)
 	wg.Wait()
+	cn.finish()
 }

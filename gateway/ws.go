@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"sync"
 	"time"
 
@@ -41,6 +42,8 @@ type conn struct {
 	done chan struct{} // closed by close
 	once sync.Once
 	code int // close code, set once under once
+	// closeSent: the write loop sent the close frame (read by finish, after it).
+	closeSent bool
 }
 
 // outFrame is a frame to write: its bytes, or the same frame prepared once for every
@@ -89,8 +92,9 @@ func (c *conn) close(code int) {
 	})
 }
 
+// writeLoop writes queued frames until the connection closes, then the close
+// frame. The socket itself is closed by finish, once both loops are done.
 func (c *conn) writeLoop() {
-	defer c.ws.Close()
 	// The write deadline moves only once half of it is used: one syscall fewer per
 	// frame, and a stuck socket still fails within WriteTimeout.
 	var deadline time.Time
@@ -129,8 +133,29 @@ func (c *conn) writeLoop() {
 // connection closed for being slow may be too stuck to, and is then just dropped.
 func (c *conn) writeClose() {
 	msg := websocket.FormatCloseMessage(c.code, closeReason(c.code))
-	c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+	c.closeSent = c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second)) == nil
 }
+
+// finish closes the socket once both loops have returned. After a close frame it
+// first ends the sending side (FIN) and reads and discards what the client still
+// sends, until it closes too or closeLinger passes: closing at once with frames of
+// the client's unread would answer with a reset, and the client could lose the
+// close frame that says why it was closed (4029: a flooder that does not stop
+// sending is exactly that case).
+func (c *conn) finish() {
+	defer c.ws.Close()
+	if !c.closeSent {
+		return
+	}
+	nc := c.ws.UnderlyingConn()
+	if hc, ok := nc.(interface{ CloseWrite() error }); ok && hc.CloseWrite() == nil {
+		nc.SetReadDeadline(time.Now().Add(closeLinger))
+		io.Copy(io.Discard, nc)
+	}
+}
+
+// closeLinger bounds how long a closed connection's remaining input is drained.
+const closeLinger = time.Second
 
 func closeReason(code int) string {
 	switch code {

@@ -34,7 +34,8 @@ type SchedulerConfig struct {
 	After, Interval time.Duration
 	// SegmentMessages bounds the records of one segment.
 	SegmentMessages int
-	// MaxBytesPerSecond bounds the bytes moved per second.
+	// MaxBytesPerSecond bounds the bytes moved per second: read from the warm store
+	// and written to the object store.
 	MaxBytesPerSecond int
 	// Retention deletes expired segments of unheld conversations.
 	Retention RetentionPolicy
@@ -171,6 +172,9 @@ func (s *Scheduler) move(ctx context.Context, conv, before uint64, st *PassStats
 		if err != nil || len(recs) == 0 {
 			return err
 		}
+		if err := s.wait(ctx, runBytes(recs)); err != nil {
+			return err
+		}
 		seg, err := s.write(ctx, conv, recs)
 		if err != nil {
 			return err
@@ -247,6 +251,16 @@ func (s *Scheduler) write(ctx context.Context, conv uint64, recs []tier.Record) 
 		Messages: stats.Messages, Stream: stats.Stream,
 		Bytes: int64(len(data)), Created: s.cfg.Now().UTC(),
 	}, nil
+}
+
+// runBytes is about what reading recs from the warm store moved: their documents
+// and the keys and times beside them.
+func runBytes(recs []tier.Record) int {
+	n := 0
+	for _, r := range recs {
+		n += len(r.Data) + 32
+	}
+	return n
 }
 
 // wait takes n bytes from the rate budget.

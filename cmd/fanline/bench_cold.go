@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -33,6 +34,12 @@ func benchCold(args []string) error {
 	convs := fs.Int("conversations", 100, "direct conversations they are spread over")
 	dir := fs.String("dir", "", "working directory (default: a temporary one, removed after)")
 	pages := fs.Int("pages", 300, "history pages read per measurement")
+	seedOnly := fs.Bool("seed-only", false, "store the messages in --dir and stop: --dir is then a server data directory with a backlog to move")
+	mc := coldstore.MinIOConfig{Region: "us-east-1"}
+	fs.StringVar(&mc.Endpoint, "minio-endpoint", "", "segments on this MinIO/S3 server (host:port) instead of a local directory")
+	fs.StringVar(&mc.Bucket, "minio-bucket", "fanline-bench", "with --minio-endpoint: the bucket (made if missing)")
+	fs.StringVar(&mc.AccessKey, "minio-access-key", os.Getenv("FANLINE_MINIO_ACCESS_KEY"), "with --minio-endpoint (default $FANLINE_MINIO_ACCESS_KEY)")
+	fs.StringVar(&mc.SecretKey, "minio-secret-key", os.Getenv("FANLINE_MINIO_SECRET_KEY"), "with --minio-endpoint (default $FANLINE_MINIO_SECRET_KEY)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -52,7 +59,7 @@ func benchCold(args []string) error {
 	}
 	defer db.Close()
 	store := groupstream.NewPebbleStore(db, groupstream.Config{})
-	objs, err := coldstore.OpenDir(filepath.Join(work, "cold"))
+	objs, err := benchObjects(ctx, mc, filepath.Join(work, "cold"))
 	if err != nil {
 		return err
 	}
@@ -85,6 +92,12 @@ func benchCold(args []string) error {
 		}
 	}
 	fmt.Printf("stored %d messages in %d conversations in %v\n", *n, *convs, time.Since(start).Round(time.Millisecond))
+	if *seedOnly {
+		if *dir == "" {
+			return errors.New("bench cold: --seed-only needs --dir")
+		}
+		return nil
+	}
 	compact := func() error { return db.Compact(ctx, []byte{0}, []byte{0xff}, true) }
 	if err := compact(); err != nil {
 		return err
@@ -142,7 +155,10 @@ func benchCold(args []string) error {
 	if err != nil {
 		return err
 	}
-	cold := dirBytes(filepath.Join(work, "cold"))
+	cold, err := segmentBytes(ctx, objs)
+	if err != nil {
+		return err
+	}
 
 	store.SetArchive(coldstore.NewReader(objs, coldstore.NewBlockCache(64<<20), m))
 	cp50, cp99, err := measure() // every footer and block fetched once
@@ -171,14 +187,34 @@ func tableBytes(db *pebble.DB) (int64, error) {
 	return int64(n), err
 }
 
-// dirBytes sums the sizes of the files under dir.
-func dirBytes(dir string) int64 {
-	var n int64
-	_ = filepath.Walk(dir, func(_ string, info os.FileInfo, err error) error {
-		if err == nil && !info.IsDir() {
-			n += info.Size()
+// benchObjects is the object store the segments go to: a MinIO bucket when mc
+// names a server (its segments of earlier runs deleted first), else a directory.
+func benchObjects(ctx context.Context, mc coldstore.MinIOConfig, dir string) (coldstore.Objects, error) {
+	if mc.Endpoint == "" {
+		return coldstore.OpenDir(dir)
+	}
+	m, err := coldstore.OpenMinIO(mc)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := m.EnsureBucket(ctx, mc.Region); err != nil {
+		return nil, err
+	}
+	var old []string
+	if err := m.List(ctx, "segments/", func(o coldstore.ObjectInfo) error { old = append(old, o.Key); return nil }); err != nil {
+		return nil, err
+	}
+	for _, k := range old {
+		if err := m.Delete(ctx, k); err != nil {
+			return nil, err
 		}
-		return nil
-	})
-	return n
+	}
+	return m, nil
+}
+
+// segmentBytes sums the sizes of the segments stored.
+func segmentBytes(ctx context.Context, objs coldstore.Objects) (int64, error) {
+	var n int64
+	err := objs.List(ctx, "segments/", func(o coldstore.ObjectInfo) error { n += o.Size; return nil })
+	return n, err
 }

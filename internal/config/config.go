@@ -205,7 +205,8 @@ type Config struct {
 		TimelineKeep Duration `yaml:"timeline_keep"`
 		// MaxBytesPerSecond bounds the bytes the scheduler reads from the warm store
 		// and writes to object storage, so moves never crowd out live traffic.
-		// Default 8388608 (8 MiB/s).
+		// Default 1048576 (1 MiB/s: about 6,000 text messages a second, more than
+		// a node takes in on average; see docs/benchmarks.md, Cold tier).
 		MaxBytesPerSecond int `yaml:"max_bytes_per_second"`
 		// SegmentMessages bounds the messages (and stream entries) of one segment.
 		// Default 10000.
@@ -463,7 +464,7 @@ func (c *Config) fill() {
 	defDur(&c.Coldstore.After, 30*24*time.Hour)
 	defDur(&c.Coldstore.Interval, time.Hour)
 	defDur(&c.Coldstore.TimelineKeep, 30*24*time.Hour)
-	def(&c.Coldstore.MaxBytesPerSecond, 8<<20)
+	def(&c.Coldstore.MaxBytesPerSecond, 1<<20)
 	def(&c.Coldstore.SegmentMessages, 10000)
 	def(&c.Coldstore.CacheBytes, 64<<20)
 	if c.Minio.Bucket == "" {

@@ -167,6 +167,9 @@ func (s *Scheduler) move(ctx context.Context, conv, before uint64, st *PassStats
 			}
 		}
 	}
+	if err := s.sweep(ctx, conv, segs); err != nil {
+		return err
+	}
 	for {
 		recs, err := s.warm.Run(ctx, conv, before, s.cfg.SegmentMessages)
 		if err != nil || len(recs) == 0 {
@@ -191,6 +194,38 @@ func (s *Scheduler) move(ctx context.Context, conv, before uint64, st *PassStats
 		s.m.ColdMessages.Add(float64(seg.Messages))
 		s.log.Debug("moved history to cold", "conversation", conv, "segment", seg.Key, "messages", seg.Messages, "bytes", seg.Bytes)
 	}
+}
+
+// sweep deletes conv's segment objects that its manifest does not name: written
+// by a move that failed or crashed before recording them, and not rewritten under
+// the same key by the retry (its run started elsewhere), or left by a retention
+// deletion cut short after the manifest entry went. It runs before conv's moves
+// of the pass, under the pass's lock, so no move of conv is between its write and
+// its record meanwhile.
+func (s *Scheduler) sweep(ctx context.Context, conv uint64, segs []tier.Segment) error {
+	named := make(map[string]bool, len(segs))
+	for _, seg := range segs {
+		named[seg.Key] = true
+	}
+	var stray []ObjectInfo
+	err := s.objs.List(ctx, fmt.Sprintf("segments/%d/", conv), func(o ObjectInfo) error {
+		if !named[o.Key] {
+			stray = append(stray, o)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, o := range stray {
+		if err := s.objs.Delete(ctx, o.Key); err != nil {
+			return err
+		}
+		s.m.ColdStray.Inc()
+		s.log.Info("deleted a cold segment object no manifest names", "conversation", conv, "object", o.Key,
+			"bytes", o.Size, "written", o.ModTime, "why", "a move or deletion was cut short before or after recording it")
+	}
+	return nil
 }
 
 // finish deletes the warm rows of a segment recorded before a crash or failure.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -357,5 +358,43 @@ func TestRetentionDeletesOnlyUnheld(t *testing.T) {
 	}
 	if n := 0; w.objs.List(context.Background(), fmt.Sprintf("segments/%d/", direct), func(coldstore.ObjectInfo) error { n++; return nil }) != nil || n != 0 {
 		t.Fatalf("objects of deleted segments remain")
+	}
+}
+
+// TestSweepStraySegments: a segment object of a moved conversation that its
+// manifest does not name (a move cut short between writing and recording it, then
+// redone under another key) is deleted by the conversation's next move; recorded
+// segments and other conversations' objects stay.
+func TestSweepStraySegments(t *testing.T) {
+	w := newWorld(t, 25, coldstore.RetentionPolicy{}, nil)
+	ctx := context.Background()
+	direct, group := w.fill(40)
+	stray := coldstore.SegmentKey(direct, 7)
+	other := coldstore.SegmentKey(direct+group+1000, 7) // a conversation nothing moves
+	for _, k := range []string{stray, other} {
+		if err := w.objs.Put(ctx, k, strings.NewReader("left over"), 9); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := w.pass(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.objs.Head(ctx, stray); !errors.Is(err, coldstore.ErrNotExist) {
+		t.Fatalf("the stray segment object is still there: %v", err)
+	}
+	if _, err := w.objs.Head(ctx, other); err != nil {
+		t.Fatalf("another conversation's object went: %v", err)
+	}
+	segs, err := w.store.Manifest(ctx, direct)
+	if err != nil || len(segs) == 0 {
+		t.Fatalf("manifest: %v %v", segs, err)
+	}
+	for _, seg := range segs {
+		if _, err := w.objs.Head(ctx, seg.Key); err != nil {
+			t.Fatalf("recorded segment %s: %v", seg.Key, err)
+		}
+	}
+	if got := len(w.history(direct)); got != 40 {
+		t.Fatalf("history has %d messages, want 40", got)
 	}
 }

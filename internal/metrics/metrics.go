@@ -38,8 +38,10 @@ type Metrics struct {
 	ColdMessages   prometheus.Counter
 	ColdMoveErrors prometheus.Counter
 	ColdRead       prometheus.Histogram
-	// ColdDeleted counts segments deleted by retention.
+	// ColdDeleted counts segments deleted by retention, ColdStray segment objects
+	// no manifest named (a move or deletion cut short).
 	ColdDeleted prometheus.Counter
+	ColdStray   prometheus.Counter
 
 	// Media: uploads by outcome (started, completed, failed), bytes stored,
 	// thumbnails rendered, and objects deleted by the orphan sweep and retention.
@@ -102,7 +104,9 @@ func New() *Metrics {
 		Name: "fanline_cold_read_seconds", Help: "Time of one read from a cold segment.", Buckets: latencyBuckets})
 	m.ColdDeleted = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "fanline_cold_segments_deleted_total", Help: "Cold segments deleted by retention."})
-	r.MustRegister(m.ColdSegments, m.ColdMessages, m.ColdMoveErrors, m.ColdRead, m.ColdDeleted)
+	m.ColdStray = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "fanline_cold_stray_objects_deleted_total", Help: "Cold segment objects no manifest named, deleted (a move or deletion cut short)."})
+	r.MustRegister(m.ColdSegments, m.ColdMessages, m.ColdMoveErrors, m.ColdRead, m.ColdDeleted, m.ColdStray)
 	m.MediaUploads = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "fanline_media_uploads_total", Help: "Media uploads by outcome: started, completed, failed."}, []string{"outcome"})
 	m.MediaBytes = prometheus.NewCounter(prometheus.CounterOpts{

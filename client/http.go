@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/fanline/fanline/internal/wire"
 )
@@ -172,10 +174,27 @@ func (c *Client) Presence(ctx context.Context, users ...string) (map[string]stri
 }
 
 // CreateGroup creates a group owned by the user (POST /v1/groups).
+//
+// It sends a client_group_id of its own and retries a lost answer or a retryable
+// refusal (a few times, with backoff) under it, so a retry never makes a second
+// group.
 func (c *Client) CreateGroup(ctx context.Context, name string, members ...string) (wire.Group, error) {
-	var out wire.Group
-	err := c.do(ctx, http.MethodPost, "/v1/groups", wire.CreateGroupRequest{Name: name, Members: members}, &out)
-	return out, err
+	req := wire.CreateGroupRequest{Name: name, Members: members, ClientGroupID: NewClientMsgID()}
+	var err error
+	for try := 0; try < 4; try++ {
+		if try > 0 && !sleep(ctx, jitter(time.Duration(try)*200*time.Millisecond)) {
+			return wire.Group{}, ctx.Err()
+		}
+		var out wire.Group
+		if err = c.do(ctx, http.MethodPost, "/v1/groups", req, &out); err == nil {
+			return out, nil
+		}
+		var we *wire.Error
+		if errors.As(err, &we) && !retryable(we.Code) {
+			return wire.Group{}, err
+		}
+	}
+	return wire.Group{}, err
 }
 
 // Group describes a group the user belongs to.

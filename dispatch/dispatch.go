@@ -37,6 +37,7 @@ import (
 
 	"github.com/fanline/fanline/groupstream"
 	"github.com/fanline/fanline/internal/ids"
+	"github.com/fanline/fanline/internal/keylock"
 	"github.com/fanline/fanline/internal/metrics"
 	"github.com/fanline/fanline/internal/queue"
 	"github.com/fanline/fanline/internal/wire"
@@ -128,7 +129,8 @@ type Dispatcher struct {
 	m         *metrics.Metrics
 	log       *slog.Logger
 
-	inFlight chan struct{} // one token per send being processed
+	inFlight  chan struct{} // one token per send being processed
+	groupKeys *keylock.Set  // one creation per (user, client_group_id) at a time
 	// The lag of the send stage on each send topic and of the fanout stage.
 	sendLag, groupLag, fanoutLag *stageLag
 	announceGrace                time.Duration // age past which the drain takes a pending announcement
@@ -166,7 +168,8 @@ func New(cfg Config, q queue.Queue, streams groupstream.Store, timelines timelin
 	now := time.Now()
 	d := &Dispatcher{cfg: cfg, q: q, streams: streams, timelines: timelines, dedup: dedup, ids: gen, shops: cfg.Shops,
 		push: push, m: m, log: cfg.Logger, inFlight: make(chan struct{}, cfg.MaxInFlight), announceGrace: defaultAnnounceGrace,
-		sendLag: newStageLag(now), groupLag: newStageLag(now), fanoutLag: newStageLag(now)}
+		groupKeys: keylock.New(64),
+		sendLag:   newStageLag(now), groupLag: newStageLag(now), fanoutLag: newStageLag(now)}
 	for stage, l := range map[string]*stageLag{TopicSend: d.sendLag, TopicGroup: d.groupLag, TopicFanout: d.fanoutLag} {
 		m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "fanline_stage_lag_seconds", Help: "How far a pipeline stage is behind the sends it was fed (0: keeping up).",

@@ -69,12 +69,38 @@ func (d *Dispatcher) CreateGroup(ctx context.Context, who wire.Principal, req wi
 	if len(distinct) > d.cfg.MaxGroupMembers {
 		return wire.Group{}, wire.Errorf(wire.CodeTooManyMembers, "a group has at most %d members", d.cfg.MaxGroupMembers)
 	}
+	if req.ClientGroupID != "" && !wire.ValidClientMsgID(req.ClientGroupID) {
+		return wire.Group{}, wire.Errorf(wire.CodeInvalidField, "client_group_id must be 1-64 characters of [A-Za-z0-9_.:@-]")
+	}
 	if err := d.writable(); err != nil {
 		return wire.Group{}, err
 	}
 	gid, err := d.newID()
 	if err != nil {
 		return wire.Group{}, err
+	}
+	if req.ClientGroupID != "" {
+		// One creation per (user, key) at a time: a retry waits for the first, then
+		// finds its group. The key's namespace has a '/', which no client_msg_id
+		// holds, so it never meets a message's.
+		key := "group/" + req.ClientGroupID
+		unlock := d.groupKeys.Lock(user + "\x00" + key)
+		defer unlock()
+		held, existed, err := d.dedup.Reserve(ctx, user, key, gid, d.cfg.DedupTTL)
+		if err != nil {
+			return wire.Group{}, err
+		}
+		gid = held
+		if existed {
+			c, mem, err := d.groupMember(ctx, user, gid)
+			if err == nil {
+				return groupInfo(c, mem.Role), nil
+			}
+			if we := wire.AsError(err); we.Code != wire.CodeGroupMissing {
+				return wire.Group{}, err
+			}
+			// Reserved by a call that failed before the group was made: make it now.
+		}
 	}
 	c, err := d.streams.CreateGroup(ctx, gid, name, user, req.Members, time.Now())
 	if err != nil {

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -227,5 +228,61 @@ func TestGroupEvents(t *testing.T) {
 	sync, _ := cy.SyncPage(ctx, "", 10)
 	if len(sync.Entries) != 2 || sync.Entries[1].Kind != wire.KindGroupEvent || sync.Entries[1].Body == nil {
 		t.Fatalf("cy's sync %+v", sync.Entries)
+	}
+}
+
+// TestRetriedGroupCreate: a POST /v1/groups retried with the same client_group_id
+// (its answer was lost) answers the group the first made, never a second group;
+// without a key every call makes a group.
+func TestRetriedGroupCreate(t *testing.T) {
+	ts := startServer(t, nil)
+	ctx := context.Background()
+	ann := connect(t, ts.URL, "ann")
+	tok := token(t, ts.URL, "ann")
+	create := func(body string) wire.Group {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, ts.URL+"/v1/groups", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var g wire.Group
+		if err := json.NewDecoder(resp.Body).Decode(&g); err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("create: %s %v", resp.Status, err)
+		}
+		return g
+	}
+	first := create(`{"name":"trip","members":["bob"],"client_group_id":"g-1"}`)
+	if _, err := ann.ChangeMembers(ctx, first.GroupID, wire.MembersRequest{Add: []string{"carol"}}); err != nil {
+		t.Fatal(err)
+	}
+	again := create(`{"name":"trip","members":["bob"],"client_group_id":"g-1"}`)
+	if again.GroupID != first.GroupID || again.MemberCount != 3 {
+		t.Fatalf("the retry answered %+v, want group %s with its 3 members (not reset)", again, first.GroupID)
+	}
+	other := create(`{"name":"trip","members":["bob"],"client_group_id":"g-2"}`)
+	plain1, plain2 := create(`{"name":"x","members":["bob"]}`), create(`{"name":"x","members":["bob"]}`)
+	if other.GroupID == first.GroupID || plain1.GroupID == plain2.GroupID {
+		t.Fatalf("distinct creates shared a group: %s %s %s %s", first.GroupID, other.GroupID, plain1.GroupID, plain2.GroupID)
+	}
+	testharness.WaitFor(t, 10*time.Second, "ann's conversation list", func() bool {
+		list, err := ann.Conversations(ctx)
+		if err != nil {
+			return false
+		}
+		groups := 0
+		for _, c := range list.Conversations {
+			if c.Kind == "group" {
+				groups++
+			}
+		}
+		return groups == 4
+	})
+	// The SDK sends a key of its own, so its retries are safe.
+	g, err := ann.CreateGroup(ctx, "sdk", "bob")
+	if err != nil || g.GroupID == 0 {
+		t.Fatalf("sdk create: %+v %v", g, err)
 	}
 }

@@ -526,7 +526,7 @@ func (g *Gateway) receipts(c *gin.Context) {
 
 func (g *Gateway) createGroup(c *gin.Context) {
 	var req wire.CreateGroupRequest
-	if !g.bind(c, maxGroupBodyBytes, &req, []string{"name", "members"}) {
+	if !g.bind(c, maxGroupBodyBytes, &req, []string{"name", "members", "client_group_id"}) {
 		return
 	}
 	if !g.pay(c, costGroup+len(req.Members)/groupMembersPerUnit) {

@@ -158,6 +158,9 @@ type HistoryResult struct {
 type CreateGroupRequest struct {
 	Name    string   `json:"name"`
 	Members []string `json:"members"`
+	// ClientGroupID, chosen by the device like a client_msg_id, makes the call
+	// safe to retry: the same key of the same user answers the group it made.
+	ClientGroupID string `json:"client_group_id,omitempty"`
 }
 
 // MembersRequest is the body of POST /v1/groups/{id}/members.

@@ -37,6 +37,12 @@ type SchedulerConfig struct {
 	// MaxBytesPerSecond bounds the bytes moved per second: read from the warm store
 	// and written to the object store.
 	MaxBytesPerSecond int
+	// BusyFraction bounds the share of time the mover works: after each segment
+	// it rests (1-f)/f times as long as the segment took, so it never takes more
+	// than about f of one core from live traffic. 0 or 1: no rest.
+	BusyFraction float64
+	// Rest waits d or until ctx ends (default: a timer). Tests replace it.
+	Rest func(ctx context.Context, d time.Duration) error
 	// Retention deletes expired segments of unheld conversations.
 	Retention RetentionPolicy
 	// Held reports whether a legal hold covers a conversation.
@@ -65,6 +71,9 @@ type Scheduler struct {
 	m     *metrics.Metrics
 	log   *slog.Logger
 	limit *rate.Limiter
+	// waited is the time the current segment waited for the byte budget (the
+	// pass's goroutine alone uses it, under mu).
+	waited time.Duration
 
 	mu sync.Mutex // one pass at a time
 }
@@ -76,6 +85,9 @@ func NewScheduler(objs Objects, warm Warm, cache *BlockCache, cfg SchedulerConfi
 	}
 	if cfg.SegmentMessages <= 0 {
 		cfg.SegmentMessages = 10000
+	}
+	if cfg.Rest == nil {
+		cfg.Rest = rest
 	}
 	lim := rate.Inf
 	if cfg.MaxBytesPerSecond > 0 {
@@ -171,6 +183,8 @@ func (s *Scheduler) move(ctx context.Context, conv, before uint64, st *PassStats
 		return err
 	}
 	for {
+		start := time.Now()
+		s.waited = 0
 		recs, err := s.warm.Run(ctx, conv, before, s.cfg.SegmentMessages)
 		if err != nil || len(recs) == 0 {
 			return err
@@ -193,6 +207,25 @@ func (s *Scheduler) move(ctx context.Context, conv, before uint64, st *PassStats
 		s.m.ColdSegments.Inc()
 		s.m.ColdMessages.Add(float64(seg.Messages))
 		s.log.Debug("moved history to cold", "conversation", conv, "segment", seg.Key, "messages", seg.Messages, "bytes", seg.Bytes)
+		if f := s.cfg.BusyFraction; f > 0 && f < 1 {
+			busy := time.Since(start) - s.waited // the time spent working, not waiting for the byte budget
+			s.waited = 0
+			if err := s.cfg.Rest(ctx, time.Duration(float64(busy)*(1-f)/f)); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// rest waits d, or until ctx ends.
+func rest(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -300,6 +333,8 @@ func runBytes(recs []tier.Record) int {
 
 // wait takes n bytes from the rate budget.
 func (s *Scheduler) wait(ctx context.Context, n int) error {
+	start := time.Now()
+	defer func() { s.waited += time.Since(start) }()
 	for n > 0 {
 		c := min(n, s.limit.Burst())
 		if err := s.limit.WaitN(ctx, c); err != nil {

@@ -398,3 +398,42 @@ func TestSweepStraySegments(t *testing.T) {
 		t.Fatalf("history has %d messages, want 40", got)
 	}
 }
+
+// TestBusyFraction: with a busy fraction f the mover rests after every segment,
+// (1-f)/f times as long as the segment took; with 1 it never rests.
+func TestBusyFraction(t *testing.T) {
+	for _, f := range []float64{0.2, 1} {
+		w := newWorld(t, 10, coldstore.RetentionPolicy{}, nil)
+		direct, group := w.fill(40)
+		var rests []time.Duration
+		cache := coldstore.NewBlockCache(1 << 20)
+		sched := coldstore.NewScheduler(w.objs, w.store, cache, coldstore.SchedulerConfig{
+			After: time.Hour, Interval: time.Hour, SegmentMessages: 10, BusyFraction: f,
+			Now:  func() time.Time { return time.Unix(0, w.now.Load()) },
+			Rest: func(_ context.Context, d time.Duration) error { rests = append(rests, d); return nil },
+		}, w.m, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		start := time.Now()
+		st, err := sched.Pass(context.Background())
+		took := time.Since(start)
+		if err != nil || st.Segments < 8 {
+			t.Fatalf("f=%v: pass %+v %v", f, st, err)
+		}
+		var total time.Duration
+		for _, d := range rests {
+			if d <= 0 {
+				t.Fatalf("f=%v: a rest of %v", f, d)
+			}
+			total += d
+		}
+		switch {
+		case f == 1 && len(rests) != 0:
+			t.Fatalf("f=1 rested %d times", len(rests))
+		case f < 1 && (len(rests) != st.Segments || total > 4*took):
+			t.Fatalf("f=%v: %d rests (%v in all) for %d segments moved in %v; want one each, 4x the work at most",
+				f, len(rests), total, st.Segments, took)
+		}
+		if len(w.history(direct)) != 40 || len(w.history(group)) != 40 {
+			t.Fatalf("f=%v: history lost", f)
+		}
+	}
+}

@@ -218,6 +218,9 @@ func (s *PebbleStore) RemoveSegment(ctx context.Context, seg tier.Segment, recs 
 	return s.dropRun(seg, recs, true)
 }
 
+// dropChunk is how many records of a run one batch of dropRun deletes.
+const dropChunk = 512
+
 // dropRun deletes the warm rows of recs; with remove it also deletes every trace of
 // them (pointers, markers, the manifest entry), else it keeps pointers and recall
 // markers and marks seg done.
@@ -237,9 +240,20 @@ func (s *PebbleStore) dropRun(seg tier.Segment, recs []tier.Record, remove bool)
 			return fmt.Errorf("groupstream: manifest of %d: %w", seg.Conv, err)
 		}
 	}
+	// Committed in chunks, so the live commits queued behind it in the shared
+	// write-ahead log never wait for one batch of a whole segment. Safe to cut
+	// short anywhere: the manifest entry changes only with the last chunk, and a
+	// retried run deletes what is left (what is gone already is skipped).
 	batch := s.db.NewBatch()
-	defer batch.Close()
-	for _, r := range recs {
+	defer func() { batch.Close() }()
+	for i, r := range recs {
+		if i > 0 && i%dropChunk == 0 {
+			if err := batch.Commit(pebble.Sync); err != nil {
+				return fmt.Errorf("groupstream: delete archived run: %w", err)
+			}
+			batch.Close()
+			batch = s.db.NewBatch()
+		}
 		switch r.Kind {
 		case tier.RecordMessage:
 			m, err := s.message(s.db, r.MsgID)

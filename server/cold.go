@@ -62,6 +62,7 @@ func (s *Server) coldTier(m *metrics.Metrics, streams groupstream.Store, trim fu
 		Interval:          time.Duration(cfg.Interval),
 		SegmentMessages:   cfg.SegmentMessages,
 		MaxBytesPerSecond: cfg.MaxBytesPerSecond,
+		BusyFraction:      cfg.BusyFraction,
 		Retention: coldstore.RetentionPolicy{Direct: time.Duration(s.cfg.Retention.Direct),
 			Group: time.Duration(s.cfg.Retention.Group), Shop: time.Duration(s.cfg.Retention.Shop)},
 		Held: func(ctx context.Context, conv uint64) (bool, error) {

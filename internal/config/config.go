@@ -208,6 +208,11 @@ type Config struct {
 		// Default 1048576 (1 MiB/s: about 6,000 text messages a second, more than
 		// a node takes in on average; see docs/benchmarks.md, Cold tier).
 		MaxBytesPerSecond int `yaml:"max_bytes_per_second"`
+		// BusyFraction bounds the share of time the scheduler moves: after each
+		// segment it rests (1-f)/f times as long as the segment took, so a move
+		// takes at most about that share of one core from live traffic. 1: no rest.
+		// Default 0.25.
+		BusyFraction float64 `yaml:"busy_fraction"`
 		// SegmentMessages bounds the messages (and stream entries) of one segment.
 		// Default 10000.
 		SegmentMessages int `yaml:"segment_messages"`
@@ -466,6 +471,9 @@ func (c *Config) fill() {
 	defDur(&c.Coldstore.TimelineKeep, 30*24*time.Hour)
 	def(&c.Coldstore.MaxBytesPerSecond, 1<<20)
 	def(&c.Coldstore.SegmentMessages, 10000)
+	if c.Coldstore.BusyFraction == 0 {
+		c.Coldstore.BusyFraction = 0.25
+	}
 	def(&c.Coldstore.CacheBytes, 64<<20)
 	if c.Minio.Bucket == "" {
 		c.Minio.Bucket = "fanline"
@@ -597,6 +605,9 @@ func (c Config) Check() error {
 		}
 	} else if c.Cluster.TLSCA != "" && c.Cluster.TLSCert == "" {
 		return errors.New("config: cluster.tls_ca on a dispatch node checks the gateways' client certificates, which needs TLS: set cluster.tls_cert and cluster.tls_key")
+	}
+	if c.Coldstore.BusyFraction <= 0 || c.Coldstore.BusyFraction > 1 {
+		return fmt.Errorf("config: coldstore.busy_fraction is %v; it must be above 0 and at most 1", c.Coldstore.BusyFraction)
 	}
 	switch c.Coldstore.Backend {
 	case "dir":

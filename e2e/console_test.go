@@ -1,7 +1,10 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -76,6 +79,32 @@ func TestConsole(t *testing.T) {
 	if got[1].From != "acme" || got[1].AgentID != "ann" || string(got[1].Body) != `{"text":"on its way"}` {
 		t.Fatalf("the buyer got %+v", got[1])
 	}
+	// The buyer sends a photo of the broken item and a file: the console shows the
+	// photo's 256 px thumbnail and a link to the file.
+	photo, _, _ := noisePNG(t, 600, 400)
+	pkey, err := buyer.Upload(ctx, chat.ConversationID, bytes.NewReader(photo), int64(len(photo)), "image/png", "broken.png")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fkey, err := buyer.Upload(ctx, chat.ConversationID, strings.NewReader("order o-9, receipt"), 18, "text/plain", "receipt.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []string{
+		fmt.Sprintf(`{"object_key":%q,"mime_type":"image/png","size":%d,"width":600,"height":400}`, pkey, len(photo)),
+		fmt.Sprintf(`{"object_key":%q,"mime_type":"text/plain","size":18,"name":"receipt.txt"}`, fkey),
+	} {
+		typ := "image"
+		if strings.Contains(b, "text/plain") {
+			typ = "file"
+		}
+		if _, err := buyer.Send(ctx, wire.SendRequest{ConversationID: chat.ConversationID, Type: typ, Body: []byte(b)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	agent.Wait(`(() => { const i = document.querySelector("#messages img.thumb"); return i && i.complete && i.naturalWidth === 256 && i.naturalHeight === 170; })()`)
+	agent.WaitText("#messages a.file", "receipt.txt (18 B)")
+	agent.Screenshot("console-media")
 	agent.Click("#close-chat")
 	agent.WaitText("#chat-title", "Select a chat")
 

@@ -1,7 +1,7 @@
 // fanline console: the agent workspace and the shop admin's pages, on the public API.
 "use strict";
 
-const state = { token: "", user: "", role: "", shop: "", ws: null, chat: null, frameID: 0, pending: new Map() };
+const state = { token: "", user: "", role: "", shop: "", ws: null, chat: null, frameID: 0, pending: new Map(), blobs: [] };
 const $ = (id) => document.getElementById(id);
 
 function el(tag, text, cls) {
@@ -129,6 +129,7 @@ async function openChat(c) {
   $("reply-form").hidden = false;
   $("chat-actions").hidden = false;
   $("messages").replaceChildren();
+  for (const u of state.blobs.splice(0)) URL.revokeObjectURL(u);
   const hist = await api("GET", `/v1/conversations/${c.conversation_id}/messages?limit=100`);
   for (const m of hist.messages.reverse()) showMessage(m);
   loadChats();
@@ -136,10 +137,66 @@ async function openChat(c) {
 
 function showMessage(m) {
   const who = m.agent_id ? `${m.agent_id} (shop)` : m.from;
-  const text = m.recalled ? "(recalled)" : (m.body && m.body.text) || JSON.stringify(m.body);
-  const li = el("li", `${who}: ${text}`, m.agent_id === state.user ? "mine" : "");
+  const li = el("li", `${who}: `, m.agent_id === state.user ? "mine" : "");
+  const media = !m.recalled && m.body && m.body.object_key && ["image", "video", "file"].includes(m.type);
+  if (media) li.append(mediaView(m));
+  else li.append(m.recalled ? "(recalled)" : (m.body && m.body.text) || JSON.stringify(m.body));
   $("messages").append(li);
   li.scrollIntoView({ block: "nearest" });
+}
+
+// mediaView shows a media message: a JPEG or PNG image as its 256 px thumbnail (the
+// original opens on click), anything else as a link that downloads it.
+function mediaView(m) {
+  const b = m.body;
+  const label = `${b.name || m.type} (${formatBytes(b.size)})`;
+  if (m.type === "image" && (b.mime_type === "image/jpeg" || b.mime_type === "image/png")) {
+    const img = el("img", undefined, "thumb");
+    img.alt = label;
+    img.title = label;
+    mediaURL(b.object_key, 256).then((u) => { img.src = u; })
+      .catch((e) => img.replaceWith(el("span", `${label}: ${e.message}`, "media-error")));
+    img.onclick = () => openMedia(b.object_key, b.name || "image");
+    return img;
+  }
+  const a = el("a", label, "file");
+  a.href = "#";
+  a.onclick = (ev) => { ev.preventDefault(); openMedia(b.object_key, b.name || "download"); };
+  return a;
+}
+
+function formatBytes(n) {
+  if (!(n > 0)) return "?";
+  const units = ["B", "KiB", "MiB", "GiB"];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+  return `${i ? n.toFixed(1) : n} ${units[i]}`;
+}
+
+// mediaURL fetches a media object (thumb: its thumbnail of that side) with the
+// session's token and returns a local URL of its bytes, released when the chat
+// changes.
+async function mediaURL(key, thumb) {
+  const q = thumb ? `?thumb=${thumb}` : "";
+  const resp = await fetch(`/v1/media/${encodeURIComponent(key)}${q}`, { headers: { Authorization: "Bearer " + state.token } });
+  if (!resp.ok) {
+    const data = await resp.json().catch(() => ({}));
+    throw new Error((data.error && data.error.message) || resp.statusText);
+  }
+  const u = URL.createObjectURL(await resp.blob());
+  state.blobs.push(u);
+  return u;
+}
+
+async function openMedia(key, name) {
+  try {
+    const a = document.createElement("a");
+    a.href = await mediaURL(key, 0);
+    a.download = name;
+    a.click();
+  } catch (e) {
+    $("agent-error").textContent = e.message;
+  }
 }
 
 function clientMsgID() {

@@ -22,12 +22,14 @@ import (
 )
 
 // coldEnv is the environment of a server process that moves history older than a
-// second, in segments of at most 40 records, every 100 ms.
+// second, in segments of at most 40 records, every 100 ms, without resting between
+// segments (the last life's few seconds must see every move through).
 var coldEnv = []string{
 	"FANLINE_LIMITS_RATE_PER_SECOND=-1",
 	"FANLINE_COLDSTORE_AFTER=1s",
 	"FANLINE_COLDSTORE_INTERVAL=100ms",
 	"FANLINE_COLDSTORE_SEGMENT_MESSAGES=40",
+	"FANLINE_COLDSTORE_BUSY_FRACTION=1",
 	"FANLINE_FANOUT_WRITE_MAX_MEMBERS=3",
 	"FANLINE_FANOUT_WRITE_BACK_MEMBERS=3",
 }

@@ -16,11 +16,13 @@ import (
 	"github.com/fanline/fanline/internal/wire"
 )
 
-// coldConfig moves history older than a second, every half second, and keeps
-// timeline entries two seconds; groups of more than three members use read-fanout.
+// coldConfig moves history older than a second, every half second (without
+// resting between segments), and keeps timeline entries two seconds; groups of more
+// than three members use read-fanout.
 func coldConfig(c *config.Config) {
 	c.Coldstore.After = config.Duration(time.Second)
 	c.Coldstore.Interval = config.Duration(500 * time.Millisecond)
+	c.Coldstore.BusyFraction = 1
 	c.Coldstore.SegmentMessages = 200
 	c.Coldstore.TimelineKeep = config.Duration(2 * time.Second)
 	c.Fanout.WriteMaxMembers = 3

@@ -1,0 +1,54 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/fanline/fanline/coldstore"
+	"github.com/fanline/fanline/internal/config"
+	"github.com/fanline/fanline/internal/testharness"
+	"github.com/fanline/fanline/internal/wire"
+)
+
+// TestConsoleMediaMinIO: with media on MinIO the console's thumbnails come from a
+// presigned URL on another origin (the 302 the media endpoint answers), which the
+// browser follows.
+func TestConsoleMediaMinIO(t *testing.T) {
+	srv := testharness.StartMinIO(t)
+	objs, err := coldstore.OpenMinIO(coldstore.MinIOConfig{Endpoint: srv.Addr, Bucket: "fanline", AccessKey: srv.AccessKey,
+		SecretKey: srv.SecretKey, Region: "us-east-1"})
+	if err == nil {
+		_, err = objs.EnsureBucket(context.Background(), "us-east-1")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := startServer(t, func(cfg *config.Config) {
+		cfg.Coldstore.Backend = "minio"
+		cfg.Minio.Endpoint, cfg.Minio.AccessKey, cfg.Minio.SecretKey = srv.Addr, srv.AccessKey, srv.SecretKey
+	})
+	ctx := context.Background()
+	buyer := connect(t, ts.URL, "carla")
+	conv := shopChat(t, ts.URL, buyer)
+	agent := testharness.StartBrowser(t)
+	agent.Open(ts.URL + "/")
+	agent.Type("#login-form [name=user_id]", "ann")
+	agent.Type("#login-form [name=shop_id]", "acme")
+	agent.Click("#login-form button")
+	agent.Click(`[data-status=online]`)
+	agent.WaitText("#chats", "carla")
+	agent.Click("#chats li")
+	agent.WaitText("#messages", "carla: where is my parcel")
+	photo, _, _ := noisePNG(t, 512, 512)
+	key, err := buyer.Upload(ctx, conv, bytes.NewReader(photo), int64(len(photo)), "image/png", "broken.png")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := fmt.Sprintf(`{"object_key":%q,"mime_type":"image/png","size":%d}`, key, len(photo))
+	if _, err := buyer.Send(ctx, wire.SendRequest{ConversationID: conv, Type: "image", Body: []byte(body)}); err != nil {
+		t.Fatal(err)
+	}
+	agent.Wait(`(() => { const i = document.querySelector("#messages img.thumb"); return i && i.complete && i.naturalWidth === 256; })()`)
+}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/fanline/fanline/coldstore"
 	"github.com/fanline/fanline/internal/config"
 	"github.com/fanline/fanline/internal/testharness"
 	"github.com/fanline/fanline/internal/wire"
@@ -16,19 +15,8 @@ import (
 // presigned URL on another origin (the 302 the media endpoint answers), which the
 // browser follows.
 func TestConsoleMediaMinIO(t *testing.T) {
-	srv := testharness.StartMinIO(t)
-	objs, err := coldstore.OpenMinIO(coldstore.MinIOConfig{Endpoint: srv.Addr, Bucket: "fanline", AccessKey: srv.AccessKey,
-		SecretKey: srv.SecretKey, Region: "us-east-1"})
-	if err == nil {
-		_, err = objs.EnsureBucket(context.Background(), "us-east-1")
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := startServer(t, func(cfg *config.Config) {
-		cfg.Coldstore.Backend = "minio"
-		cfg.Minio.Endpoint, cfg.Minio.AccessKey, cfg.Minio.SecretKey = srv.Addr, srv.AccessKey, srv.SecretKey
-	})
+	srv, _ := mediaMinIO(t)
+	ts := startServer(t, func(cfg *config.Config) { onMinIO(cfg, srv) })
 	ctx := context.Background()
 	buyer := connect(t, ts.URL, "carla")
 	conv := shopChat(t, ts.URL, buyer)

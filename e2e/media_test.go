@@ -67,15 +67,7 @@ func TestMedia(t *testing.T) {
 // TestMediaMinIO is the media scenario on MinIO: clients upload and download with
 // presigned URLs, the 40 MiB file in parts.
 func TestMediaMinIO(t *testing.T) {
-	srv := testharness.StartMinIO(t)
-	mc := coldstore.MinIOConfig{Endpoint: srv.Addr, Bucket: "fanline", AccessKey: srv.AccessKey, SecretKey: srv.SecretKey, Region: "us-east-1"}
-	objs, err := coldstore.OpenMinIO(mc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := objs.EnsureBucket(context.Background(), "us-east-1"); err != nil {
-		t.Fatal(err)
-	}
+	srv, objs := mediaMinIO(t)
 	// Clients reach MinIO through a proxy (the public URL) that fails the first PUT
 	// of each upload's second part, which the SDK retries.
 	target, _ := neturl.Parse("http://" + srv.Addr)
@@ -101,8 +93,7 @@ func TestMediaMinIO(t *testing.T) {
 	t.Cleanup(proxy.Close)
 	ts := startServer(t, func(cfg *config.Config) {
 		mediaConfig(cfg)
-		cfg.Coldstore.Backend = "minio"
-		cfg.Minio.Endpoint, cfg.Minio.AccessKey, cfg.Minio.SecretKey = srv.Addr, srv.AccessKey, srv.SecretKey
+		onMinIO(cfg, srv)
 		cfg.Media.PublicURL = proxy.URL
 	})
 	defer func() {
@@ -120,9 +111,9 @@ func TestMediaMinIO(t *testing.T) {
 	})
 }
 
-// TestMediaPublicURLChecked: a MinIO public URL that does not answer stops the
-// start, saying so, rather than handing clients URLs they cannot reach.
-func TestMediaPublicURLChecked(t *testing.T) {
+// mediaMinIO starts a MinIO server with the bucket fanline uses.
+func mediaMinIO(t *testing.T) (*testharness.MinIOServer, *coldstore.MinIO) {
+	t.Helper()
 	srv := testharness.StartMinIO(t)
 	objs, err := coldstore.OpenMinIO(coldstore.MinIOConfig{Endpoint: srv.Addr, Bucket: "fanline", AccessKey: srv.AccessKey,
 		SecretKey: srv.SecretKey, Region: "us-east-1"})
@@ -132,13 +123,25 @@ func TestMediaPublicURLChecked(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return srv, objs
+}
+
+// onMinIO points cfg's object store at srv.
+func onMinIO(cfg *config.Config, srv *testharness.MinIOServer) {
+	cfg.Coldstore.Backend = "minio"
+	cfg.Minio.Endpoint, cfg.Minio.AccessKey, cfg.Minio.SecretKey = srv.Addr, srv.AccessKey, srv.SecretKey
+}
+
+// TestMediaPublicURLChecked: a MinIO public URL that does not answer stops the
+// start, saying so, rather than handing clients URLs they cannot reach.
+func TestMediaPublicURLChecked(t *testing.T) {
+	srv, _ := mediaMinIO(t)
 	cfg, err := config.Load("", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg.Addr, cfg.DataDir = "127.0.0.1:0", t.TempDir()
-	cfg.Coldstore.Backend = "minio"
-	cfg.Minio.Endpoint, cfg.Minio.AccessKey, cfg.Minio.SecretKey = srv.Addr, srv.AccessKey, srv.SecretKey
+	onMinIO(&cfg, srv)
 	cfg.Media.PublicURL = "http://" + testharness.FreeAddr(t) // nothing listens there
 	s, err := server.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err == nil {

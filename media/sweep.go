@@ -20,11 +20,8 @@ import (
 func (s *Store) Sweep(ctx context.Context) (int, error) {
 	var pending []objectKey
 	err := s.objs.List(ctx, "pending/", func(o coldstore.ObjectInfo) error {
-		parts := strings.Split(o.Key, "/")
-		if len(parts) == 3 {
-			if k, ok := ParseKey(parts[1] + "-" + parts[2]); ok {
-				pending = append(pending, k)
-			}
+		if k, ok := keyAt(o.Key, ""); ok {
+			pending = append(pending, k)
 		}
 		return nil
 	})
@@ -73,6 +70,17 @@ func (s *Store) Sweep(ctx context.Context) (int, error) {
 	return deleted, nil
 }
 
+// keyAt reads the object key back from a stored path "<dir>/<conv>/<id><suffix>"
+// (a record, a pending marker).
+func keyAt(path, suffix string) (objectKey, bool) {
+	rest, ok := strings.CutSuffix(path, suffix)
+	parts := strings.Split(rest, "/")
+	if !ok || len(parts) != 3 {
+		return objectKey{}, false
+	}
+	return ParseKey(parts[1] + "-" + parts[2])
+}
+
 // carried reports whether a stored message carries r.
 func (s *Store) carried(ctx context.Context, r Record) (bool, error) {
 	ids := r.Carriers()
@@ -104,11 +112,7 @@ func (s *Store) DeleteConversation(ctx context.Context, conv uint64, upTo time.T
 	}
 	var found []Record
 	err := s.objs.List(ctx, "media/"+strconv.FormatUint(conv, 10)+"/", func(o coldstore.ObjectInfo) error {
-		parts := strings.Split(strings.TrimSuffix(o.Key, ".rec"), "/")
-		if !strings.HasSuffix(o.Key, ".rec") || len(parts) != 3 {
-			return nil
-		}
-		k, ok := ParseKey(parts[1] + "-" + parts[2])
+		k, ok := keyAt(o.Key, ".rec")
 		if !ok {
 			return nil
 		}

@@ -188,16 +188,16 @@ func (d *Dispatcher) stageOf(topic string) *stageLag {
 }
 
 // overloaded refuses a send to topic when a stage it goes through is further behind
-// than MaxStageLag: a read-fanout group's through its send stage only, the others
-// through the send and the fanout stage. A flooded large group thus refuses its own
-// sends, not direct chats.
-func (d *Dispatcher) overloaded(topic string) *wire.Error {
+// than MaxStageLag: its send stage (topic), and the fanout stage when written is set
+// (the message is written into every member's timeline). A flooded large group thus
+// refuses group sends, not direct chats.
+func (d *Dispatcher) overloaded(topic string, written bool) *wire.Error {
 	if d.cfg.MaxStageLag < 0 {
 		return nil
 	}
 	now := time.Now()
 	lag := d.stageOf(topic).behind(now)
-	if topic != TopicGroup {
+	if written {
 		lag = max(lag, d.fanoutLag.behind(now))
 	}
 	if lag <= d.cfg.MaxStageLag {
@@ -311,17 +311,15 @@ func (d *Dispatcher) Send(ctx context.Context, who wire.Principal, from string, 
 			return res, err
 		}
 	}
-	// A sender's direct messages stay in order on the sender's partition; a group's
-	// messages on the group's (one writer per stream). The topic picks the worker
-	// pool; the mode itself is decided when the message is stored.
+	// A sender's direct messages stay in order on the sender's partition; a group's,
+	// in both fanout modes, on the group's partition of the group topic (one writer
+	// per stream): a membership change that switches the mode between two messages
+	// cannot reorder them. The mode itself is decided when the message is stored.
 	topic, key := TopicSend, []byte(user)
 	if conv.Kind == groupstream.KindGroup {
-		key = []byte(strconv.FormatUint(conv.ID, 10))
-		if conv.FanoutMode() == groupstream.FanoutRead {
-			topic = TopicGroup
-		}
+		topic, key = TopicGroup, []byte(strconv.FormatUint(conv.ID, 10))
 	}
-	if e := d.overloaded(topic); e != nil {
+	if e := d.overloaded(topic, conv.Kind != groupstream.KindGroup || conv.FanoutMode() == groupstream.FanoutWrite); e != nil {
 		return res, e
 	}
 	fresh, err := d.newID()

@@ -2,10 +2,12 @@ package dispatch
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/fanline/fanline/groupstream"
 	"github.com/fanline/fanline/internal/queue"
 	"github.com/fanline/fanline/internal/testharness"
 	"github.com/fanline/fanline/internal/wire"
@@ -73,5 +75,55 @@ func TestRetriedGroupSendInOneBatch(t *testing.T) {
 	defer mu.Unlock()
 	if fanned["bea"] != 1 || fanned["al"] != 1 {
 		t.Fatalf("fanout jobs of the message %v, want one each", fanned)
+	}
+}
+
+// TestGroupOrderAcrossTheFanoutSwitch: one sender's group messages keep their send
+// order in group_seq when a membership change switches the group's fanout mode
+// between them, even while the stage that took the first one is backlogged.
+func TestGroupOrderAcrossTheFanoutSwitch(t *testing.T) {
+	d, db := newTestDispatcher(t, nil)
+	d.cfg.MaxStageLag = -1 // the backlog is the point
+	d.streams = groupstream.NewPebbleStore(db, groupstream.Config{WriteMaxMembers: 2, WriteBackMembers: 1})
+	ctx := context.Background()
+	al := wire.Principal{ID: "al", Role: wire.RoleBuyer}
+	g, err := d.CreateGroup(ctx, al, wire.CreateGroupRequest{Name: "g", Members: []string{"bea"}})
+	if err != nil || g.Fanout != groupstream.FanoutWrite {
+		t.Fatalf("create: %+v %v", g, err)
+	}
+	// A backlog of direct chats ahead of the group's first message.
+	for i := range 300 {
+		if _, err := d.Send(ctx, al, "", wire.SendRequest{ClientMsgID: fmt.Sprintf("d%d", i), To: "bea", Type: "text",
+			Body: []byte(`{"text":"x"}`)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send := func(cmid string) uint64 {
+		t.Helper()
+		res, err := d.Send(ctx, al, "", wire.SendRequest{ClientMsgID: cmid, GroupID: g.GroupID, Type: "text",
+			Body: []byte(`{"text":"x"}`)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return uint64(res.MsgID)
+	}
+	first := send("g1")
+	if _, err := d.ChangeMembers(ctx, al, uint64(g.GroupID), wire.MembersRequest{Add: []string{"cy"}}); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := d.streams.Conversation(ctx, uint64(g.GroupID)); err != nil || c.FanoutMode() != groupstream.FanoutRead {
+		t.Fatalf("after the switch: %+v %v", c, err)
+	}
+	second := send("g2")
+	runStages(t, d)
+	var a, b groupstream.Message
+	testharness.WaitFor(t, 20*time.Second, "both group messages stored", func() bool {
+		var ea, eb error
+		a, ea = d.streams.Message(ctx, first)
+		b, eb = d.streams.Message(ctx, second)
+		return ea == nil && eb == nil
+	})
+	if a.Seq >= b.Seq {
+		t.Fatalf("al's first group message has seq %d, the second (sent after it) %d", a.Seq, b.Seq)
 	}
 }

@@ -30,13 +30,6 @@ var invariants = []string{
 	"history",          // each conversation's history holds every stored message once
 }
 
-// knownOpen names the violations of a known, still open bug: they are reported (a
-// log line each and their count) but do not fail the run. Every other violation of
-// the same invariant still does.
-var knownOpen = map[string]string{
-	"sender-order-across-switch": "issue 13 behaviour 5: one sender's group messages sent on either side of a membership change that switched the fanout mode go through separate send-stage topics",
-}
-
 // verdict collects violations: every one is counted, the first maxShown are kept.
 type verdict struct {
 	byInv    map[string]int
@@ -44,20 +37,10 @@ type verdict struct {
 	total    int
 	checked  int // deliveries (entries and expected entries) examined
 	maxShown int
-	open     map[string]int // violations of knownOpen bugs
-	openSeen []string
 }
 
 func newVerdict() *verdict {
-	return &verdict{byInv: map[string]int{}, maxShown: 20, open: map[string]int{}}
-}
-
-// known records a violation of the known open bug named bug (a knownOpen key).
-func (v *verdict) known(bug, format string, args ...any) {
-	v.open[bug]++
-	if len(v.openSeen) < v.maxShown {
-		v.openSeen = append(v.openSeen, bug+" (known open: "+knownOpen[bug]+"): "+fmt.Sprintf(format, args...))
-	}
+	return &verdict{byInv: map[string]int{}, maxShown: 20}
 }
 
 func (v *verdict) fail(inv, format string, args ...any) {
@@ -345,20 +328,6 @@ func timelinePos(es []wire.Entry) map[wire.ID]uint64 {
 	return out
 }
 
-// changedBetween reports whether group conv's membership changed (an add or a
-// removal invoked or acknowledged) between from and to: a group's fanout mode, and so
-// the send topic its messages take, changes only then.
-func (o *oracle) changedBetween(conv wire.ID, from, to time.Time) bool {
-	in := func(t time.Time) bool { return !t.IsZero() && !t.Before(from) && !t.After(to) }
-	for _, m := range o.stays[conv] {
-		if in(m.addInvoke) || in(m.addAck) || in(m.rmInvoke) || in(m.rmAck) ||
-			(m.addInvoke.Before(from) && m.addAck.After(to)) || (!m.rmInvoke.IsZero() && m.rmInvoke.Before(from) && m.rmAck.After(to)) {
-			return true
-		}
-	}
-	return false
-}
-
 // checkOrder: for one sender in one conversation, a message acknowledged before
 // another was sent comes first: in the group's stream, and in every timeline holding
 // both.
@@ -385,11 +354,7 @@ func (o *oracle) checkOrder() {
 					continue
 				}
 				if sa, sb := o.gseq[a.msgID], o.gseq[b.msgID]; sa != 0 && sb != 0 && sa > sb {
-					if o.changedBetween(a.conv, a.invoke, b.ack) { // the send topic may have switched
-						o.v.known("sender-order-across-switch", "%s acked before %s was sent, but group seq %d > %d", msgName(a), b.cmid, sa, sb)
-					} else {
-						o.v.fail("sender-order", "%s acked before %s was sent, but group seq %d > %d", msgName(a), b.cmid, sa, sb)
-					}
+					o.v.fail("sender-order", "%s acked before %s was sent, but group seq %d > %d", msgName(a), b.cmid, sa, sb)
 				}
 				for u, p := range pos {
 					if pa, pb := p[a.msgID], p[b.msgID]; pa != 0 && pb != 0 && pa > pb {

@@ -331,7 +331,7 @@ type Config struct {
 	Queue struct {
 		// Backend is pebble (embedded, in DataDir) or kafka. Default pebble.
 		Backend string `yaml:"backend"`
-		// SendPartitions, GroupPartitions (large groups' send stage),
+		// SendPartitions (direct and shop chats), GroupPartitions (groups),
 		// FanoutPartitions and ControlPartitions (receipts, recalls, membership
 		// events) size the stages' topics. Default 8 each.
 		SendPartitions    int `yaml:"send_partitions"`

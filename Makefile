@@ -39,7 +39,7 @@ fuzz:
 	done
 
 # The fault-injection suite of e2e/faults_test.go for longer than in `make test`:
-# FANLINE_SOAK is the total time of its seven runs (a seventh each), every run
+# FANLINE_SOAK is the total time of its eight runs (an eighth each), every run
 # injecting its faults over and over, e.g. make soak FANLINE_SOAK=30m
 FANLINE_SOAK ?= 10m
 

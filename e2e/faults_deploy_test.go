@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/fanline/fanline/internal/testharness"
 )
@@ -22,6 +23,7 @@ type deployment struct {
 	kafka   *testharness.Kafka
 	redis   *testharness.RedisServer
 	proxies []*testharness.Proxy // gateway i -> the dispatch node's internal API
+	disk    *smallDisk           // the single node's data directory, when on one
 }
 
 // node is one fanline process that can be killed and started again on the same
@@ -46,6 +48,28 @@ func (n *node) kill() {
 	p := n.proc
 	n.mu.Unlock()
 	p.Kill()
+}
+
+// diskFullLine is what a node logs when it starts refusing work for want of space.
+const diskFullLine = "kv: the disk is full"
+
+// logCount counts the lines of n's log that contain line.
+func logCount(n *node, line string) int {
+	b, _ := os.ReadFile(n.data + ".log")
+	return strings.Count(string(b), line)
+}
+
+// exited reports whether the process has ended by itself.
+func (n *node) exited() bool {
+	n.mu.Lock()
+	p := n.proc
+	n.mu.Unlock()
+	select {
+	case <-p.Done():
+		return true
+	default:
+		return false
+	}
 }
 
 func (n *node) url() string { return "http://" + n.addr }
@@ -89,11 +113,20 @@ var faultEnv = []string{
 	"FANLINE_FANOUT_WRITE_BACK_MEMBERS=5",
 }
 
-// singleDeployment is one process with every role on the embedded backends.
-func singleDeployment(t *testing.T) *deployment {
+// singleDeployment is one process with every role on the embedded backends; with
+// onSmallDisk, its data directory is a file system of its own that the disk faults
+// fill.
+func singleDeployment(t *testing.T, onSmallDisk bool) *deployment {
 	dir := t.TempDir()
 	n := &node{addr: testharness.FreeAddr(t), data: filepath.Join(dir, "single"), env: faultEnv}
 	d := &deployment{gateways: []string{n.url()}, nodes: map[string]*node{"single": n}}
+	if onSmallDisk {
+		var err error
+		if d.disk, err = mountSmallDisk(t, n.data, smallDiskBytes); err != nil {
+			t.Skipf("no file system of its own for the disk faults (mounting a tmpfs needs root): %v", err)
+		}
+		n.env = append([]string{fmt.Sprintf("FANLINE_STORAGE_MIN_FREE_BYTES=%d", smallDiskReserve)}, n.env...)
+	}
 	d.dumpLogsOnFailure(t)
 	n.start(t)
 	return d
@@ -145,12 +178,12 @@ func splitDeployment(t *testing.T) *deployment {
 // part is back (a restarted process answers /healthz).
 type fault struct {
 	name   string
-	inject func()
+	inject func(t *testing.T)
 	heal   func(t *testing.T)
 }
 
 func killFault(name string, n *node) fault {
-	return fault{name: "SIGKILL " + name, inject: n.kill, heal: func(t *testing.T) { n.start(t) }}
+	return fault{name: "SIGKILL " + name, inject: func(*testing.T) { n.kill() }, heal: func(t *testing.T) { n.start(t) }}
 }
 
 // faults lists what can go wrong in the deployment.
@@ -160,16 +193,46 @@ func (d *deployment) faults() map[string]fault {
 		out["kill-"+name] = killFault(name, n)
 	}
 	if d.kafka != nil {
-		out["kafka"] = fault{name: "kfake stopped and restarted", inject: d.kafka.Stop, heal: func(t *testing.T) { d.kafka.Start(t) }}
+		out["kafka"] = fault{name: "kfake stopped and restarted", inject: func(*testing.T) { d.kafka.Stop() }, heal: func(t *testing.T) { d.kafka.Start(t) }}
 	}
 	if d.redis != nil {
-		out["redis"] = fault{name: "redis-server SIGKILL and restart", inject: d.redis.Kill, heal: func(t *testing.T) { d.redis.Start(t) }}
+		out["redis"] = fault{name: "redis-server SIGKILL and restart", inject: func(*testing.T) { d.redis.Kill() }, heal: func(t *testing.T) { d.redis.Start(t) }}
+	}
+	if d.disk != nil {
+		n := d.nodes["single"]
+		// Heal frees the space; a node that could not write its WAL has exited
+		// (code 1) and is started again, as an operator would once there is room.
+		heal := func(t *testing.T) {
+			if err := d.disk.empty(); err != nil {
+				t.Fatal(err)
+			}
+			if n.exited() {
+				t.Logf("the node exited on the full disk (%v); started again", n.proc.Err())
+				n.start(t)
+			}
+		}
+		out["disk-reserve"] = fault{name: "disk filled into the reserve", heal: heal, inject: func(t *testing.T) {
+			before := logCount(n, diskFullLine)
+			if err := d.disk.fill(smallDiskReserve / 2); err != nil {
+				t.Fatal(err)
+			}
+			// The fault lasts until the node has seen it (it looks at the disk once a
+			// second while sends come in) and refuses new work.
+			testharness.WaitFor(t, 10*time.Second, "the node to report the full disk", func() bool {
+				return logCount(n, diskFullLine) > before
+			})
+		}}
+		out["disk-full"] = fault{name: "disk filled to the last byte", heal: heal, inject: func(t *testing.T) {
+			if err := d.disk.fill(0); err != nil {
+				t.Fatal(err)
+			}
+		}}
 	}
 	for i, p := range d.proxies {
 		out[fmt.Sprintf("cut-%d", i+1)] = fault{name: fmt.Sprintf("network gateway-%d <-> dispatch cut", i+1),
-			inject: p.Cut, heal: func(*testing.T) { p.Heal() }}
+			inject: func(*testing.T) { p.Cut() }, heal: func(*testing.T) { p.Heal() }}
 		out[fmt.Sprintf("stall-%d", i+1)] = fault{name: fmt.Sprintf("network gateway-%d <-> dispatch stalled", i+1),
-			inject: p.Stall, heal: func(*testing.T) { p.Heal() }}
+			inject: func(*testing.T) { p.Stall() }, heal: func(*testing.T) { p.Heal() }}
 	}
 	return out
 }

@@ -210,12 +210,10 @@ func TestGracefulShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	proc.Cmd.Process.Signal(syscall.SIGTERM)
-	errc := make(chan error, 1)
-	go func() { errc <- proc.Cmd.Wait() }()
 	select {
-	case err := <-errc:
+	case <-proc.Done():
 		var ee *exec.ExitError
-		if errors.As(err, &ee) {
+		if err := proc.Err(); errors.As(err, &ee) {
 			t.Fatalf("exit after SIGTERM: %v", err)
 		}
 	case <-time.After(30 * time.Second):

@@ -75,7 +75,7 @@ func TestDamagedDataDirStopsTheNode(t *testing.T) {
 			alice.Close()
 			proc.Kill()
 			// Pebble flushes the replayed WAL into an SST when it opens the store again.
-			flushed := startLogged(t, addr, data, data+".flushed.log")
+			flushed := testharness.Launch(t, addr, data, data+".flushed.log")
 			testharness.WaitFor(t, 30*time.Second, "the restarted node to be ready", func() bool {
 				resp, err := http.Get("http://" + addr + "/readyz")
 				if err != nil {
@@ -91,13 +91,13 @@ func TestDamagedDataDirStopsTheNode(t *testing.T) {
 			})
 			node := flushed
 			if !tc.live {
-				flushed.kill()
+				flushed.Kill()
 			}
 			for _, sst := range ssts {
 				tc.damage(t, sst)
 			}
 			if !tc.live {
-				node = startLogged(t, addr, data, data+".damaged.log")
+				node = testharness.Launch(t, addr, data, data+".damaged.log")
 			}
 			url := "http://" + addr
 			const bound = 30 * time.Second
@@ -105,8 +105,8 @@ func TestDamagedDataDirStopsTheNode(t *testing.T) {
 			var exitErr error
 			for done := false; !done; {
 				select {
-				case <-node.done:
-					exitErr, done = node.err, true
+				case <-node.Done():
+					exitErr, done = node.Err(), true
 					continue
 				case <-time.After(20 * time.Millisecond):
 				}
@@ -119,7 +119,7 @@ func TestDamagedDataDirStopsTheNode(t *testing.T) {
 			if !errors.As(exitErr, &ee) || ee.ExitCode() == 0 {
 				t.Fatalf("the node exited with %v, want a non-zero exit code", exitErr)
 			}
-			b, err := os.ReadFile(node.logPath)
+			b, err := os.ReadFile(node.Log)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -131,47 +131,6 @@ func TestDamagedDataDirStopsTheNode(t *testing.T) {
 				t.Fatalf("%d log lines report the damage, want 1:\n%s", n, out)
 			}
 		})
-	}
-}
-
-// process is a `fanline serve` child whose output goes to logPath.
-type process struct {
-	cmd     *exec.Cmd
-	logPath string
-	done    chan struct{} // closed once the process was reaped
-	err     error         // Wait's result, set before done is closed
-}
-
-// startLogged starts `fanline serve` without waiting for it to be healthy: it may be
-// meant to fail.
-func startLogged(t *testing.T, addr, data, logPath string) *process {
-	t.Helper()
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
-	p := &process{cmd: exec.Command(testharness.Binary(t), "serve", "--addr", addr, "--data", data),
-		logPath: logPath, done: make(chan struct{})}
-	p.cmd.Stdout, p.cmd.Stderr = logf, logf
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(p.kill)
-	return p
-}
-
-// kill stops the process with SIGKILL if it still runs, and reaps it.
-func (p *process) kill() {
-	select {
-	case <-p.done:
-	default:
-		_ = p.cmd.Process.Kill()
-		<-p.done
 	}
 }
 

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -59,18 +58,23 @@ func FreeAddr(t testing.TB) string {
 type Server struct {
 	Addr string
 	Cmd  *exec.Cmd
+	// Log is the file its output goes to.
+	Log  string
+	done chan struct{} // closed once the process was reaped
+	err  error         // Wait's result, set before done is closed
 }
 
 // URL is the server's base URL.
 func (s *Server) URL() string { return "http://" + s.Addr }
 
-// StartServer runs `fanline serve --addr addr --data data` with extra environment
-// variables and waits until /healthz answers. Its output goes to data + ".log".
-func StartServer(t testing.TB, addr, data string, env ...string) *Server {
+// Launch runs `fanline serve --addr addr --data data` with extra environment
+// variables, its output appended to logPath, without waiting for it to be healthy
+// (it may be meant to fail). The test's end kills it.
+func Launch(t testing.TB, addr, data, logPath string, env ...string) *Server {
 	t.Helper()
 	cmd := exec.Command(Binary(t), "serve", "--addr", addr, "--data", data)
 	cmd.Env = append(os.Environ(), env...)
-	logf, err := os.OpenFile(data+".log", os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,8 +83,20 @@ func StartServer(t testing.TB, addr, data string, env ...string) *Server {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{Addr: addr, Cmd: cmd}
+	s := &Server{Addr: addr, Cmd: cmd, Log: logPath, done: make(chan struct{})}
+	go func() {
+		s.err = cmd.Wait()
+		close(s.done)
+	}()
 	t.Cleanup(s.Kill)
+	return s
+}
+
+// StartServer launches the server with its output in data + ".log" and waits until
+// /healthz answers.
+func StartServer(t testing.TB, addr, data string, env ...string) *Server {
+	t.Helper()
+	s := Launch(t, addr, data, data+".log", env...)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		resp, err := http.Get(s.URL() + "/healthz")
@@ -91,16 +107,28 @@ func StartServer(t testing.TB, addr, data string, env ...string) *Server {
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("testharness: %s not healthy after 30s (log: %s.log)", addr, data)
+			t.Fatalf("testharness: %s not healthy after 30s (log: %s)", addr, s.Log)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 }
 
-// Kill stops the server with SIGKILL, as a crash would, and reaps it.
+// Done is closed once the process has exited; Err then says how.
+func (s *Server) Done() <-chan struct{} { return s.done }
+
+// Err is the process's exit (exec.Cmd.Wait's result), once Done is closed.
+func (s *Server) Err() error {
+	<-s.done
+	return s.err
+}
+
+// Kill stops the server with SIGKILL, as a crash would, and reaps it; a server that
+// has exited already is left as it is.
 func (s *Server) Kill() {
-	if s.Cmd.ProcessState == nil {
-		s.Cmd.Process.Signal(syscall.SIGKILL)
-		s.Cmd.Wait()
+	select {
+	case <-s.done:
+	default:
+		_ = s.Cmd.Process.Kill()
+		<-s.done
 	}
 }

@@ -29,6 +29,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"strconv"
 	"sync"
 	"time"
@@ -74,10 +75,10 @@ type Config struct {
 	// MaxInFlight bounds sends being processed at once; past it a send is refused
 	// with overloaded (503) instead of queueing without bound. Zero means 10,000.
 	MaxInFlight int
-	// MaxStageLag bounds how far the stages after the ack may fall behind: past it,
-	// sends whose stages are that far behind are refused with overloaded (503,
-	// Retry-After) rather than acknowledged with a delivery seconds away. Zero means
-	// 1 s; negative: no bound.
+	// MaxStageLag bounds how long an acknowledged message may wait for delivery:
+	// while the oldest of its kind (direct and shop, or group) on its way is older,
+	// sends of that kind are refused with overloaded (503, Retry-After) rather than
+	// acknowledged with a delivery seconds away. Zero means 1 s; negative: no bound.
 	MaxStageLag time.Duration
 	// MaxGroupMembers bounds a group's members. Zero means 20,000.
 	MaxGroupMembers int
@@ -132,8 +133,9 @@ type Dispatcher struct {
 	inFlight  chan struct{} // one token per send being processed
 	groupKeys *keylock.Set  // one creation per (user, client_group_id) at a time
 	// The lag of the send stage on each send topic and of the fanout stage.
-	sendLag, groupLag, fanoutLag *stageLag
-	announceGrace                time.Duration // age past which the drain takes a pending announcement
+	// The messages acknowledged and not yet delivered, of the send and group topics.
+	sendBacklog, groupBacklog *backlog
+	announceGrace             time.Duration // age past which the drain takes a pending announcement
 }
 
 // New builds a Dispatcher; Run starts its stages.
@@ -165,45 +167,41 @@ func New(cfg Config, q queue.Queue, streams groupstream.Store, timelines timelin
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	now := time.Now()
 	d := &Dispatcher{cfg: cfg, q: q, streams: streams, timelines: timelines, dedup: dedup, ids: gen, shops: cfg.Shops,
 		push: push, m: m, log: cfg.Logger, inFlight: make(chan struct{}, cfg.MaxInFlight), announceGrace: defaultAnnounceGrace,
-		groupKeys: keylock.New(64),
-		sendLag:   newStageLag(now), groupLag: newStageLag(now), fanoutLag: newStageLag(now)}
-	for stage, l := range map[string]*stageLag{TopicSend: d.sendLag, TopicGroup: d.groupLag, TopicFanout: d.fanoutLag} {
+		groupKeys:   keylock.New(64),
+		sendBacklog: newBacklog(), groupBacklog: newBacklog()}
+	for stage, l := range map[string]*backlog{TopicSend: d.sendBacklog, TopicGroup: d.groupBacklog} {
 		m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "fanline_stage_lag_seconds", Help: "How far a pipeline stage is behind the sends it was fed (0: keeping up).",
+			Name: "fanline_stage_lag_seconds", Help: "Age of the oldest message acknowledged through this send-stage topic and not yet delivered (0: none).",
 			ConstLabels: prometheus.Labels{"stage": stage},
 		}, func() float64 { return l.behind(time.Now()).Seconds() }))
 	}
 	return d, nil
 }
 
-// stageOf is the send-stage topic's lag.
-func (d *Dispatcher) stageOf(topic string) *stageLag {
+// backlogOf is the backlog of the messages sent through topic.
+func (d *Dispatcher) backlogOf(topic string) *backlog {
 	if topic == TopicGroup {
-		return d.groupLag
+		return d.groupBacklog
 	}
-	return d.sendLag
+	return d.sendBacklog
 }
 
-// overloaded refuses a send to topic when a stage it goes through is further behind
-// than MaxStageLag: its send stage (topic), and the fanout stage when written is set
-// (the message is written into every member's timeline). A flooded large group thus
-// refuses group sends, not direct chats.
-func (d *Dispatcher) overloaded(topic string, written bool) *wire.Error {
+// overloaded refuses a send to topic while the oldest message acknowledged through it
+// and not yet delivered is older than MaxStageLag: a flooded group refuses group
+// sends, not direct chats. The refusal asks for a wait of one or two seconds, at
+// random: the refused clients' retries then come spread out rather than as one wave,
+// which would be refused again even below saturation.
+func (d *Dispatcher) overloaded(topic string) *wire.Error {
 	if d.cfg.MaxStageLag < 0 {
 		return nil
 	}
-	now := time.Now()
-	lag := d.stageOf(topic).behind(now)
-	if written {
-		lag = max(lag, d.fanoutLag.behind(now))
-	}
+	lag := d.backlogOf(topic).behind(time.Now())
 	if lag <= d.cfg.MaxStageLag {
 		return nil
 	}
-	return &wire.Error{Code: wire.CodeOverloaded, RetryAfter: 1,
+	return &wire.Error{Code: wire.CodeOverloaded, RetryAfter: 1 + rand.IntN(2),
 		Message: fmt.Sprintf("delivery is %.1fs behind; retry shortly", lag.Seconds())}
 }
 
@@ -301,6 +299,21 @@ func (d *Dispatcher) Send(ctx context.Context, who wire.Principal, from string, 
 	default:
 		return res, &wire.Error{Code: wire.CodeOverloaded, Message: "the server is busy; retry shortly", RetryAfter: 1}
 	}
+	// Most sends name their topic's conversation kind: an overloaded one is refused
+	// before its conversation is looked up (refusals must stay cheap at twice the
+	// load a node can take).
+	early := ""
+	switch {
+	case req.GroupID != 0:
+		early = TopicGroup
+	case req.To != "":
+		early = TopicSend
+	}
+	if early != "" {
+		if e := d.overloaded(early); e != nil {
+			return res, e
+		}
+	}
 	conv, err := d.resolve(ctx, who, req)
 	if err != nil {
 		return res, err
@@ -319,8 +332,10 @@ func (d *Dispatcher) Send(ctx context.Context, who wire.Principal, from string, 
 	if conv.Kind == groupstream.KindGroup {
 		topic, key = TopicGroup, []byte(strconv.FormatUint(conv.ID, 10))
 	}
-	if e := d.overloaded(topic, conv.Kind != groupstream.KindGroup || conv.FanoutMode() == groupstream.FanoutWrite); e != nil {
-		return res, e
+	if early == "" {
+		if e := d.overloaded(topic); e != nil {
+			return res, e
+		}
 	}
 	fresh, err := d.newID()
 	if err != nil {
@@ -353,10 +368,13 @@ func (d *Dispatcher) Send(ctx context.Context, who wire.Principal, from string, 
 	if agentID != "" { // an agent writes as the shop
 		job.From, job.AgentID = conv.Shop, agentID
 	}
+	fed := d.backlogOf(topic).feed(id)
 	if err := d.q.Produce(ctx, topic, queue.Record{Key: key, Value: job.marshal()}); err != nil {
+		if fed {
+			d.backlogOf(topic).unfeed(id)
+		}
 		return wire.SendResult{}, fmt.Errorf("dispatch: queue send: %w", err)
 	}
-	d.stageOf(topic).fed(ids.Time(id))
 	if existed {
 		d.m.MessagesDuplicate.Inc()
 	} else {
@@ -481,8 +499,8 @@ func (d *Dispatcher) handleSend(ctx context.Context, topic string, part int, rec
 		}
 		done[m.ID] = true
 		d.m.SendStageLag.Observe(now.Sub(m.CreatedAt).Seconds())
-		d.stageOf(topic).done(m.CreatedAt)
 		if m.Fanout == groupstream.FanoutRead {
+			d.backlogOf(topic).stored(m.ID, 0)
 			d.m.StreamAppends.Inc()
 			// The membership version the message was stored at covers every change
 			// committed before it, and none after: the gateways deliver it to the
@@ -516,9 +534,7 @@ func (d *Dispatcher) handleSend(ctx context.Context, topic string, part int, rec
 		if err != nil {
 			return err
 		}
-		if len(jobs) > 0 {
-			d.fanoutLag.fed(m.CreatedAt)
-		}
+		d.backlogOf(topic).stored(m.ID, len(jobs))
 		out = append(out, jobs...)
 	}
 	if err := d.q.Produce(ctx, TopicFanout, out...); err != nil {
@@ -595,10 +611,10 @@ func (d *Dispatcher) handleFanout(ctx context.Context, topic string, part int, r
 	if err != nil {
 		return err
 	}
-	if topic == TopicFanout { // entries already present count as handled too
+	if topic == TopicFanout { // entries already present count as delivered too
 		for _, it := range items {
-			if it.Kind == timeline.KindMessage {
-				d.fanoutLag.done(it.At)
+			if it.Kind == timeline.KindMessage && !d.sendBacklog.delivered(it.MsgID) {
+				d.groupBacklog.delivered(it.MsgID)
 			}
 		}
 	}

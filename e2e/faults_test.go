@@ -166,8 +166,9 @@ func runFaults(t *testing.T, r faultRun) runStats {
 	}
 	ran := time.Since(start)
 	w.settle()
-	// After a dispatch node's SIGKILL its consumer-group partitions wait for the
-	// dead member to leave the group, up to sarama's 60 s rebalance timeout on kfake.
+	// A restarted dispatch node takes its consumer-group partitions back at once (it
+	// is a static member); the bound still allows for a full rebalance (sarama's
+	// 60 s rebalance timeout).
 	syncs, took, err := w.quiesce(ctx, 90*time.Second)
 	if err != nil {
 		t.Error(err)

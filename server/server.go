@@ -431,7 +431,8 @@ func openQueue(cfg config.Config, db *pebble.DB, log *slog.Logger) (queue.Queue,
 		return q, nil
 	case "kafka":
 		q, err := queue.NewKafkaQueue(queue.KafkaQueueConfig{Brokers: cfg.Kafka.Brokers, Topics: Topics(cfg),
-			ClientID: fmt.Sprintf("fanline-node-%d", cfg.NodeID), ConsumerConfig: queue.ConsumerConfig{Logger: log}})
+			ClientID: fmt.Sprintf("fanline-node-%d", cfg.NodeID), InstanceID: fmt.Sprintf("fanline-node-%d", cfg.NodeID),
+			ConsumerConfig: queue.ConsumerConfig{Logger: log}})
 		if err != nil {
 			return nil, err
 		}

@@ -89,14 +89,17 @@ type share struct{ lo, hi int }
 
 // result is what one process measured. The parent merges its workers' results.
 type result struct {
-	Connections int                `json:"connections"`
-	Sent        int64              `json:"sent"`
-	Delivered   int64              `json:"delivered"`
-	Errors      int64              `json:"errors"`
-	Latency     []time.Duration    `json:"latency_ns"`
-	Ack         []time.Duration    `json:"ack_ns"`
-	Figures     map[string]float64 `json:"figures,omitempty"`
-	Client      *serverUsage       `json:"client"`
+	Connections int             `json:"connections"`
+	Sent        int64           `json:"sent"`
+	Delivered   int64           `json:"delivered"`
+	Errors      int64           `json:"errors"`
+	Latency     []time.Duration `json:"latency_ns"`
+	Ack         []time.Duration `json:"ack_ns"`
+	// Accepted (direct): from the accepted attempt (its msg_id's time, the server's
+	// clock on this machine) to the receipt, without the SDK's waits after refusals.
+	Accepted []time.Duration    `json:"accepted_ns,omitempty"`
+	Figures  map[string]float64 `json:"figures,omitempty"`
+	Client   *serverUsage       `json:"client"`
 	// Per message (group scenario): when the sender got the ack, when the last
 	// member of this process got it (unix ns), and how many members got it.
 	Acks     map[string]int64 `json:"acks,omitempty"`
@@ -129,6 +132,7 @@ func (r *result) merge(o *result) {
 	r.Errors += o.Errors
 	r.Latency = append(r.Latency, o.Latency...)
 	r.Ack = append(r.Ack, o.Ack...)
+	r.Accepted = append(r.Accepted, o.Accepted...)
 	for k, v := range o.Figures {
 		if r.Figures == nil {
 			r.Figures = map[string]float64{}
@@ -147,21 +151,23 @@ func (r *result) merge(o *result) {
 
 // benchSummary is what a run reports (printed, and written by --json).
 type benchSummary struct {
-	Scenario    string             `json:"scenario"`
-	Started     time.Time          `json:"started"`
-	Flags       map[string]string  `json:"flags"`
-	Processes   int                `json:"processes"`
-	Connections int                `json:"connections"`
-	Sent        int64              `json:"sent"`
-	Delivered   int64              `json:"delivered"`
-	Errors      int64              `json:"errors"`
-	Seconds     float64            `json:"seconds"`
-	Throughput  float64            `json:"throughput_per_second"`
-	Latency     latencySummary     `json:"latency_ms"`
-	AckLatency  latencySummary     `json:"ack_latency_ms"`
-	Figures     map[string]float64 `json:"figures,omitempty"`
-	Server      *serverUsage       `json:"server,omitempty"`
-	Client      *serverUsage       `json:"client"`
+	Scenario    string            `json:"scenario"`
+	Started     time.Time         `json:"started"`
+	Flags       map[string]string `json:"flags"`
+	Processes   int               `json:"processes"`
+	Connections int               `json:"connections"`
+	Sent        int64             `json:"sent"`
+	Delivered   int64             `json:"delivered"`
+	Errors      int64             `json:"errors"`
+	Seconds     float64           `json:"seconds"`
+	Throughput  float64           `json:"throughput_per_second"`
+	Latency     latencySummary    `json:"latency_ms"`
+	AckLatency  latencySummary    `json:"ack_latency_ms"`
+	// AcceptedLatency (direct): accepted attempt -> receipt; see result.Accepted.
+	AcceptedLatency *latencySummary    `json:"accepted_latency_ms,omitempty"`
+	Figures         map[string]float64 `json:"figures,omitempty"`
+	Server          *serverUsage       `json:"server,omitempty"`
+	Client          *serverUsage       `json:"client"`
 }
 
 type latencySummary struct {
@@ -318,6 +324,10 @@ func bench(args []string) error {
 	sum.Connections, sum.Sent, sum.Delivered, sum.Errors = r.Connections, r.Sent, r.Delivered, r.Errors
 	sum.Seconds = o.duration.Seconds()
 	sum.Latency, sum.AckLatency = summarize(r.Latency), summarize(r.Ack)
+	if len(r.Accepted) > 0 {
+		a := summarize(r.Accepted)
+		sum.AcceptedLatency = &a
+	}
 	sum.Throughput = float64(sum.Latency.Samples) / sum.Seconds
 	sum.Figures, sum.Client = r.Figures, r.Client
 	if before != nil {
@@ -411,6 +421,9 @@ func printSummary(s *benchSummary) {
 	}
 	if a := s.AckLatency; a.Samples > 0 {
 		fmt.Fprintf(w, "send->ack ms\tp50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n", a.P50, a.P90, a.P99, a.Max)
+	}
+	if a := s.AcceptedLatency; a != nil {
+		fmt.Fprintf(w, "accepted->receipt ms\tp50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n", a.P50, a.P90, a.P99, a.Max)
 	}
 	keys := make([]string, 0, len(s.Figures))
 	for k := range s.Figures {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/fanline/fanline/client"
+	"github.com/fanline/fanline/internal/ids"
 	"github.com/fanline/fanline/internal/wire"
 )
 
@@ -31,7 +32,7 @@ func benchDirect(ctx context.Context, o benchOptions, sh share) (*result, error)
 	defer closeAll(cs)
 	text := strings.Repeat("x", o.size)
 	var sent, delivered, errCount atomic.Int64
-	var lat, ack samples
+	var lat, ack, accepted samples
 	measureFrom := o.startAt
 	stopSending := measureFrom.Add(o.duration)
 
@@ -52,6 +53,7 @@ func benchDirect(ctx context.Context, o benchOptions, sh share) (*result, error)
 					if json.Unmarshal(e.Body, &b) == nil {
 						if t := time.Unix(0, b.TS); !t.Before(measureFrom) && t.Before(stopSending) {
 							lat.add(now.Sub(t))
+							accepted.add(now.Sub(ids.Time(uint64(e.MsgID))))
 						}
 					}
 					delivered.Add(1)
@@ -110,5 +112,5 @@ func benchDirect(ctx context.Context, o benchOptions, sh share) (*result, error)
 	stopRecv()
 	rwg.Wait()
 	return &result{Connections: len(cs), Sent: sent.Load(), Delivered: delivered.Load(), Errors: errCount.Load(),
-		Latency: lat.take(), Ack: ack.take()}, ctx.Err()
+		Latency: lat.take(), Ack: ack.take(), Accepted: accepted.take()}, ctx.Err()
 }

@@ -104,9 +104,10 @@ type Config struct {
 		// MaxInFlightSends bounds sends processed at once; past it sends get 503
 		// overloaded. Default 10000.
 		MaxInFlightSends int `yaml:"max_in_flight_sends"`
-		// MaxStageLag bounds how far the stages after the ack (storing, fanout) may
-		// fall behind; past it sends get 503 overloaded with Retry-After. Default 1s;
-		// negative: no bound.
+		// MaxStageLag bounds how long an acknowledged message may wait for delivery
+		// (stored, and in every recipient's timeline): while the oldest one on its way
+		// is older, sends get 503 overloaded with Retry-After. Default 1s; negative:
+		// no bound.
 		MaxStageLag Duration `yaml:"max_stage_lag"`
 		// MaxGroupMembers bounds a group's members. Default 20000.
 		MaxGroupMembers int `yaml:"max_group_members"`

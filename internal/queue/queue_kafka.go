@@ -19,6 +19,12 @@ type KafkaQueueConfig struct {
 	Topics map[string]int
 	// ClientID names this process to the brokers. Zero means "fanline".
 	ClientID string
+	// InstanceID, when set, makes this process a static member of its consumer
+	// groups: restarted after a crash, it takes its partitions back at once instead
+	// of waiting for the broker to give up on its dead self. It must be unique among
+	// the processes consuming a group and stable across restarts (the node id).
+	// Empty: dynamic membership.
+	InstanceID string
 	// ConsumerConfig's Logger also receives consumer-group failures.
 	ConsumerConfig
 }
@@ -57,6 +63,7 @@ func (cfg *KafkaQueueConfig) sarama() *sarama.Config {
 	c.Consumer.Offsets.AutoCommit.Interval = 200 * time.Millisecond
 	c.Consumer.Return.Errors = true
 	c.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategyRange()}
+	c.Consumer.Group.InstanceId = cfg.InstanceID
 	c.Metadata.AllowAutoTopicCreation = false
 	return c
 }

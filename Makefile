@@ -12,15 +12,21 @@ build:
 
 STATICCHECK = honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
+# deployments/validate is a module of its own (the artifacts' parsers stay out of the
+# product's go.mod): linted and tested from its directory.
+VALIDATE = deployments/validate
+
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 	$(GO) mod tidy -diff
+	cd $(VALIDATE) && $(GO) vet ./... && $(GO) run $(STATICCHECK) ./... && $(GO) mod tidy -diff
 
 test: lint
 	$(GO) test -race -count=1 -timeout 20m $(RACE_PKGS)
 	$(GO) test -count=1 -timeout 10m ./e2e/large/ ./cmd/...
+	cd $(VALIDATE) && $(GO) test -count=1 -timeout 10m ./...
 
 # Longer fuzzing sessions (not part of `make test`, where the seed corpora under
 # testdata/fuzz/ run as ordinary tests). go test -fuzz takes one target per package

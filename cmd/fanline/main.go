@@ -1,7 +1,9 @@
 // Command fanline runs the fanline IM backend.
 //
-//	fanline serve [--addr HOST:PORT] [--data DIR] [--config FILE] [--roles gateway,dispatch]
+//	fanline serve [--addr HOST:PORT] [--data DIR] [--config FILE] [--roles gateway,dispatch] [--check-config]
 //	fanline migrate [--config FILE]
+//	fanline version
+//	fanline healthcheck [--url URL]
 //	fanline bench SCENARIO [flags]
 //	fanline hold add|remove|list [CONVERSATION_ID] [--url URL] [--token TOKEN] [--reason TEXT]
 package main
@@ -35,6 +37,10 @@ func main() {
 		err = bench(os.Args[2:])
 	case "hold":
 		err = hold(os.Args[2:])
+	case "version", "--version":
+		fmt.Println(versionLine())
+	case "healthcheck":
+		err = healthcheck(os.Args[2:])
 	case "-h", "--help", "help":
 		usage()
 		return
@@ -52,7 +58,10 @@ func main() {
 func usage() {
 	fmt.Fprint(os.Stderr, `usage:
   fanline serve [--addr HOST:PORT] [--data DIR] [--config FILE] [--roles gateway,dispatch]
+                [--check-config]   (validate the configuration and exit)
   fanline migrate [--config FILE]  (create Kafka topics; idempotent)
+  fanline version                  (the version and commit built in)
+  fanline healthcheck [--url URL]  (exit 0 if the node's /healthz answers 200)
   fanline bench SCENARIO [flags]   (fanline bench -h for scenarios)
   fanline hold add|remove|list [CONVERSATION_ID] [--url URL] [--token TOKEN] [--reason TEXT]
                                    (legal holds, with an operator token)
@@ -60,22 +69,24 @@ func usage() {
 }
 
 // setup parses the flags shared by serve and migrate, loads the configuration and
-// builds the logger.
-func setup(name string, args []string, serving bool) (config.Config, *slog.Logger, error) {
+// builds the logger. checkOnly is serve's --check-config.
+func setup(name string, args []string, serving bool) (cfg config.Config, log *slog.Logger, checkOnly bool, err error) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	file := fs.String("config", "", "YAML config file")
 	var addr, data, roles *string
+	var check *bool
 	if serving {
 		addr = fs.String("addr", "", "listen address (default 127.0.0.1:8080)")
 		data = fs.String("data", "", "data directory (default ./data)")
 		roles = fs.String("roles", "", "comma-separated roles to run: gateway, dispatch (default both)")
+		check = fs.Bool("check-config", false, "validate the configuration (file, environment, flags) and exit")
 	}
 	if err := fs.Parse(args); err != nil {
-		return config.Config{}, nil, err
+		return cfg, nil, false, err
 	}
-	cfg, err := config.Load(*file, os.Environ())
-	if err != nil {
-		return cfg, nil, err
+	checkOnly = check != nil && *check
+	if cfg, err = config.Load(*file, os.Environ()); err != nil {
+		return cfg, nil, false, err
 	}
 	if serving && *addr != "" {
 		cfg.Addr = *addr
@@ -88,17 +99,28 @@ func setup(name string, args []string, serving bool) (config.Config, *slog.Logge
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
-		return cfg, nil, fmt.Errorf("log_level: %w", err)
+		return cfg, nil, false, fmt.Errorf("log_level: %w", err)
 	}
-	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	log.Info("configuration", "config", cfg.Masked())
-	return cfg, log, nil
+	log = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if !checkOnly {
+		log.Info("configuration", "config", cfg.Masked())
+	}
+	return cfg, log, checkOnly, nil
 }
 
 func serve(args []string) error {
-	cfg, log, err := setup("serve", args, true)
+	cfg, log, checkOnly, err := setup("serve", args, true)
 	if err != nil {
 		return err
+	}
+	if checkOnly {
+		if err := cfg.Check(); err != nil {
+			return err
+		}
+		fmt.Printf("configuration ok: roles %s, queue %s, stores %s/%s, presence %s, cold %s, dev mode %v\n",
+			strings.Join(cfg.Roles, ","), cfg.Queue.Backend, cfg.Groupstream.Backend, cfg.Timeline.Backend,
+			cfg.Presence.Backend, cfg.Coldstore.Backend, cfg.Dev())
+		return nil
 	}
 	s, err := server.New(cfg, log)
 	if err != nil {
@@ -110,7 +132,7 @@ func serve(args []string) error {
 }
 
 func migrate(args []string) error {
-	cfg, log, err := setup("migrate", args, false)
+	cfg, log, _, err := setup("migrate", args, false)
 	if err != nil {
 		return err
 	}

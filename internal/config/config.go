@@ -75,6 +75,10 @@ type Config struct {
 		// JWTSecret signs tokens (at least 32 bytes). Default: in dev mode a random
 		// secret kept in DataDir/jwt.secret; required otherwise.
 		JWTSecret string `yaml:"jwt_secret"`
+		// JWTSecretFile names a file holding jwt_secret (a mounted Kubernetes or
+		// Docker secret, a systemd credential); surrounding white space is
+		// ignored. Not with jwt_secret.
+		JWTSecretFile string `yaml:"jwt_secret_file"`
 		// PreviousJWTSecret is the secret being rotated out: tokens it signed still
 		// verify and nodes still presenting its node key are accepted, while
 		// jwt_secret signs. Default none. See docs/operations.md, "Rotating keys".
@@ -231,6 +235,8 @@ type Config struct {
 		// AccessKey and SecretKey authenticate. Required with coldstore.backend minio.
 		AccessKey string `yaml:"access_key"`
 		SecretKey string `yaml:"secret_key"`
+		// SecretKeyFile names a file holding secret_key. Not with secret_key.
+		SecretKeyFile string `yaml:"secret_key_file"`
 		// Secure uses HTTPS. Default false.
 		Secure bool `yaml:"secure"`
 		// Region of the bucket. Default us-east-1.
@@ -291,6 +297,8 @@ type Config struct {
 		// Username and Password authenticate when set. Default none.
 		Username string `yaml:"username"`
 		Password string `yaml:"password"`
+		// PasswordFile names a file holding password. Not with password.
+		PasswordFile string `yaml:"password_file"`
 		// Timeout bounds one query. Default 5s.
 		Timeout Duration `yaml:"timeout"`
 		// BatchBytes bounds a batch that writes several partitions (a user's timeline
@@ -325,6 +333,8 @@ type Config struct {
 		Addr string `yaml:"addr"`
 		// Password authenticates to Redis. Default none.
 		Password string `yaml:"password"`
+		// PasswordFile names a file holding password. Not with password.
+		PasswordFile string `yaml:"password_file"`
 		// DB is the Redis database number. Default 0.
 		DB int `yaml:"db"`
 	} `yaml:"redis"`
@@ -378,8 +388,39 @@ func Load(file string, environ []string) (Config, error) {
 	if err := applyEnv(reflect.ValueOf(&c).Elem(), "FANLINE", env); err != nil {
 		return c, err
 	}
+	if err := c.readSecretFiles(); err != nil {
+		return c, err
+	}
 	c.fill()
 	return c, nil
+}
+
+// readSecretFiles sets each secret that names a file from the file's content.
+func (c *Config) readSecretFiles() error {
+	for _, s := range []struct {
+		name        string
+		value, file *string
+	}{
+		{"auth.jwt_secret", &c.Auth.JWTSecret, &c.Auth.JWTSecretFile},
+		{"minio.secret_key", &c.Minio.SecretKey, &c.Minio.SecretKeyFile},
+		{"cassandra.password", &c.Cassandra.Password, &c.Cassandra.PasswordFile},
+		{"redis.password", &c.Redis.Password, &c.Redis.PasswordFile},
+	} {
+		if *s.file == "" {
+			continue
+		}
+		if *s.value != "" {
+			return fmt.Errorf("config: set %s or %s_file, not both", s.name, s.name)
+		}
+		b, err := os.ReadFile(*s.file)
+		if err != nil {
+			return fmt.Errorf("config: %s_file: %w", s.name, err)
+		}
+		if *s.value = strings.TrimSpace(string(b)); *s.value == "" {
+			return fmt.Errorf("config: %s_file %s is empty", s.name, *s.file)
+		}
+	}
+	return nil
 }
 
 // fill replaces zero values with the defaults documented on each field, so the

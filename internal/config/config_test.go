@@ -152,3 +152,26 @@ func TestCassandraLimits(t *testing.T) {
 		}
 	}
 }
+
+// TestSecretFiles: a secret can come from a file (white space trimmed), never from a
+// file and a value at once, and an unreadable or empty file is an error.
+func TestSecretFiles(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "jwt")
+	os.WriteFile(f, []byte("  "+secret+"\n"), 0o600)
+	empty := filepath.Join(dir, "empty")
+	os.WriteFile(empty, []byte("\n"), 0o600)
+	c, err := Load("", []string{"FANLINE_AUTH_JWT_SECRET_FILE=" + f, "FANLINE_REDIS_PASSWORD_FILE=" + f})
+	if err != nil || c.Auth.JWTSecret != secret || c.Redis.Password != secret {
+		t.Fatalf("from files: %q %q %v", c.Auth.JWTSecret, c.Redis.Password, err)
+	}
+	for _, env := range [][]string{
+		{"FANLINE_AUTH_JWT_SECRET_FILE=" + f, "FANLINE_AUTH_JWT_SECRET=" + secret},
+		{"FANLINE_MINIO_SECRET_KEY_FILE=" + filepath.Join(dir, "missing")},
+		{"FANLINE_CASSANDRA_PASSWORD_FILE=" + empty},
+	} {
+		if _, err := Load("", env); err == nil {
+			t.Errorf("%v accepted", env)
+		}
+	}
+}

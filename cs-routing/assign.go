@@ -200,6 +200,9 @@ func join(notes []string, last string) string { return strings.Join(append(notes
 // assign gives c to a and records why.
 func (s *shop) assign(c *chat, a *agent, action, reason, previous string) {
 	stop(&c.fallbackStop)
+	if c.state == Queued && s.r.cfg.Waited != nil {
+		s.r.cfg.Waited(s.r.clock.Now().Sub(c.queuedAt))
+	}
 	c.state, c.agent, c.assignedAt, c.awaitingReply = Assigned, a.ID, s.r.clock.Now(), false
 	a.load += c.weight
 	a.chats[c.id] = c

@@ -78,3 +78,41 @@ func TestPresenceBeforeConfiguration(t *testing.T) {
 		t.Fatal("a refused configuration created the shop")
 	}
 }
+
+// TestWaitingAndWaited: Waiting counts the chats queued in every shop, and Waited
+// hears how long each waited once an agent gets it (0 for one assigned at once).
+func TestWaitingAndWaited(t *testing.T) {
+	clock := newManualClock(time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC))
+	var waits []time.Duration
+	r, err := csrouting.NewRouter(csrouting.Config{Clock: clock, Waited: func(d time.Duration) { waits = append(waits, d) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Stop()
+	rules := csrouting.Rules{Skills: []csrouting.SkillGroup{{Name: "x"}}}
+	if _, ps, err := r.SetRules("s", rules); ps != nil || err != nil {
+		t.Fatal(ps, err)
+	}
+	if ps, err := r.SetAgents("s", []csrouting.AgentConfig{{ID: "ann", Skills: []string{"x"}, Capacity: 1}}); ps != nil || err != nil {
+		t.Fatal(ps, err)
+	}
+	r.Presence("s", "ann", true)
+	if err := r.SetStatus("s", "ann", csrouting.Online); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"c1", "c2"} {
+		if _, err := r.Open("s", csrouting.OpenRequest{Chat: id, Buyer: "b-" + id, Entry: "shop"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := r.Waiting(); n != 1 {
+		t.Fatalf("waiting %d, want 1 (c2 behind ann's one chat)", n)
+	}
+	clock.Advance(90 * time.Second)
+	if _, err := r.Close("s", "c1", "ann"); err != nil {
+		t.Fatal(err)
+	}
+	if n := r.Waiting(); n != 0 || len(waits) != 2 || waits[0] != 0 || waits[1] != 90*time.Second {
+		t.Fatalf("waiting %d, waits %v; want 0 and [0s 1m30s]", n, waits)
+	}
+}

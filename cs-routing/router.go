@@ -139,6 +139,9 @@ type Config struct {
 	// shops that are not configured yet (the oldest connection is forgotten first).
 	// Zero means 10,000.
 	PendingPresence int
+	// Waited, when set, is told how long each chat waited in its shop's queue
+	// when an agent gets it (for a metric). It is called with the shop locked.
+	Waited func(time.Duration)
 }
 
 // Router routes the chats of every shop.
@@ -692,6 +695,23 @@ func (r *Router) Audit(shopID string, limit int) []AuditEntry {
 		out = append(out, s.audit[(s.auditAt+i)%n])
 	}
 	return out
+}
+
+// Waiting returns how many chats wait in the queues of every shop.
+func (r *Router) Waiting() int {
+	r.mu.Lock()
+	shops := make([]*shop, 0, len(r.shops))
+	for _, s := range r.shops {
+		shops = append(shops, s)
+	}
+	r.mu.Unlock()
+	n := 0
+	for _, s := range shops {
+		s.mu.Lock()
+		n += len(s.queue)
+		s.mu.Unlock()
+	}
+	return n
 }
 
 // Live returns the shop's queues and agents.

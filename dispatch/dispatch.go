@@ -171,6 +171,10 @@ func New(cfg Config, q queue.Queue, streams groupstream.Store, timelines timelin
 		push: push, m: m, log: cfg.Logger, inFlight: make(chan struct{}, cfg.MaxInFlight), announceGrace: defaultAnnounceGrace,
 		groupKeys:   keylock.New(64),
 		sendBacklog: newBacklog(), groupBacklog: newBacklog()}
+	for _, topic := range []string{TopicSend, TopicGroup, TopicFanout, TopicControl} { // exported at 0 from the start
+		m.DeadLetters.WithLabelValues(topic)
+		m.RecordsRefused.WithLabelValues(topic)
+	}
 	for stage, l := range map[string]*backlog{TopicSend: d.sendBacklog, TopicGroup: d.groupBacklog} {
 		m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "fanline_stage_lag_seconds", Help: "Age of the oldest message acknowledged through this send-stage topic and not yet delivered (0: none).",

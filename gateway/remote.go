@@ -291,6 +291,9 @@ type RemoteConfig struct {
 	// request id, and failed fire-and-forget calls (agent presence). Nil means
 	// slog.Default().
 	Logger *slog.Logger
+	// OnUnreachable, when set, is called for each call that got no answer from
+	// the dispatch node (for a metric).
+	OnUnreachable func()
 }
 
 // Remote is the Service and CS of a gateway node without the pipeline: every call
@@ -363,6 +366,9 @@ func (r *Remote) call(ctx context.Context, method string, a rpcArgs, out any) er
 		// The cause (refused, timed out, a certificate not trusted) is for the
 		// operator, not the client.
 		r.cfg.Logger.Error("gateway: dispatch node unreachable", "request_id", id, "method", method, "err", err)
+		if r.cfg.OnUnreachable != nil {
+			r.cfg.OnUnreachable()
+		}
 		return wire.Errorf(wire.CodeUnavailable, "the dispatch node is unreachable; retry")
 	}
 	defer resp.Body.Close()

@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -49,6 +50,7 @@ import (
 type Server struct {
 	cfg           config.Config
 	log           *slog.Logger
+	m             *metrics.Metrics
 	db            *pebble.DB              // nil without the dispatch role or the pebble queue
 	health        *kv.Health              // db's faults; nil with db
 	damaged       chan error              // the first fatal storage fault (kv.Config.OnFatal), buffered
@@ -99,7 +101,8 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, damaged: make(chan error, 1)}
+	m := metrics.New()
+	s := &Server{cfg: cfg, log: log, m: m, damaged: make(chan error, 1)}
 	defer func() {
 		if err != nil {
 			s.closeBackends()
@@ -121,14 +124,13 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 			return nil, err
 		}
 	}
-	if s.q, err = openQueue(cfg, s.db, log); err != nil {
+	if s.q, err = openQueue(cfg, s.db, log, m); err != nil {
 		return nil, err
 	}
 	reg, err := s.presence()
 	if err != nil {
 		return nil, err
 	}
-	m := metrics.New()
 	s.hub = gateway.NewHub(m)
 	var push pusher = s.hub
 	if s.redisPresence != nil {
@@ -179,7 +181,8 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		if err != nil {
 			return nil, err
 		}
-		remote, err := gateway.NewRemote(gateway.RemoteConfig{URL: cfg.Cluster.DispatchURL, Key: key, TLS: remoteTLS, Logger: log})
+		remote, err := gateway.NewRemote(gateway.RemoteConfig{URL: cfg.Cluster.DispatchURL, Key: key, TLS: remoteTLS, Logger: log,
+			OnUnreachable: m.DispatchUnreachable.Inc})
 		if err != nil {
 			return nil, err
 		}
@@ -250,10 +253,13 @@ func (s *Server) pipeline(m *metrics.Metrics, push pusher, secret string) (gatew
 	if err := s.mediaStore(m, secret, streams); err != nil {
 		return nil, nil, err
 	}
-	router, err := csrouting.NewRouter(csrouting.Config{Store: csrouting.NewPebbleStore(s.db), Notifier: csNotifier{push}})
+	router, err := csrouting.NewRouter(csrouting.Config{Store: csrouting.NewPebbleStore(s.db), Notifier: csNotifier{push},
+		Waited: func(d time.Duration) { m.CSWait.Observe(d.Seconds()) }})
 	if err != nil {
 		return nil, nil, err
 	}
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "fanline_cs_waiting",
+		Help: "Customer-service chats waiting in a queue for an agent, in every shop."}, func() float64 { return float64(router.Waiting()) }))
 	s.router = router
 	cs := csService{router}
 	s.disp, err = dispatch.New(dispatch.Config{
@@ -418,7 +424,7 @@ func Topics(cfg config.Config) map[string]int {
 }
 
 // openQueue opens the configured queue backend.
-func openQueue(cfg config.Config, db *pebble.DB, log *slog.Logger) (queue.Queue, error) {
+func openQueue(cfg config.Config, db *pebble.DB, log *slog.Logger, m *metrics.Metrics) (queue.Queue, error) {
 	// Each case returns an untyped nil on failure: a nil *PebbleQueue in the interface
 	// would not compare equal to nil.
 	switch cfg.Queue.Backend {
@@ -432,7 +438,7 @@ func openQueue(cfg config.Config, db *pebble.DB, log *slog.Logger) (queue.Queue,
 	case "kafka":
 		q, err := queue.NewKafkaQueue(queue.KafkaQueueConfig{Brokers: cfg.Kafka.Brokers, Topics: Topics(cfg),
 			ClientID: fmt.Sprintf("fanline-node-%d", cfg.NodeID), InstanceID: fmt.Sprintf("fanline-node-%d", cfg.NodeID),
-			ConsumerConfig: queue.ConsumerConfig{Logger: log}})
+			OnError: func(error) { m.BackendErrors.WithLabelValues("kafka").Inc() }, ConsumerConfig: queue.ConsumerConfig{Logger: log}})
 		if err != nil {
 			return nil, err
 		}
@@ -529,6 +535,7 @@ func (s *Server) redisClient() (*redis.Client, error) {
 		return nil, errors.New("server: a redis backend needs redis.addr")
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: s.cfg.Redis.Addr, Password: s.cfg.Redis.Password, DB: s.cfg.Redis.DB})
+	rdb.AddHook(errorHook{s.m.BackendErrors.WithLabelValues("redis")})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := rdb.Ping(ctx).Err(); err != nil {
@@ -726,4 +733,34 @@ func (s *Server) Routes() []gateway.Route {
 		return nil
 	}
 	return s.gw.Routes()
+}
+
+// errorHook counts a Redis client's failed commands (a missing key is an answer,
+// not a failure).
+type errorHook struct{ failed prometheus.Counter }
+
+func (errorHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h errorHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		h.count(err)
+		return err
+	}
+}
+
+// count counts err unless it is an answer: a missing key, or a script the server
+// does not have cached yet (go-redis then sends it whole).
+func (h errorHook) count(err error) {
+	if err != nil && !errors.Is(err, redis.Nil) && !strings.HasPrefix(err.Error(), "NOSCRIPT") {
+		h.failed.Inc()
+	}
+}
+
+func (h errorHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		h.count(err)
+		return err
+	}
 }

@@ -2,6 +2,7 @@ package validate
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"testing"
@@ -58,3 +59,28 @@ func TestMain(m *testing.M) {
 
 // fanline is the shared binary's path.
 func fanline(*testing.T) string { return binDir + "/fanline" }
+
+// freeAddr is a loopback address with a port free at the time of the call.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// startNode starts the embedded single node on addr, with a data directory of its
+// own; it is killed when the test ends.
+func startNode(t *testing.T, addr string) {
+	t.Helper()
+	srv := command(fanline(t), []string{"FANLINE_LOG_LEVEL=error"}, "serve", "--addr", addr, "--data", t.TempDir())
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		srv.Process.Kill()
+		srv.Wait()
+	})
+}

@@ -51,7 +51,17 @@ type Metrics struct {
 	MediaOrphans prometheus.Counter
 	MediaExpired prometheus.Counter
 	MediaRender  prometheus.Histogram
+
+	// BackendErrors counts failed calls to a networked engine, by backend (kafka,
+	// redis); DispatchUnreachable a gateway's calls that never reached the
+	// dispatch node; CSWait how long chats waited in a shop's queue for an agent.
+	BackendErrors       *prometheus.CounterVec
+	DispatchUnreachable prometheus.Counter
+	CSWait              prometheus.Histogram
 }
+
+// waitBuckets spans a customer-service queue's waits, a second to an hour.
+var waitBuckets = []float64{1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600}
 
 var latencyBuckets = []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5}
 
@@ -109,6 +119,9 @@ func New() *Metrics {
 	r.MustRegister(m.ColdSegments, m.ColdMessages, m.ColdMoveErrors, m.ColdRead, m.ColdDeleted, m.ColdStray)
 	m.MediaUploads = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "fanline_media_uploads_total", Help: "Media uploads by outcome: started, completed, failed."}, []string{"outcome"})
+	for _, o := range []string{"started", "completed", "failed"} {
+		m.MediaUploads.WithLabelValues(o)
+	}
 	m.MediaBytes = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "fanline_media_bytes_total", Help: "Bytes of media uploads completed."})
 	m.MediaThumbs = prometheus.NewCounter(prometheus.CounterOpts{
@@ -119,6 +132,16 @@ func New() *Metrics {
 		Name: "fanline_media_orphans_deleted_total", Help: "Uploads deleted because no message referred to them within media.orphan_ttl."})
 	m.MediaExpired = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "fanline_media_retention_deleted_total", Help: "Media objects deleted with their conversation's history by retention."})
+	m.BackendErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "fanline_backend_errors_total", Help: "Failed calls to a networked engine, by backend (kafka, redis)."}, []string{"backend"})
+	for _, b := range []string{"kafka", "redis"} { // exported at 0 before the first error
+		m.BackendErrors.WithLabelValues(b)
+	}
+	m.DispatchUnreachable = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "fanline_dispatch_unreachable_total", Help: "A gateway's calls to the dispatch node that got no answer (refused, timed out, TLS failed)."})
+	m.CSWait = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "fanline_cs_wait_seconds", Help: "Time a customer-service chat waited in its shop's queue before an agent got it.", Buckets: waitBuckets})
+	r.MustRegister(m.BackendErrors, m.DispatchUnreachable, m.CSWait)
 	r.MustRegister(m.MediaUploads, m.MediaBytes, m.MediaThumbs, m.MediaRender, m.MediaOrphans, m.MediaExpired)
 	r.MustRegister(m.MessagesAccepted, m.MessagesDuplicate, m.SendErrors, m.FanoutEntries, m.StreamAppends, m.FanoutLag,
 		m.SendStageLag, m.Connections, m.PushesDropped, m.GroupChecks, m.GroupPushesUnchecked, m.RateLimited, m.SendLatency, m.SyncLatency,

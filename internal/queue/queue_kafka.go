@@ -25,6 +25,9 @@ type KafkaQueueConfig struct {
 	// the processes consuming a group and stable across restarts (the node id).
 	// Empty: dynamic membership.
 	InstanceID string
+	// OnError, when set, is told of every failed produce and consumer-group error
+	// (for a metric); the caller's error handling is unchanged.
+	OnError func(error)
 	// ConsumerConfig's Logger also receives consumer-group failures.
 	ConsumerConfig
 }
@@ -150,9 +153,17 @@ func (q *KafkaQueue) Produce(ctx context.Context, topic string, recs ...Record) 
 			Partition: int32(PartitionFor(r.Key, n))}
 	}
 	if err := q.producer.SendMessages(msgs); err != nil {
+		q.failed(err)
 		return fmt.Errorf("queue: kafka produce: %w", err)
 	}
 	return nil
+}
+
+// failed reports err to OnError.
+func (q *KafkaQueue) failed(err error) {
+	if q.cfg.OnError != nil {
+		q.cfg.OnError(err)
+	}
 }
 
 // Consume implements Queue.
@@ -171,6 +182,7 @@ func (q *KafkaQueue) Consume(ctx context.Context, topic, group string, h Handler
 	go func() {
 		defer wg.Done()
 		for err := range cg.Errors() {
+			q.failed(err)
 			q.cfg.Logger.Warn("queue: kafka consumer group", "topic", topic, "group", group, "err", err)
 		}
 	}()
@@ -181,6 +193,7 @@ func (q *KafkaQueue) Consume(ctx context.Context, topic, group string, h Handler
 	for ctx.Err() == nil {
 		// Consume returns at every rebalance; join again.
 		if err := cg.Consume(ctx, []string{topic}, handler); err != nil && ctx.Err() == nil {
+			q.failed(err)
 			delay = q.cfg.Backoff.Next(delay)
 			q.cfg.Logger.Warn("queue: kafka consume failed, retrying", "topic", topic, "group", group, "retry_in", delay, "err", err)
 			select {

@@ -174,12 +174,19 @@ func TestPebbleQueueTrimsTopicsWithoutGroups(t *testing.T) {
 	}
 	defer q.Close()
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	var tailed atomic.Int64
-	go q.Tail(ctx, "push", 0, func(_ context.Context, _ int, recs []queue.Record) error {
-		tailed.Add(int64(len(recs)))
-		return nil
-	})
+	tailing := make(chan struct{})
+	go func() {
+		defer close(tailing)
+		q.Tail(ctx, "push", 0, func(_ context.Context, _ int, recs []queue.Record) error {
+			tailed.Add(int64(len(recs)))
+			return nil
+		})
+	}()
+	defer func() { // the tail ends before the queue and the store close
+		cancel()
+		<-tailing
+	}()
 	for i := 0; i < 50; i++ {
 		var recs []queue.Record
 		for j := 0; j < 40; j++ {

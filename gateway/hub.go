@@ -311,6 +311,7 @@ func (h *Hub) pushGroup(ctx context.Context, group, version uint64, created time
 			}
 			h.mu.RUnlock()
 			h.dropSlow(slow)
+			h.m.GroupPush.Observe(time.Since(created).Seconds())
 			return
 		}
 		h.mu.RUnlock()

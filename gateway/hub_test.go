@@ -129,6 +129,9 @@ func TestGroupPushChecksMembership(t *testing.T) {
 	push(v2)
 	push(v1) // stored before the removal, delivered by the newer index
 	expect("two more pushes", 2, 0)
+	if n := counter(t, m, "fanline_group_push_seconds"); n != 4 {
+		t.Fatalf("%v group deliveries timed, want 4", n)
+	}
 	if n := r.checkCount(); n != checks {
 		t.Fatalf("%d checks for pushes at versions the hub has checked", n-checks)
 	}
@@ -287,7 +290,8 @@ func (s rosterService) CheckMembers(ctx context.Context, g uint64, users []strin
 	return s.r.CheckMembers(ctx, g, users)
 }
 
-// counter reads a counter of m: name, with the label value if it has one.
+// counter reads a counter of m (a histogram's count of observations): name, with
+// the label value if it has one.
 func counter(t *testing.T, m *metrics.Metrics, name string, label ...string) float64 {
 	t.Helper()
 	families, err := m.Registry.Gather()
@@ -300,6 +304,9 @@ func counter(t *testing.T, m *metrics.Metrics, name string, label ...string) flo
 		}
 		for _, mt := range f.GetMetric() {
 			if len(label) == 0 || (len(mt.GetLabel()) == 1 && mt.GetLabel()[0].GetValue() == label[0]) {
+				if h := mt.GetHistogram(); h != nil {
+					return float64(h.GetSampleCount())
+				}
 				return mt.GetCounter().GetValue()
 			}
 		}

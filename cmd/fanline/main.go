@@ -117,6 +117,9 @@ func serve(args []string) error {
 		if err := cfg.Check(); err != nil {
 			return err
 		}
+		if unknown := config.UnknownEnv(os.Environ()); len(unknown) > 0 {
+			return fmt.Errorf("config: %s name no configuration key", strings.Join(unknown, ", "))
+		}
 		fmt.Printf("configuration ok: roles %s, queue %s, stores %s/%s, presence %s, cold %s, dev mode %v\n",
 			strings.Join(cfg.Roles, ","), cfg.Queue.Backend, cfg.Groupstream.Backend, cfg.Timeline.Backend,
 			cfg.Presence.Backend, cfg.Coldstore.Backend, cfg.Dev())

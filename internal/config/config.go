@@ -365,6 +365,31 @@ type Config struct {
 	} `yaml:"kafka"`
 }
 
+// UnknownEnv returns the FANLINE_ variables of environ that name no configuration
+// key (a typo, or a key of another version), sorted.
+func UnknownEnv(environ []string) []string {
+	env := fanlineEnv(environ)
+	var c Config
+	_ = applyEnv(reflect.ValueOf(&c).Elem(), "FANLINE", env) // Load reports bad values
+	out := make([]string, 0, len(env))
+	for k := range env {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// fanlineEnv is environ's FANLINE_ variables.
+func fanlineEnv(environ []string) map[string]string {
+	env := map[string]string{}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "FANLINE_") {
+			env[k] = v
+		}
+	}
+	return env
+}
+
 // Load reads file (if not empty) and applies environment overrides from environ.
 func Load(file string, environ []string) (Config, error) {
 	var c Config
@@ -379,13 +404,7 @@ func Load(file string, environ []string) (Config, error) {
 			return c, fmt.Errorf("config: %s: %w", file, err)
 		}
 	}
-	env := map[string]string{}
-	for _, kv := range environ {
-		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "FANLINE_") {
-			env[k] = v
-		}
-	}
-	if err := applyEnv(reflect.ValueOf(&c).Elem(), "FANLINE", env); err != nil {
+	if err := applyEnv(reflect.ValueOf(&c).Elem(), "FANLINE", fanlineEnv(environ)); err != nil {
 		return c, err
 	}
 	if err := c.readSecretFiles(); err != nil {
@@ -536,27 +555,29 @@ func (c *Config) fill() {
 	def(&c.Fanout.WriteBackMembers, min(400, c.Fanout.WriteMaxMembers))
 }
 
+// applyEnv sets v's fields from the variables of env named prefix_KEY (nested
+// keys joined by _), deleting each one it uses, and reports every bad value.
 func applyEnv(v reflect.Value, prefix string, env map[string]string) error {
+	var errs []error
 	t := v.Type()
 	for i := 0; i < t.NumField(); i++ {
 		tag := strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]
 		name := prefix + "_" + strings.ToUpper(tag)
 		f := v.Field(i)
 		if f.Kind() == reflect.Struct {
-			if err := applyEnv(f, name, env); err != nil {
-				return err
-			}
+			errs = append(errs, applyEnv(f, name, env))
 			continue
 		}
 		s, ok := env[name]
 		if !ok {
 			continue
 		}
+		delete(env, name) // what is left names no key (UnknownEnv)
 		if err := setField(f, s); err != nil {
-			return fmt.Errorf("config: %s=%q: %w", name, s, err)
+			errs = append(errs, fmt.Errorf("config: %s=%q: %w", name, s, err))
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func setField(f reflect.Value, s string) error {

@@ -153,6 +153,15 @@ func TestCassandraLimits(t *testing.T) {
 	}
 }
 
+// TestUnknownEnv: FANLINE_ variables that name no key are found, the others not.
+func TestUnknownEnv(t *testing.T) {
+	got := UnknownEnv([]string{"FANLINE_QUEUE_BACKEND=kafka", "FANLINE_QUEUE_BACKENDS=x", "FANLINE_KAFKA_BROKERS=a:1",
+		"FANLINE_NODE_ID=x", "FANLINE_LIMITS=1", "PATH=/bin"})
+	if strings.Join(got, " ") != "FANLINE_LIMITS FANLINE_QUEUE_BACKENDS" {
+		t.Fatalf("unknown %v", got)
+	}
+}
+
 // TestSecretFiles: a secret can come from a file (white space trimmed), never from a
 // file and a value at once, and an unreadable or empty file is an error.
 func TestSecretFiles(t *testing.T) {

@@ -58,6 +58,9 @@ type Metrics struct {
 	BackendErrors       *prometheus.CounterVec
 	DispatchUnreachable prometheus.Counter
 	CSWait              prometheus.Histogram
+	// GroupPush is a large group's delivery time on a gateway: from a message's
+	// creation to its frame queued for the last of the group's members connected there.
+	GroupPush prometheus.Histogram
 }
 
 // waitBuckets spans a customer-service queue's waits, a second to an hour.
@@ -141,7 +144,9 @@ func New() *Metrics {
 		Name: "fanline_dispatch_unreachable_total", Help: "A gateway's calls to the dispatch node that got no answer (refused, timed out, TLS failed)."})
 	m.CSWait = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "fanline_cs_wait_seconds", Help: "Time a customer-service chat waited in its shop's queue before an agent got it.", Buckets: waitBuckets})
-	r.MustRegister(m.BackendErrors, m.DispatchUnreachable, m.CSWait)
+	m.GroupPush = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "fanline_group_push_seconds", Help: "Large-group delivery on a gateway: message creation -> its frame queued for every member connected there.", Buckets: latencyBuckets})
+	r.MustRegister(m.BackendErrors, m.DispatchUnreachable, m.CSWait, m.GroupPush)
 	r.MustRegister(m.MediaUploads, m.MediaBytes, m.MediaThumbs, m.MediaRender, m.MediaOrphans, m.MediaExpired)
 	r.MustRegister(m.MessagesAccepted, m.MessagesDuplicate, m.SendErrors, m.FanoutEntries, m.StreamAppends, m.FanoutLag,
 		m.SendStageLag, m.Connections, m.PushesDropped, m.GroupChecks, m.GroupPushesUnchecked, m.RateLimited, m.SendLatency, m.SyncLatency,

@@ -64,8 +64,9 @@ func TestClusterOfProcesses(t *testing.T) {
 	pipeline := testharness.StartServer(t, dispatchAddr, filepath.Join(dir, "dispatch"), dispatchEnv...)
 	var gateways []string
 	for node := 1; node <= 2; node++ {
+		// As a Kubernetes Deployment runs them: one node_id, a name of their own.
 		g := testharness.StartServer(t, testharness.FreeAddr(t), filepath.Join(dir, fmt.Sprintf("gateway-%d", node)),
-			append([]string{"FANLINE_ROLES=gateway", fmt.Sprintf("FANLINE_NODE_ID=%d", node),
+			append([]string{"FANLINE_ROLES=gateway", "FANLINE_NODE_ID=1", fmt.Sprintf("FANLINE_NODE_NAME=gateway-pod-%d", node),
 				"FANLINE_CLUSTER_DISPATCH_URL=" + pipeline.URL()}, env...)...)
 		gateways = append(gateways, g.URL())
 	}

@@ -374,7 +374,7 @@ func cqlBatch(cfg config.Config) cql.BatchLimits {
 }
 
 // node names this process in the presence registry and on the push topic.
-func (s *Server) node() string { return fmt.Sprintf("node-%d", s.cfg.NodeID) }
+func (s *Server) node() string { return s.cfg.NodeName }
 
 // nodeKey is the key the nodes of a cluster present to each other's internal API,
 // derived from the JWT secret they already share.
@@ -437,7 +437,7 @@ func openQueue(cfg config.Config, db *pebble.DB, log *slog.Logger, m *metrics.Me
 		return q, nil
 	case "kafka":
 		q, err := queue.NewKafkaQueue(queue.KafkaQueueConfig{Brokers: cfg.Kafka.Brokers, Topics: Topics(cfg),
-			ClientID: fmt.Sprintf("fanline-node-%d", cfg.NodeID), InstanceID: fmt.Sprintf("fanline-node-%d", cfg.NodeID),
+			ClientID: "fanline-" + cfg.NodeName, InstanceID: "fanline-" + cfg.NodeName,
 			OnError: func(error) { m.BackendErrors.WithLabelValues("kafka").Inc() }, ConsumerConfig: queue.ConsumerConfig{Logger: log}})
 		if err != nil {
 			return nil, err

@@ -43,6 +43,11 @@ type Config struct {
 	DataDir string `yaml:"data_dir"`
 	// NodeID makes this node's msg_ids unique (0-1023). Default 0.
 	NodeID int `yaml:"node_id"`
+	// NodeName names this node to the others: presence records a connection's node
+	// by it, pushes reach a gateway by it, and Kafka knows the dispatch node's group
+	// membership by it. Unique among live nodes. Default node-<node_id>; gateways
+	// that a Kubernetes Deployment scales set it to the pod's name.
+	NodeName string `yaml:"node_name"`
 	// DevMode turns on POST /v1/dev/token, where anyone gets a token for any user.
 	// Default: on only for the embedded single-process default (both roles, a
 	// loopback addr, no auth.jwt_secret and no JWKS); any of those set turns it off
@@ -445,6 +450,9 @@ func (c *Config) readSecretFiles() error {
 // fill replaces zero values with the defaults documented on each field, so the
 // configuration printed at start-up is the one in force.
 func (c *Config) fill() {
+	if c.NodeName == "" {
+		c.NodeName = fmt.Sprintf("node-%d", c.NodeID)
+	}
 	def := func(v *int, d int) {
 		if *v == 0 {
 			*v = d

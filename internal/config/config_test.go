@@ -20,6 +20,9 @@ func TestLoadFileThenEnv(t *testing.T) {
 		time.Duration(c.Gateway.HeartbeatTimeout) != 5*time.Second || time.Duration(c.Messages.RecallWindow) != 2*time.Minute {
 		t.Fatalf("loaded %+v", c)
 	}
+	if c.NodeName != "node-3" {
+		t.Errorf("node_name %q, want node-3 (from node_id)", c.NodeName)
+	}
 	if m := c.Masked(); strings.Contains(m, "s3cret") || !strings.Contains(m, "***") {
 		t.Fatalf("masked config shows the secret:\n%s", m)
 	}

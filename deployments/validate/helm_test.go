@@ -84,41 +84,23 @@ func decode(t *testing.T, out map[string]string) manifests {
 			}
 			switch head.APIVersion + " " + head.Kind {
 			case "apps/v1 Deployment":
-				var v appsv1.Deployment
-				strict(&v)
-				m.deployments = append(m.deployments, v)
+				add(strict, &m.deployments)
 			case "apps/v1 StatefulSet":
-				var v appsv1.StatefulSet
-				strict(&v)
-				m.statefulSets = append(m.statefulSets, v)
+				add(strict, &m.statefulSets)
 			case "v1 Service":
-				var v corev1.Service
-				strict(&v)
-				m.services = append(m.services, v)
+				add(strict, &m.services)
 			case "v1 ConfigMap":
-				var v corev1.ConfigMap
-				strict(&v)
-				m.configMaps = append(m.configMaps, v)
+				add(strict, &m.configMaps)
 			case "v1 Secret":
-				var v corev1.Secret
-				strict(&v)
-				m.secrets = append(m.secrets, v)
+				add(strict, &m.secrets)
 			case "batch/v1 Job":
-				var v batchv1.Job
-				strict(&v)
-				m.jobs = append(m.jobs, v)
+				add(strict, &m.jobs)
 			case "policy/v1 PodDisruptionBudget":
-				var v policyv1.PodDisruptionBudget
-				strict(&v)
-				m.pdbs = append(m.pdbs, v)
+				add(strict, &m.pdbs)
 			case "autoscaling/v2 HorizontalPodAutoscaler":
-				var v autoscalingv2.HorizontalPodAutoscaler
-				strict(&v)
-				m.hpas = append(m.hpas, v)
+				add(strict, &m.hpas)
 			case "networking.k8s.io/v1 Ingress":
-				var v networkingv1.Ingress
-				strict(&v)
-				m.ingresses = append(m.ingresses, v)
+				add(strict, &m.ingresses)
 			case "monitoring.coreos.com/v1 ServiceMonitor":
 				m.other = append(m.other, head.Kind)
 			default:
@@ -127,6 +109,13 @@ func decode(t *testing.T, out map[string]string) manifests {
 		}
 	}
 	return m
+}
+
+// add decodes one object of type T with strict and appends it to list.
+func add[T any](strict func(any), list *[]T) {
+	var v T
+	strict(&v)
+	*list = append(*list, v)
 }
 
 // TestHelmChart: the chart renders with the Helm SDK for its default values (with a

@@ -205,7 +205,7 @@ func (d *Dispatcher) groupEvent(ctx context.Context, c groupstream.Conversation,
 	if _, err := d.streams.PutMessages(ctx, []groupstream.Message{msg}); err != nil {
 		return err
 	}
-	d.push.GroupMembers(c.ID, c.Version, ev.Added, ev.Removed)
+	d.push.GroupMembers(c.ID, ev.Version, ev.Added, ev.Removed)
 	users := append([]string{actor}, changed...)
 	if c.FanoutMode() == groupstream.FanoutRead {
 		// A hint to the other members; the users above get the timeline entry.
@@ -213,7 +213,7 @@ func (d *Dispatcher) groupEvent(ctx context.Context, c groupstream.Conversation,
 		for _, u := range users {
 			skip[u] = true
 		}
-		d.push.PushGroup(c.ID, c.Version, msg.Entry(), skip)
+		d.push.PushGroup(c.ID, ev.Version, msg.Entry(), skip)
 	} else {
 		members, err := d.streams.Members(ctx, c.ID)
 		if err != nil {

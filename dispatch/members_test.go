@@ -80,4 +80,10 @@ func TestGroupPushesCarryTheMembershipVersion(t *testing.T) {
 	if _, err := d.CheckMembers(ctx, 12345, []string{"al"}); wire.AsError(err).Code != wire.CodeGroupMissing {
 		t.Fatalf("a missing group's check: %v", err)
 	}
+	// A connecting member's groups come with the version they are at, at least the
+	// one that added them (eve: v3), so the gateway pushes eve nothing older.
+	groups, err := d.UserGroups(ctx, "eve")
+	if err != nil || !slices.Equal(groups, []wire.GroupVersion{{Group: uint64(g.GroupID), Version: 3}}) {
+		t.Fatalf("eve's groups: %+v %v", groups, err)
+	}
 }

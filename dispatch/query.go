@@ -369,7 +369,24 @@ func (d *Dispatcher) streamReceipts(ctx context.Context, m groupstream.Message, 
 	return out, nil
 }
 
-// UserGroups lists the groups user belongs to.
-func (d *Dispatcher) UserGroups(ctx context.Context, user string) ([]uint64, error) {
-	return d.streams.UserGroups(ctx, user)
+// UserGroups lists the groups user belongs to, each with its membership version
+// read after the list: the version that added user or a newer one. A group user
+// left meanwhile keeps the version it is at; the gateway's membership check drops it.
+func (d *Dispatcher) UserGroups(ctx context.Context, user string) ([]wire.GroupVersion, error) {
+	ids, err := d.streams.UserGroups(ctx, user)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]wire.GroupVersion, 0, len(ids))
+	for _, id := range ids {
+		c, err := d.streams.Conversation(ctx, id)
+		if errors.Is(err, groupstream.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, wire.GroupVersion{Group: id, Version: c.Version})
+	}
+	return out, nil
 }

@@ -188,13 +188,13 @@ func (g *Gateway) online(ctx context.Context, u auth.User) (groups indexedGroups
 		}
 	}
 	groups.stamp = g.hub.stamp()
-	groups.ids, err = g.svc.UserGroups(ctx, inbox)
+	groups.list, err = g.svc.UserGroups(ctx, inbox)
 	return groups, leave, err
 }
 
 // indexedGroups are a connecting user's groups, read after the hub's stamp.
 type indexedGroups struct {
-	ids   []uint64
+	list  []wire.GroupVersion
 	stamp uint64
 }
 
@@ -210,7 +210,7 @@ func (g *Gateway) serveConn(ws *websocket.Conn, u auth.User, groups indexedGroup
 	if first != nil {
 		cn.reply(*first)
 	}
-	g.hub.add(cn, groups.ids, groups.stamp)
+	g.hub.add(cn, groups.list, groups.stamp)
 	g.m.Connections.Inc()
 	if u.Role == wire.RoleAgent && g.cs != nil {
 		g.cs.Presence(u.Shop, u.ID, true) // an agent's connection keeps their status honest

@@ -39,9 +39,9 @@ type Service interface {
 	MarkRead(ctx context.Context, who wire.Principal, conv, msgID uint64) (int, error)
 	Recall(ctx context.Context, who wire.Principal, msgID uint64) error
 	Receipts(ctx context.Context, who wire.Principal, msgID uint64, q wire.ReceiptsQuery) (wire.Receipts, error)
-	// UserGroups lists the groups of a timeline's owner (a Principal's Inbox), for
-	// the node's group index.
-	UserGroups(ctx context.Context, inbox string) ([]uint64, error)
+	// UserGroups lists the groups of a timeline's owner (a Principal's Inbox), each
+	// with its membership version read after the list, for the node's group index.
+	UserGroups(ctx context.Context, inbox string) ([]wire.GroupVersion, error)
 	// CheckMembers reports which of users (inboxes connected here) are members of
 	// group, at the membership version it returns or a newer one, for the node's
 	// group index.

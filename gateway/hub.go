@@ -31,6 +31,12 @@ import (
 // per node; while one fails, the group's pushes that need it are dropped (pushes
 // are hints: devices resync).
 //
+// Additions are made right by version too: every indexed user carries the version
+// they were indexed at (since), their addition's for a hint and the group's as read
+// for their connection, and gets no push of an older version. Such a push is of a
+// message stored before they joined, or before they connected (which their device's
+// sync on connecting returns).
+//
 // h.mu is never held across a check's service call.
 type Hub struct {
 	m *metrics.Metrics
@@ -58,9 +64,10 @@ type groupIndex struct {
 	// number from joins), so a check can tell who was indexed while it ran.
 	users map[string]uint64
 	joins uint64
-	// since holds, for users indexed by an addition hint, the membership version
-	// of their addition: a push of an older version (a message stored before they
-	// joined) is not theirs.
+	// since holds each user's membership version when indexed: their addition's
+	// (a hint) or the group's as read when they connected. A push of an older
+	// version is of a message stored before they joined, or before they connected
+	// and so in their device's sync: not pushed to them.
 	since map[string]uint64
 	// version is the membership version the index was checked at (0: never).
 	// INVARIANT: every user in users but those pending is a member at version, or
@@ -118,16 +125,20 @@ func (h *Hub) stamp() uint64 {
 // add registers c with its user's groups, read after stamp was taken. A group
 // checked since then may have seen a removal the groups predate: the user is
 // checked at the group's next push.
-func (h *Hub) add(c *conn, groups []uint64, stamp uint64) {
+func (h *Hub) add(c *conn, groups []wire.GroupVersion, stamp uint64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	c.registered = time.Now()
 	if h.users[c.user] == nil {
 		h.users[c.user] = map[*conn]struct{}{}
 	}
 	h.users[c.user][c] = struct{}{}
 	for _, g := range groups {
-		if gi, joined := h.join(g, c.user); joined && gi.checkedAt > stamp {
+		gi, joined := h.join(g.Group, c.user)
+		if !joined {
+			continue // indexed already, at the version of an earlier connection or hint
+		}
+		gi.since[c.user] = g.Version
+		if gi.checkedAt > stamp {
 			gi.pending[c.user] = true
 		}
 	}
@@ -306,7 +317,7 @@ func (h *Hub) pushGroup(ctx context.Context, group, version uint64, created time
 			var slow []*conn
 			for u := range gi.users {
 				if !skip[u] && gi.since[u] <= version {
-					slow = offerNewer(h.users[u], f, created, slow)
+					slow = offerAll(h.users[u], f, slow)
 				}
 			}
 			h.mu.RUnlock()
@@ -448,23 +459,6 @@ func (h *Hub) runCheck(ctx context.Context, group uint64, gi *groupIndex, want u
 	return fmt.Errorf("gateway: group %d's members here kept changing during %d checks", group, checkRounds)
 }
 
-// offerAll queues frame b on conns and appends the ones that are full to slow.
-// offerNewer is offerAll for the connections registered before created (zero:
-// all). A device syncs as it connects, so what was created before is not pushed to
-// it: a message stored before the user joined may reach the node after they
-// connected (a send stage's batch redelivered after a restart).
-func offerNewer(conns map[*conn]struct{}, b outFrame, created time.Time, slow []*conn) []*conn {
-	for c := range conns {
-		if !created.IsZero() && c.registered.After(created) {
-			continue
-		}
-		if !c.offer(b) {
-			slow = append(slow, c)
-		}
-	}
-	return slow
-}
-
 // createdAt is when message msg was created (zero for no message).
 func createdAt(msg uint64) time.Time {
 	if msg == 0 {
@@ -473,6 +467,7 @@ func createdAt(msg uint64) time.Time {
 	return ids.Time(msg)
 }
 
+// offerAll queues frame b on conns and appends the ones that are full to slow.
 func offerAll(conns map[*conn]struct{}, b outFrame, slow []*conn) []*conn {
 	for c := range conns {
 		if !c.offer(b) {

@@ -16,10 +16,15 @@ import (
 	"github.com/fanline/fanline/internal/wire"
 )
 
-// testConn is a connection without a socket: the test reads what the hub queues.
+// testConn is a connection without a socket, indexed in groups as read at version 0
+// (every push of them is its): the test reads what the hub queues.
 func testConn(h *Hub, user, shop string, groups ...uint64) *conn {
 	c := &conn{user: user, shop: shop, out: make(chan outFrame, 64), done: make(chan struct{})}
-	h.add(c, groups, h.stamp())
+	list := make([]wire.GroupVersion, len(groups))
+	for i, g := range groups {
+		list[i] = wire.GroupVersion{Group: g}
+	}
+	h.add(c, list, h.stamp())
 	return c
 }
 

@@ -126,7 +126,17 @@ func InternalHandler(svc Service, cs CS, cfg InternalConfig) http.Handler {
 		"receipts": func(ctx context.Context, a rpcArgs) (any, error) {
 			return svc.Receipts(ctx, a.Who, a.MsgID, *a.Receipts)
 		},
-		"user_groups": func(ctx context.Context, a rpcArgs) (any, error) { return svc.UserGroups(ctx, a.User) },
+		"user_groups_at": func(ctx context.Context, a rpcArgs) (any, error) { return svc.UserGroups(ctx, a.User) },
+		// user_groups is what gateways before user_groups_at ask (the dispatch node
+		// upgrades first): the ids alone.
+		"user_groups": func(ctx context.Context, a rpcArgs) (any, error) {
+			gs, err := svc.UserGroups(ctx, a.User)
+			ids := make([]uint64, len(gs))
+			for i, g := range gs {
+				ids[i] = g.Group
+			}
+			return ids, err
+		},
 		"check_members": func(ctx context.Context, a rpcArgs) (any, error) {
 			return svc.CheckMembers(ctx, a.ID, a.Users)
 		},
@@ -462,8 +472,8 @@ func (r *Remote) Receipts(ctx context.Context, who wire.Principal, msgID uint64,
 }
 
 // UserGroups implements Service.
-func (r *Remote) UserGroups(ctx context.Context, inbox string) ([]uint64, error) {
-	return remoteCall[[]uint64](ctx, r, "user_groups", rpcArgs{User: inbox})
+func (r *Remote) UserGroups(ctx context.Context, inbox string) ([]wire.GroupVersion, error) {
+	return remoteCall[[]wire.GroupVersion](ctx, r, "user_groups_at", rpcArgs{User: inbox})
 }
 
 // CheckMembers implements Service.

@@ -49,6 +49,14 @@ func (fakeService) CheckMembers(_ context.Context, group uint64, users []string)
 
 var ann = wire.Principal{ID: "ann", Role: wire.RoleAgent, Shop: "acme"}
 
+// UserGroups answers that ann is in groups 9 (at version 3) and 12 (at version 5).
+func (fakeService) UserGroups(_ context.Context, inbox string) ([]wire.GroupVersion, error) {
+	if inbox != "ann" {
+		return nil, nil
+	}
+	return []wire.GroupVersion{{Group: 9, Version: 3}, {Group: 12, Version: 5}}, nil
+}
+
 func (fakeService) MarkRead(context.Context, wire.Principal, uint64, uint64) (int, error) {
 	return 0, wire.Errorf(wire.CodeNotParticipant, "not yours")
 }
@@ -114,6 +122,15 @@ func TestInternalAPI(t *testing.T) {
 	}
 	if _, err := bad.CheckMembers(ctx, 9, []string{"ann"}); code(err) != wire.CodeForbidden {
 		t.Fatalf("check members with a wrong key: %v", err)
+	}
+	groups, err := r.UserGroups(ctx, "ann")
+	if err != nil || len(groups) != 2 || groups[1] != (wire.GroupVersion{Group: 12, Version: 5}) {
+		t.Fatalf("user groups: %+v %v", groups, err)
+	}
+	// A gateway older than user_groups_at asks user_groups: the ids alone.
+	var old []uint64
+	if err := r.call(ctx, "user_groups", rpcArgs{User: "ann"}, &old); err != nil || len(old) != 2 || old[0] != 9 || old[1] != 12 {
+		t.Fatalf("user groups as an older gateway asks: %v %v", old, err)
 	}
 	agents, err := r.Agents("acme")
 	if err != nil || !strings.Contains(string(agents.(json.RawMessage)), "acme-ann") {

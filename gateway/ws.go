@@ -34,10 +34,6 @@ type conn struct {
 	refused     int
 	refusedFrom time.Time
 
-	// registered is when the hub took the connection (set once by Hub.add, before
-	// any push reaches it).
-	registered time.Time
-
 	out  chan outFrame // frames to write; bounded
 	done chan struct{} // closed by close
 	once sync.Once

@@ -191,6 +191,14 @@ type MemberCheck struct {
 	Members []string `json:"members"`
 }
 
+// GroupVersion is one of a user's groups with its membership version as read after
+// the user's memberships (an internal call: a gateway indexes a connecting user with
+// it), so at least the version that added the user.
+type GroupVersion struct {
+	Group   uint64 `json:"group"`
+	Version uint64 `json:"version"`
+}
+
 // ReadRequest is the body of POST /v1/conversations/{id}/read and the WebSocket read frame.
 type ReadRequest struct {
 	ConversationID ID `json:"conversation_id,omitempty"`

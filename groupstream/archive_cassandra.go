@@ -123,7 +123,7 @@ func (s *CassandraStore) warmBelow(ctx context.Context, c Conversation, before u
 }
 
 // Run implements Archiver, from the oldest warm message past the record's
-// Archived (see ColdConversations). A message's record holds its row's document.
+// Archived (see ColdConversations). A message's record holds its archivedDoc.
 func (s *CassandraStore) Run(ctx context.Context, conv, before uint64, limit int) ([]tier.Record, error) {
 	c, _, err := s.load(ctx, conv)
 	if err != nil {
@@ -136,14 +136,18 @@ func (s *CassandraStore) Run(ctx context.Context, conv, before uint64, limit int
 	var out []tier.Record
 	var maxSeq uint64
 	for _, id := range ids {
-		sm, doc, err := s.message(ctx, id)
+		sm, _, err := s.message(ctx, id)
 		if errors.Is(err, ErrNotFound) {
 			continue // a history row left by a move cut short
 		}
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, messageRecord(sm.Message, doc))
+		r, err := messageRecord(sm.Message)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
 		maxSeq = max(maxSeq, sm.Seq)
 	}
 	if maxSeq <= c.ArchivedSeq {

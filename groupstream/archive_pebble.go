@@ -107,7 +107,11 @@ func (s *PebbleStore) Run(ctx context.Context, conv, before uint64, limit int) (
 		if err := json.Unmarshal(v, &m); err != nil {
 			return nil, fmt.Errorf("groupstream: message %d: %w", id, err)
 		}
-		out = append(out, messageRecord(m, v))
+		r, err := messageRecord(m)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
 		maxSeq = max(maxSeq, m.Seq)
 	}
 	if err := it.Error(); err != nil {

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -74,6 +76,8 @@ type Scheduler struct {
 	// waited is the time the current segment waited for the byte budget (the
 	// pass's goroutine alone uses it, under mu).
 	waited time.Duration
+	// sweptAll is when a pass last swept every conversation's objects (under mu).
+	sweptAll time.Time
 
 	mu sync.Mutex // one pass at a time
 }
@@ -148,6 +152,13 @@ func (s *Scheduler) Pass(ctx context.Context) (PassStats, error) {
 	for _, conv := range convs {
 		if err := s.move(ctx, conv, before, &st); err != nil {
 			fail(conv, err)
+		}
+	}
+	if now.Sub(s.sweptAll) >= sweepAllEvery {
+		if err := s.sweepAll(ctx, now, convs); err != nil {
+			fail(0, err)
+		} else {
+			s.sweptAll = now
 		}
 	}
 	if n, err := s.retain(ctx, now); err != nil {
@@ -250,6 +261,89 @@ func (s *Scheduler) sweep(ctx context.Context, conv uint64, segs []tier.Segment)
 	if err != nil {
 		return err
 	}
+	return s.deleteStray(ctx, conv, stray)
+}
+
+// A pass sweeps every conversation's segment objects once per sweepAllEvery (the
+// first pass after a start does), so the strays of a conversation that never moves
+// again go too: a retention deletion cut short after its manifest entry went, a
+// move cut short whose conversation's warm history was deleted before the retry.
+// Such a sweep deletes only objects older than strayAge (a move writes, verifies
+// and records its segment in seconds), so it never races a move, even one of
+// another process.
+const (
+	sweepAllEvery = 24 * time.Hour
+	strayAge      = time.Hour
+)
+
+// sweepAll deletes the segment objects older than strayAge that their
+// conversation's manifest does not name, for every conversation but those in swept
+// (this pass's moves swept them). The listing is in key order, so each
+// conversation's objects come together and only one conversation's are held.
+func (s *Scheduler) sweepAll(ctx context.Context, now time.Time, swept []uint64) error {
+	skip := make(map[uint64]bool, len(swept))
+	for _, c := range swept {
+		skip[c] = true
+	}
+	var conv uint64
+	var objs []ObjectInfo
+	flush := func() error {
+		if len(objs) == 0 {
+			return nil
+		}
+		segs, err := s.warm.Manifest(ctx, conv)
+		if err != nil {
+			return err
+		}
+		named := make(map[string]bool, len(segs))
+		for _, seg := range segs {
+			named[seg.Key] = true
+		}
+		var stray []ObjectInfo
+		for _, o := range objs {
+			if !named[o.Key] && now.Sub(o.ModTime) > strayAge {
+				stray = append(stray, o)
+			}
+		}
+		objs = objs[:0]
+		return s.deleteStray(ctx, conv, stray)
+	}
+	err := s.objs.List(ctx, "segments/", func(o ObjectInfo) error {
+		c, ok := segmentConv(o.Key)
+		if !ok || skip[c] {
+			return nil // not a segment's key, or swept by its move
+		}
+		if c != conv {
+			if err := flush(); err != nil {
+				return err
+			}
+			conv = c
+		}
+		objs = append(objs, o)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return flush()
+}
+
+// segmentConv returns the conversation of a key SegmentKey made.
+func segmentConv(key string) (uint64, bool) {
+	rest, ok := strings.CutPrefix(key, "segments/")
+	if !ok {
+		return 0, false
+	}
+	id, _, ok := strings.Cut(rest, "/")
+	if !ok {
+		return 0, false
+	}
+	conv, err := strconv.ParseUint(id, 10, 64)
+	return conv, err == nil && conv != 0
+}
+
+// deleteStray deletes conv's segment objects stray, which no manifest names.
+func (s *Scheduler) deleteStray(ctx context.Context, conv uint64, stray []ObjectInfo) error {
 	for _, o := range stray {
 		if err := s.objs.Delete(ctx, o.Key); err != nil {
 			return err

@@ -363,8 +363,10 @@ func TestRetentionDeletesOnlyUnheld(t *testing.T) {
 
 // TestSweepStraySegments: a segment object of a moved conversation that its
 // manifest does not name (a move cut short between writing and recording it, then
-// redone under another key) is deleted by the conversation's next move; recorded
-// segments and other conversations' objects stay.
+// redone under another key) is deleted by the conversation's next move. One of a
+// conversation that never moves again (its warm history gone) is deleted by the
+// daily sweep of every conversation once it is an hour old, not before; recorded
+// segments stay.
 func TestSweepStraySegments(t *testing.T) {
 	w := newWorld(t, 25, coldstore.RetentionPolicy{}, nil)
 	ctx := context.Background()
@@ -383,7 +385,21 @@ func TestSweepStraySegments(t *testing.T) {
 		t.Fatalf("the stray segment object is still there: %v", err)
 	}
 	if _, err := w.objs.Head(ctx, other); err != nil {
-		t.Fatalf("another conversation's object went: %v", err)
+		t.Fatalf("a stray object younger than an hour went: %v", err)
+	}
+	w.now.Add(int64(2 * time.Hour))
+	if _, err := w.pass(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.objs.Head(ctx, other); err != nil {
+		t.Fatalf("swept all conversations again within a day: %v", err)
+	}
+	w.now.Add(int64(24 * time.Hour))
+	if _, err := w.pass(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.objs.Head(ctx, other); !errors.Is(err, coldstore.ErrNotExist) {
+		t.Fatalf("the stray object of a conversation that never moves again is still there: %v", err)
 	}
 	segs, err := w.store.Manifest(ctx, direct)
 	if err != nil || len(segs) == 0 {

@@ -207,7 +207,7 @@ func (p *holdingProxy) holdGroups(user string) *hold {
 }
 
 func (p *holdingProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !strings.HasSuffix(r.URL.Path, "/user_groups") {
+	if !strings.HasSuffix(r.URL.Path, "/user_groups_at") {
 		p.proxy.ServeHTTP(w, r)
 		return
 	}

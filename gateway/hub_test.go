@@ -193,37 +193,9 @@ func TestGroupPushChecksMembership(t *testing.T) {
 func TestConnectRaceWithRemoval(t *testing.T) {
 	r := newRoster()
 	v1 := r.set(9, "ann", "bob")
-	issuer, err := auth.NewIssuer(strings.Repeat("s", auth.MinSecretBytes), time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := NewHub(metrics.New())
-	g := New(Config{Logger: quiet, RatePerSecond: -1}, rosterService{r: r}, issuer, presence.NewMemoryRegistry(), h, metrics.New())
-	srv := httptest.NewServer(g.Handler())
-	defer srv.Close()
-	defer g.Close()
-	dial := func(user string) (*websocket.Conn, error) {
-		tok, err := issuer.Issue(auth.User{ID: user, Role: wire.RoleBuyer})
-		if err != nil {
-			return nil, err
-		}
-		ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http")+wsPath+"?token="+tok, nil)
-		return ws, err
-	}
-	// next returns the client_msg_id of the next frame ws gets.
-	next := func(who string, ws *websocket.Conn) string {
-		t.Helper()
-		ws.SetReadDeadline(time.Now().Add(10 * time.Second))
-		_, b, err := ws.ReadMessage()
-		if err != nil {
-			t.Fatalf("%s: %v", who, err)
-		}
-		var f wire.ServerFrame
-		if err := json.Unmarshal(b, &f); err != nil || f.Entry == nil {
-			t.Fatalf("%s: frame %s (%v)", who, b, err)
-		}
-		return f.Entry.ClientMsgID
-	}
+	srv := newRosterGateway(t, r)
+	h, dial := srv.hub, srv.dial
+	next := func(who string, ws *websocket.Conn) string { return nextCmid(t, who, ws) }
 	push := func(version uint64, cmid string) {
 		h.PushGroup(9, version, wire.Entry{Kind: wire.KindMessage, ConversationID: 9, ClientMsgID: cmid}, nil)
 	}
@@ -273,6 +245,55 @@ func TestConnectRaceWithRemoval(t *testing.T) {
 	if got := next("bob", d.ws); got != "marker" {
 		t.Fatalf("bob, removed before his connection registered, got group push %s", got)
 	}
+}
+
+// rosterGateway is a Gateway answering group lookups from a roster, served over a
+// test server until the test ends.
+type rosterGateway struct {
+	hub    *Hub
+	issuer *auth.Issuer
+	url    string
+}
+
+func newRosterGateway(t *testing.T, r *roster) *rosterGateway {
+	t.Helper()
+	issuer, err := auth.NewIssuer(strings.Repeat("s", auth.MinSecretBytes), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := NewHub(metrics.New())
+	g := New(Config{Logger: quiet, RatePerSecond: -1}, rosterService{r: r}, issuer, presence.NewMemoryRegistry(), h, metrics.New())
+	srv := httptest.NewServer(g.Handler())
+	t.Cleanup(func() {
+		g.Close()
+		srv.Close()
+	})
+	return &rosterGateway{hub: h, issuer: issuer, url: srv.URL}
+}
+
+// dial opens a WebSocket of buyer user.
+func (s *rosterGateway) dial(user string) (*websocket.Conn, error) {
+	tok, err := s.issuer.Issue(auth.User{ID: user, Role: wire.RoleBuyer})
+	if err != nil {
+		return nil, err
+	}
+	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(s.url, "http")+wsPath+"?token="+tok, nil)
+	return ws, err
+}
+
+// nextCmid returns the client_msg_id of the next frame ws gets.
+func nextCmid(t *testing.T, who string, ws *websocket.Conn) string {
+	t.Helper()
+	ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, b, err := ws.ReadMessage()
+	if err != nil {
+		t.Fatalf("%s: %v", who, err)
+	}
+	var f wire.ServerFrame
+	if err := json.Unmarshal(b, &f); err != nil || f.Entry == nil {
+		t.Fatalf("%s: frame %s (%v)", who, b, err)
+	}
+	return f.Entry.ClientMsgID
 }
 
 // rosterService is a Service answering group lookups from a roster; any other call
@@ -352,41 +373,18 @@ func TestAddedMemberGetsNoOlderPush(t *testing.T) {
 func TestConnectAfterJoiningGetsNoOlderPush(t *testing.T) {
 	r := newRoster()
 	v1 := r.set(9, "ann")
-	issuer, err := auth.NewIssuer(strings.Repeat("s", auth.MinSecretBytes), time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := NewHub(metrics.New())
-	g := New(Config{Logger: quiet, RatePerSecond: -1}, rosterService{r: r}, issuer, presence.NewMemoryRegistry(), h, metrics.New())
-	srv := httptest.NewServer(g.Handler())
-	defer srv.Close()
-	defer g.Close()
+	srv := newRosterGateway(t, r)
+	h := srv.hub
 	dial := func(user string) *websocket.Conn {
 		t.Helper()
-		tok, err := issuer.Issue(auth.User{ID: user, Role: wire.RoleBuyer})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http")+wsPath+"?token="+tok, nil)
+		ws, err := srv.dial(user)
 		if err != nil {
 			t.Fatal(err)
 		}
 		testharness.WaitFor(t, 10*time.Second, user+"'s connection", func() bool { return h.connected(user) })
 		return ws
 	}
-	next := func(who string, ws *websocket.Conn) string {
-		t.Helper()
-		ws.SetReadDeadline(time.Now().Add(10 * time.Second))
-		_, b, err := ws.ReadMessage()
-		if err != nil {
-			t.Fatalf("%s: %v", who, err)
-		}
-		var f wire.ServerFrame
-		if err := json.Unmarshal(b, &f); err != nil || f.Entry == nil {
-			t.Fatalf("%s: frame %s (%v)", who, b, err)
-		}
-		return f.Entry.ClientMsgID
-	}
+	next := func(who string, ws *websocket.Conn) string { return nextCmid(t, who, ws) }
 	ahead := wire.ID(ids.Before(time.Now().Add(2 * time.Second))) // an id of a lease after a restart
 	push := func(version uint64, cmid string) {
 		h.PushGroup(9, version, wire.Entry{Kind: wire.KindMessage, ConversationID: 9, MsgID: ahead, ClientMsgID: cmid}, nil)

@@ -257,12 +257,28 @@ func (s *CassandraStore) raiseArchived(ctx context.Context, seg tier.Segment) er
 }
 
 // DeleteRun implements Archiver (see above for the order and the race with Recall).
+// Like the Pebble store's it works a chunk of the run at a time under the
+// conversation's lock, so live writes to the conversation's lock stripe wait for one
+// chunk at most; each chunk keeps the order above for its messages, and the segment
+// is marked done after the last.
 func (s *CassandraStore) DeleteRun(ctx context.Context, seg tier.Segment, recs []tier.Record) error {
-	defer lockConvs(s.locks, []uint64{seg.Conv})()
 	seg, err := s.recorded(ctx, seg)
 	if err != nil {
 		return err
 	}
+	for from := 0; from < len(recs); from += dropChunk {
+		if err := s.dropPart(ctx, seg.Conv, recs[from:min(from+dropChunk, len(recs))]); err != nil {
+			return err
+		}
+	}
+	seg.Pending = false
+	return s.putSegment(ctx, seg)
+}
+
+// dropPart deletes the warm rows of recs, one chunk of DeleteRun's run of conv,
+// keeping their pointers and recall markers.
+func (s *CassandraStore) dropPart(ctx context.Context, conv uint64, recs []tier.Record) error {
+	defer lockConvs(s.locks, []uint64{conv})()
 	type row struct {
 		id  uint64
 		doc []byte
@@ -277,7 +293,7 @@ func (s *CassandraStore) DeleteRun(ctx context.Context, seg tier.Segment, recs [
 		if err != nil && !errors.Is(err, ErrNotFound) {
 			return err
 		}
-		keep = append(keep, cql.Q(cqlPutPointer, int64(r.MsgID), int64(seg.Conv)))
+		keep = append(keep, cql.Q(cqlPutPointer, int64(r.MsgID), int64(conv)))
 		if err == nil {
 			if sm.Recalled() {
 				keep = append(keep, markRow(cqlPutMark, sm.Message))
@@ -293,11 +309,10 @@ func (s *CassandraStore) DeleteRun(ctx context.Context, seg tier.Segment, recs [
 			return err
 		}
 	}
-	if err := cql.WriteBatches(ctx, s.w, s.cfg.Batch, warmRows(seg.Conv, recs, false)); err != nil {
+	if err := cql.WriteBatches(ctx, s.w, s.cfg.Batch, warmRows(conv, recs, false)); err != nil {
 		return cassErr(err)
 	}
-	seg.Pending = false
-	return s.putSegment(ctx, seg)
+	return nil
 }
 
 // moveMessage deletes message id's row if it is still doc. A row changed meanwhile

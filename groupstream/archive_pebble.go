@@ -223,41 +223,53 @@ func (s *PebbleStore) RemoveSegment(ctx context.Context, seg tier.Segment, recs 
 }
 
 // dropChunk is how many records of a run one batch of dropRun deletes.
-const dropChunk = 512
+const dropChunk = 128
 
 // dropRun deletes the warm rows of recs; with remove it also deletes every trace of
 // them (pointers, markers, the manifest entry), else it keeps pointers and recall
 // markers and marks seg done.
+//
+// It deletes a chunk of rows at a time, each under the conversation's lock (which a
+// recall of one of them takes too) and committed without waiting for the disk; the
+// last chunk changes the manifest entry and is synced, which makes the earlier ones
+// durable too. So a live write sharing the conversation's lock stripe, and every
+// batch of the send stage that holds one of them, waits for one chunk at most, not
+// for a whole segment. Safe to cut short anywhere: the manifest entry changes only
+// with the last chunk, and a retried run deletes what is left (what is gone already
+// is skipped).
 func (s *PebbleStore) dropRun(seg tier.Segment, recs []tier.Record, remove bool) error {
-	defer lockConvs(s.locks, []uint64{seg.Conv})()
 	key := manifestPrefix(seg.Conv).U64(seg.FirstMsgID)
 	if !remove {
-		// The entry as AddSegment recorded it (with its rank runs), not the caller's.
-		v, ok, err := kv.Get(s.db, key)
-		if err != nil {
-			return fmt.Errorf("groupstream: %w", err)
-		}
-		if !ok {
-			return fmt.Errorf("groupstream: segment %s of %d is not in the manifest", seg.Key, seg.Conv)
-		}
-		if err := json.Unmarshal(v, &seg); err != nil {
-			return fmt.Errorf("groupstream: manifest of %d: %w", seg.Conv, err)
+		if _, ok, err := kv.Get(s.db, key); err != nil || !ok {
+			if err == nil {
+				err = fmt.Errorf("groupstream: segment %s of %d is not in the manifest", seg.Key, seg.Conv)
+			}
+			return err
 		}
 	}
-	// Committed in chunks, so the live commits queued behind it in the shared
-	// write-ahead log never wait for one batch of a whole segment. Safe to cut
-	// short anywhere: the manifest entry changes only with the last chunk, and a
-	// retried run deletes what is left (what is gone already is skipped).
-	batch := s.db.NewBatch()
-	defer func() { batch.Close() }()
-	for i, r := range recs {
-		if i > 0 && i%dropChunk == 0 {
-			if err := batch.Commit(pebble.Sync); err != nil {
-				return fmt.Errorf("groupstream: delete archived run: %w", err)
-			}
-			batch.Close()
-			batch = s.db.NewBatch()
+	for from := 0; ; from += dropChunk {
+		to := min(from+dropChunk, len(recs))
+		last := to == len(recs)
+		if err := s.dropPart(seg.Conv, key, recs[from:to], remove, last); err != nil {
+			return err
 		}
+		if last {
+			return nil
+		}
+		if s.dropped != nil {
+			s.dropped()
+		}
+	}
+}
+
+// dropPart deletes the warm rows of recs, one chunk of dropRun's run of conv whose
+// manifest entry is at key; with last it also removes the entry (remove) or marks
+// it done.
+func (s *PebbleStore) dropPart(conv uint64, key kv.Key, recs []tier.Record, remove, last bool) error {
+	defer lockConvs(s.locks, []uint64{conv})()
+	batch := s.db.NewBatch()
+	defer batch.Close()
+	for _, r := range recs {
 		switch r.Kind {
 		case tier.RecordMessage:
 			m, err := s.message(s.db, r.MsgID)
@@ -266,36 +278,42 @@ func (s *PebbleStore) dropRun(seg tier.Segment, recs []tier.Record, remove bool)
 			}
 			if err == nil {
 				_ = batch.Delete(msgKey(r.MsgID), nil)
-				_ = batch.Delete(histPrefix(seg.Conv).U64(r.MsgID), nil)
+				_ = batch.Delete(histPrefix(conv).U64(r.MsgID), nil)
 			}
 			if remove {
 				_ = batch.Delete(pointerKey(r.MsgID), nil)
 				_ = batch.Delete(markKey(r.MsgID), nil)
 				continue
 			}
-			_ = batch.Set(pointerKey(r.MsgID), kv.U64Value(seg.Conv), nil)
+			_ = batch.Set(pointerKey(r.MsgID), kv.U64Value(conv), nil)
 			if err == nil && m.Recalled() {
 				v, _ := json.Marshal(recallMark{At: m.RecalledAt, By: m.RecalledBy, RecallSeq: m.RecallSeq})
 				_ = batch.Set(markKey(r.MsgID), v, nil)
 			}
 		case tier.RecordStream:
-			_ = batch.Delete(streamPrefix(seg.Conv).U64(r.Seq), nil)
+			_ = batch.Delete(streamPrefix(conv).U64(r.Seq), nil)
 		}
+	}
+	if !last {
+		if err := batch.Commit(pebble.NoSync); err != nil {
+			return fmt.Errorf("groupstream: delete archived run: %w", err)
+		}
+		return nil
 	}
 	if remove {
 		_ = batch.Delete(key, nil)
 	} else {
-		// The entry as recorded (with its rank runs), no longer pending.
+		// The entry as AddSegment recorded it (with its rank runs), no longer pending.
 		v, ok, err := kv.Get(s.db, key)
 		if err != nil || !ok {
 			if err == nil {
-				err = fmt.Errorf("groupstream: segment %s is not in the manifest of %d", seg.Key, seg.Conv)
+				err = fmt.Errorf("groupstream: segment of %d at %x is not in the manifest", conv, key)
 			}
 			return err
 		}
 		var stored tier.Segment
 		if err := json.Unmarshal(v, &stored); err != nil {
-			return fmt.Errorf("groupstream: manifest of %d: %w", seg.Conv, err)
+			return fmt.Errorf("groupstream: manifest of %d: %w", conv, err)
 		}
 		stored.Pending = false
 		v, _ = json.Marshal(stored)

@@ -42,6 +42,10 @@ type PebbleStore struct {
 
 	// tiers reads archived history (SetArchive).
 	tiers tiers
+
+	// dropped, when set (by tests), is called after each chunk of a run's warm
+	// rows is deleted but the last.
+	dropped func()
 }
 
 var _ Store = (*PebbleStore)(nil)

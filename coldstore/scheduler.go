@@ -39,10 +39,14 @@ type SchedulerConfig struct {
 	// MaxBytesPerSecond bounds the bytes moved per second: read from the warm store
 	// and written to the object store.
 	MaxBytesPerSecond int
-	// BusyFraction bounds the share of time the mover works: after each segment
-	// it rests (1-f)/f times as long as the segment took, so it never takes more
-	// than about f of one core from live traffic. 0 or 1: no rest.
+	// BusyFraction bounds the share of time the mover works: after each slice of
+	// work (PaceSlice) it rests (1-f)/f times as long as the slice took, so it
+	// never takes more than about f of one core from live traffic, and never holds
+	// one of the process's processors for long. 0 or 1: no rest.
 	BusyFraction float64
+	// PaceSlice is about the longest the mover works before it rests (default
+	// 2 ms; see pacer).
+	PaceSlice time.Duration
 	// Rest waits d or until ctx ends (default: a timer). Tests replace it.
 	Rest func(ctx context.Context, d time.Duration) error
 	// Retention deletes expired segments of unheld conversations.
@@ -73,9 +77,8 @@ type Scheduler struct {
 	m     *metrics.Metrics
 	log   *slog.Logger
 	limit *rate.Limiter
-	// waited is the time the current segment waited for the byte budget (the
-	// pass's goroutine alone uses it, under mu).
-	waited time.Duration
+	// pace spreads the mover's work (the pass's goroutine alone uses it, under mu).
+	pace pacer
 	// sweptAll is when a pass last swept every conversation's objects (under mu).
 	sweptAll time.Time
 
@@ -93,12 +96,16 @@ func NewScheduler(objs Objects, warm Warm, cache *BlockCache, cfg SchedulerConfi
 	if cfg.Rest == nil {
 		cfg.Rest = rest
 	}
+	if cfg.PaceSlice <= 0 {
+		cfg.PaceSlice = 2 * time.Millisecond
+	}
 	lim := rate.Inf
 	if cfg.MaxBytesPerSecond > 0 {
 		lim = rate.Limit(cfg.MaxBytesPerSecond)
 	}
 	return &Scheduler{objs: objs, warm: warm, cache: cache, cfg: cfg, m: m, log: log,
-		limit: rate.NewLimiter(lim, max(cfg.MaxBytesPerSecond, 1))}
+		limit: rate.NewLimiter(lim, max(cfg.MaxBytesPerSecond, 1)),
+		pace:  pacer{f: cfg.BusyFraction, slice: cfg.PaceSlice, rest: cfg.Rest}}
 }
 
 // Run makes a pass every Interval until ctx ends; the caller owns the goroutine.
@@ -179,6 +186,8 @@ func (s *Scheduler) Pass(ctx context.Context) (PassStats, error) {
 // move finishes conv's pending segment, if any, then moves its warm messages
 // below before, a segment at a time.
 func (s *Scheduler) move(ctx context.Context, conv, before uint64, st *PassStats) error {
+	ctx = tier.WithPace(ctx, s.pace.step)
+	s.pace.restart()
 	segs, err := s.warm.Manifest(ctx, conv)
 	if err != nil {
 		return err
@@ -194,8 +203,6 @@ func (s *Scheduler) move(ctx context.Context, conv, before uint64, st *PassStats
 		return err
 	}
 	for {
-		start := time.Now()
-		s.waited = 0
 		recs, err := s.warm.Run(ctx, conv, before, s.cfg.SegmentMessages)
 		if err != nil || len(recs) == 0 {
 			return err
@@ -218,14 +225,43 @@ func (s *Scheduler) move(ctx context.Context, conv, before uint64, st *PassStats
 		s.m.ColdSegments.Inc()
 		s.m.ColdMessages.Add(float64(seg.Messages))
 		s.log.Debug("moved history to cold", "conversation", conv, "segment", seg.Key, "messages", seg.Messages, "bytes", seg.Bytes)
-		if f := s.cfg.BusyFraction; f > 0 && f < 1 {
-			busy := time.Since(start) - s.waited // the time spent working, not waiting for the byte budget
-			s.waited = 0
-			if err := s.cfg.Rest(ctx, time.Duration(float64(busy)*(1-f)/f)); err != nil {
-				return err
-			}
+		if err := s.pace.step(ctx); err != nil {
+			return err
 		}
 	}
+}
+
+// pacer spreads the mover's work over time. The mover's steps (reading a run from
+// the warm store, encoding and verifying a segment, deleting the run) each hold
+// one of the process's processors for as long as they run, some for a hundred
+// milliseconds a segment, and while they do live sends queue for the others (on
+// a two-core node, for the one left): that, not the mover's share of the CPU,
+// is what it costs live p99. So the mover calls step between small pieces of
+// work (the warm stores through tier.Pace), and once it has worked for a slice it
+// rests (1-f)/f times as long.
+type pacer struct {
+	f     float64
+	slice time.Duration
+	rest  func(context.Context, time.Duration) error
+	since time.Time // when the current slice of work began
+}
+
+// restart begins a slice of work: after a rest, or a wait for the byte budget,
+// which is not work.
+func (p *pacer) restart() { p.since = time.Now() }
+
+// step rests if the slice of work is over.
+func (p *pacer) step(ctx context.Context) error {
+	if p.f <= 0 || p.f >= 1 {
+		return nil
+	}
+	busy := time.Since(p.since)
+	if busy < p.slice {
+		return nil
+	}
+	err := p.rest(ctx, time.Duration(float64(busy)*(1-p.f)/p.f))
+	p.restart()
+	return err
 }
 
 // rest waits d, or until ctx ends.
@@ -398,6 +434,9 @@ func (s *Scheduler) write(ctx context.Context, conv uint64, recs []tier.Record) 
 	if err := s.objs.Put(ctx, key, bytes.NewReader(data), int64(len(data))); err != nil {
 		return tier.Segment{}, err
 	}
+	if err := tier.Pace(ctx); err != nil {
+		return tier.Segment{}, err
+	}
 	r, err := OpenSegment(ctx, s.objs, key, nil)
 	if err != nil {
 		return tier.Segment{}, err
@@ -427,8 +466,7 @@ func runBytes(recs []tier.Record) int {
 
 // wait takes n bytes from the rate budget.
 func (s *Scheduler) wait(ctx context.Context, n int) error {
-	start := time.Now()
-	defer func() { s.waited += time.Since(start) }()
+	defer s.pace.restart()
 	for n > 0 {
 		c := min(n, s.limit.Burst())
 		if err := s.limit.WaitN(ctx, c); err != nil {

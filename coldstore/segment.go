@@ -239,6 +239,7 @@ func EncodeSegment(conv uint64, records []tier.Record, blockBytes int) ([]byte, 
 // canonical checks records and returns the messages sorted by msg_id and the stream
 // records sorted by seq (copies; records is not changed).
 func canonical(records []tier.Record) (msgs, stream []tier.Record, err error) {
+	msgs = make([]tier.Record, 0, len(records))
 	for i, r := range records {
 		switch {
 		case r.Kind == tier.RecordMessage && r.MsgID == 0:

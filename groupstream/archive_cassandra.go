@@ -135,7 +135,12 @@ func (s *CassandraStore) Run(ctx context.Context, conv, before uint64, limit int
 	}
 	var out []tier.Record
 	var maxSeq uint64
-	for _, id := range ids {
+	for i, id := range ids {
+		if i%tier.PaceRows == tier.PaceRows-1 {
+			if err := tier.Pace(ctx); err != nil {
+				return nil, err
+			}
+		}
 		sm, _, err := s.message(ctx, id)
 		if errors.Is(err, ErrNotFound) {
 			continue // a history row left by a move cut short
@@ -267,6 +272,11 @@ func (s *CassandraStore) DeleteRun(ctx context.Context, seg tier.Segment, recs [
 		return err
 	}
 	for from := 0; from < len(recs); from += dropChunk {
+		if from > 0 {
+			if err := tier.Pace(ctx); err != nil {
+				return err
+			}
+		}
 		if err := s.dropPart(ctx, seg.Conv, recs[from:min(from+dropChunk, len(recs))]); err != nil {
 			return err
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/fanline/fanline/internal/kv"
@@ -94,7 +95,13 @@ func (s *PebbleStore) Run(ctx context.Context, conv, before uint64, limit int) (
 	defer it.Close()
 	var out []tier.Record
 	var maxSeq uint64
+	rows := 0
 	for it.First(); it.Valid() && len(out) < limit; it.Next() {
+		if rows++; rows%tier.PaceRows == 0 {
+			if err := tier.Pace(ctx); err != nil {
+				return nil, err
+			}
+		}
 		id := kvU64(it.Key()[len(prefix):])
 		v, ok, err := kv.Get(snap, msgKey(id))
 		if err != nil {
@@ -214,12 +221,12 @@ func (s *PebbleStore) streamRange(conv, from, to uint64) ([]StreamEntry, []uint6
 
 // DeleteRun implements Archiver.
 func (s *PebbleStore) DeleteRun(ctx context.Context, seg tier.Segment, recs []tier.Record) error {
-	return s.dropRun(seg, recs, false)
+	return s.dropRun(ctx, seg, recs, false)
 }
 
 // RemoveSegment implements Archiver.
 func (s *PebbleStore) RemoveSegment(ctx context.Context, seg tier.Segment, recs []tier.Record) error {
-	return s.dropRun(seg, recs, true)
+	return s.dropRun(ctx, seg, recs, true)
 }
 
 // dropChunk is how many records of a run one batch of dropRun deletes.
@@ -234,10 +241,10 @@ const dropChunk = 128
 // last chunk changes the manifest entry and is synced, which makes the earlier ones
 // durable too. So a live write sharing the conversation's lock stripe, and every
 // batch of the send stage that holds one of them, waits for one chunk at most, not
-// for a whole segment. Safe to cut short anywhere: the manifest entry changes only
+// for a whole segment; between chunks it calls tier.Pace. Safe to cut short anywhere: the manifest entry changes only
 // with the last chunk, and a retried run deletes what is left (what is gone already
 // is skipped).
-func (s *PebbleStore) dropRun(seg tier.Segment, recs []tier.Record, remove bool) error {
+func (s *PebbleStore) dropRun(ctx context.Context, seg tier.Segment, recs []tier.Record, remove bool) error {
 	key := manifestPrefix(seg.Conv).U64(seg.FirstMsgID)
 	if !remove {
 		if _, ok, err := kv.Get(s.db, key); err != nil || !ok {
@@ -256,8 +263,8 @@ func (s *PebbleStore) dropRun(seg tier.Segment, recs []tier.Record, remove bool)
 		if last {
 			return nil
 		}
-		if s.dropped != nil {
-			s.dropped()
+		if err := tier.Pace(ctx); err != nil {
+			return err
 		}
 	}
 }
@@ -272,11 +279,11 @@ func (s *PebbleStore) dropPart(conv uint64, key kv.Key, recs []tier.Record, remo
 	for _, r := range recs {
 		switch r.Kind {
 		case tier.RecordMessage:
-			m, err := s.message(s.db, r.MsgID)
-			if err != nil && err != ErrNotFound {
-				return err
+			doc, ok, err := kv.Get(s.db, msgKey(r.MsgID))
+			if err != nil {
+				return fmt.Errorf("groupstream: %w", err)
 			}
-			if err == nil {
+			if ok {
 				_ = batch.Delete(msgKey(r.MsgID), nil)
 				_ = batch.Delete(histPrefix(conv).U64(r.MsgID), nil)
 			}
@@ -286,8 +293,21 @@ func (s *PebbleStore) dropPart(conv uint64, key kv.Key, recs []tier.Record, remo
 				continue
 			}
 			_ = batch.Set(pointerKey(r.MsgID), kv.U64Value(conv), nil)
-			if err == nil && m.Recalled() {
-				v, _ := json.Marshal(recallMark{At: m.RecalledAt, By: m.RecalledBy, RecallSeq: m.RecallSeq})
+			if !ok {
+				continue
+			}
+			// Only the recall's fields are decoded: the rest of the document is
+			// in the segment.
+			var rc struct {
+				At        time.Time `json:"recalled_at"`
+				By        string    `json:"recalled_by"`
+				RecallSeq uint64    `json:"recall_seq"`
+			}
+			if err := json.Unmarshal(doc, &rc); err != nil {
+				return fmt.Errorf("groupstream: message %d: %w", r.MsgID, err)
+			}
+			if !rc.At.IsZero() {
+				v, _ := json.Marshal(recallMark(rc))
 				_ = batch.Set(markKey(r.MsgID), v, nil)
 			}
 		case tier.RecordStream:

@@ -12,7 +12,8 @@ import (
 	"github.com/fanline/fanline/internal/tier"
 )
 
-// TestDropRunLetsLiveWritesIn: while a move deletes a long run's warm rows, writes
+// TestDropRunLetsLiveWritesIn: a move's reads and deletions call its pace hook
+// every few rows, and while it deletes a long run's warm rows, writes
 // to the conversation (and so to every conversation of its lock stripe, and every
 // batch of the send stage holding one of them) go in between its chunks; they never
 // wait for the whole run. The run still ends with every moved row gone and the new
@@ -41,9 +42,13 @@ func TestDropRunLetsLiveWritesIn(t *testing.T) {
 		t.Fatal(err)
 	}
 	live := base + n + 1000
-	recs, err := s.Run(ctx, d.ID, live, n)
+	paces := 0
+	recs, err := s.Run(tier.WithPace(ctx, func(context.Context) error { paces++; return nil }), d.ID, live, n)
 	if err != nil || len(recs) != n {
 		t.Fatalf("run: %d records, %v", len(recs), err)
+	}
+	if paces != n/tier.PaceRows {
+		t.Errorf("reading %d rows paced %d times, want %d", n, paces, n/tier.PaceRows)
 	}
 	seg := tier.Segment{Conv: d.ID, Key: "seg", Created: now, FirstMsgID: recs[0].MsgID, LastMsgID: recs[n-1].MsgID, Messages: n}
 	if err := s.AddSegment(ctx, seg); err != nil {
@@ -52,14 +57,15 @@ func TestDropRunLetsLiveWritesIn(t *testing.T) {
 
 	paused, resume := make(chan struct{}), make(chan struct{})
 	chunks := 0
-	s.dropped = func() {
+	pace := func(context.Context) error {
 		if chunks++; chunks == 1 {
 			close(paused)
 			<-resume
 		}
+		return nil
 	}
 	dropped := make(chan error, 1)
-	go func() { dropped <- s.DeleteRun(ctx, seg, recs) }()
+	go func() { dropped <- s.DeleteRun(tier.WithPace(ctx, pace), seg, recs) }()
 	<-paused
 	wrote := make(chan error, 1)
 	go func() {

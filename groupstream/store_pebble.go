@@ -42,10 +42,6 @@ type PebbleStore struct {
 
 	// tiers reads archived history (SetArchive).
 	tiers tiers
-
-	// dropped, when set (by tests), is called after each chunk of a run's warm
-	// rows is deleted but the last.
-	dropped func()
 }
 
 var _ Store = (*PebbleStore)(nil)

@@ -218,9 +218,10 @@ type Config struct {
 		// Default 1048576 (1 MiB/s: about 6,000 text messages a second, more than
 		// a node takes in on average; see docs/benchmarks.md, Cold tier).
 		MaxBytesPerSecond int `yaml:"max_bytes_per_second"`
-		// BusyFraction bounds the share of time the scheduler moves: after each
-		// segment it rests (1-f)/f times as long as the segment took, so a move
-		// takes at most about that share of one core from live traffic. 1: no rest.
+		// BusyFraction bounds the share of time the scheduler moves: after every
+		// 2 ms of work it rests (1-f)/f times as long, so a move takes at most about
+		// that share of one core from live traffic, and never holds a processor
+		// for long. 1: no rest.
 		// Default 0.25.
 		BusyFraction float64 `yaml:"busy_fraction"`
 		// SegmentMessages bounds the messages (and stream entries) of one segment.

@@ -79,6 +79,7 @@ type Client struct {
 
 	entries chan wire.Entry
 	cs      chan CSEvent    // customer-service events, dropped when full
+	typing  chan Typing     // typing frames, dropped when full
 	inbox   chan pushed     // pushes from the read loop to the deliverer
 	kick    chan struct{}   // asks the deliverer to sync; capacity 1
 	ctx     context.Context // ends at Close
@@ -112,6 +113,9 @@ type frame struct {
 	Event      string          `json:"event"`
 	Chat       *wire.ChatState `json:"chat"`
 	Live       json.RawMessage `json:"live"`
+	// ConversationID and From are a typing frame's.
+	ConversationID wire.ID `json:"conversation_id"`
+	From           string  `json:"from"`
 }
 
 // conn is one WebSocket connection.
@@ -184,6 +188,7 @@ func newClient(cfg Config) (*Client, error) {
 		dialer:   &websocket.Dialer{NetDialContext: netDialer.DialContext, HandshakeTimeout: 10 * time.Second},
 		entries:  make(chan wire.Entry, cfg.EntryBuffer),
 		cs:       make(chan CSEvent, 256),
+		typing:   make(chan Typing, 64),
 		inbox:    make(chan pushed, cfg.EntryBuffer),
 		kick:     make(chan struct{}, 1),
 		changed:  make(chan struct{}),
@@ -336,6 +341,11 @@ func (c *Client) serve(cn *conn) {
 			case c.cs <- CSEvent{Event: f.Event, Chat: f.Chat, Live: f.Live}:
 			default:
 			}
+		case f.Type == wire.FrameTyping && f.ID == "":
+			select {
+			case c.typing <- Typing{ConversationID: f.ConversationID, From: f.From}:
+			default:
+			}
 		case f.ID != "":
 			cn.mu.Lock()
 			ch := cn.pending[f.ID]
@@ -480,6 +490,35 @@ func (c *Client) Send(ctx context.Context, req wire.SendRequest) (wire.SendResul
 		}
 		backoff = min(2*backoff, c.cfg.MaxBackoff)
 	}
+}
+
+// Typing is someone typing in one of the user's conversations: From is a user id,
+// or the shop's id when one of its agents types in a buyer's chat with it.
+type Typing struct {
+	ConversationID wire.ID
+	From           string
+}
+
+// TypingEvents delivers typing frames as they arrive; when the app does not keep
+// up, they are dropped. A client shows "typing" for a few seconds after each.
+func (c *Client) TypingEvents() <-chan Typing { return c.typing }
+
+// Typing tells conv's other participants that the user is typing in it. Call it
+// again every few seconds while the user types (the server passes on one every 2 s
+// per connection and conversation). It is not retried: a lost one costs nothing.
+func (c *Client) Typing(ctx context.Context, conv wire.ID) error {
+	cn, err := c.waitConn(ctx)
+	if err != nil {
+		return err
+	}
+	f, err := c.request(ctx, cn, wire.FrameTyping, map[string]wire.ID{"conversation_id": conv})
+	if err != nil {
+		return err
+	}
+	if f.Type == wire.FrameError {
+		return &wire.Error{Code: f.Code, Message: f.Message}
+	}
+	return nil
 }
 
 // requestSync asks the deliverer to pull from the cursor.

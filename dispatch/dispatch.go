@@ -108,6 +108,9 @@ type Pusher interface {
 	// version after it), for their index of group -> local member connections. It
 	// is a hint: a lost one is made up by the version PushGroup carries.
 	GroupMembers(group, version uint64, added, removed []string)
+	// PushFrame delivers a frame that is no timeline entry (typing) to a user's
+	// devices.
+	PushFrame(user string, f wire.ServerFrame)
 }
 
 // Storage is the health of the node's store (kv.Health).

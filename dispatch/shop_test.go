@@ -32,6 +32,7 @@ func (s shops) AgentReplied(string, uint64, string)                     {}
 func (nopPusher) Push(string, wire.Entry, string)                       {}
 func (nopPusher) PushGroup(uint64, uint64, wire.Entry, map[string]bool) {}
 func (nopPusher) GroupMembers(uint64, uint64, []string, []string)       {}
+func (nopPusher) PushFrame(string, wire.ServerFrame)                    {}
 
 type nopPusher struct{}
 

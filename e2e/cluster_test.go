@@ -252,4 +252,6 @@ func TestClusterOfProcesses(t *testing.T) {
 	// Customer service across the nodes: admin and buyer on one gateway, the agents
 	// on the other; routing, presence and cs events go through the dispatch node.
 	customerServiceChat(t, gateways[0], gateways[1])
+	// Typing frames go from one gateway through the dispatch node to the other.
+	typing(t, gateways[0], gateways[1])
 }

@@ -38,6 +38,8 @@ type Service interface {
 	// MarkRead returns the number of receipts it queued.
 	MarkRead(ctx context.Context, who wire.Principal, conv, msgID uint64) (int, error)
 	Recall(ctx context.Context, who wire.Principal, msgID uint64) error
+	// Typing pushes "who is typing in conv" to its other participants.
+	Typing(ctx context.Context, who wire.Principal, conv uint64) error
 	Receipts(ctx context.Context, who wire.Principal, msgID uint64, q wire.ReceiptsQuery) (wire.Receipts, error)
 	// UserGroups lists the groups of a timeline's owner (a Principal's Inbox), each
 	// with its membership version read after the list, for the node's group index.

@@ -123,6 +123,7 @@ func InternalHandler(svc Service, cs CS, cfg InternalConfig) http.Handler {
 			return svc.MarkRead(ctx, a.Who, a.ID, a.MsgID)
 		},
 		"recall": func(ctx context.Context, a rpcArgs) (any, error) { return nil, svc.Recall(ctx, a.Who, a.MsgID) },
+		"typing": func(ctx context.Context, a rpcArgs) (any, error) { return nil, svc.Typing(ctx, a.Who, a.ID) },
 		"receipts": func(ctx context.Context, a rpcArgs) (any, error) {
 			return svc.Receipts(ctx, a.Who, a.MsgID, *a.Receipts)
 		},
@@ -464,6 +465,11 @@ func (r *Remote) MarkRead(ctx context.Context, who wire.Principal, conv, msgID u
 // Recall implements Service.
 func (r *Remote) Recall(ctx context.Context, who wire.Principal, msgID uint64) error {
 	return r.call(ctx, "recall", rpcArgs{Who: who, MsgID: msgID}, nil)
+}
+
+// Typing implements Service.
+func (r *Remote) Typing(ctx context.Context, who wire.Principal, conv uint64) error {
+	return r.call(ctx, "typing", rpcArgs{Who: who, ID: conv}, nil)
 }
 
 // Receipts implements Service.

@@ -33,6 +33,10 @@ type conn struct {
 	// only the read loop touches them.
 	refused     int
 	refusedFrom time.Time
+	// typingConv and typingAt are the last typing frame passed on (typedRecently);
+	// only the read loop touches them.
+	typingConv uint64
+	typingAt   time.Time
 
 	out  chan outFrame // frames to write; bounded
 	done chan struct{} // closed by close
@@ -211,9 +215,24 @@ func (c *conn) overLimit(now time.Time) bool {
 	return c.refused >= maxRefusedFrames
 }
 
+// typingEvery is how often a connection's typing frames for one conversation are
+// passed on; those in between are acknowledged and dropped (the indicator a
+// client shows lasts longer than that).
+const typingEvery = 2 * time.Second
+
+// typedRecently reports whether the connection's last typing frame passed on was
+// for conv less than typingEvery before now, and if not, records this one.
+func (c *conn) typedRecently(conv uint64, now time.Time) bool {
+	if conv == c.typingConv && now.Sub(c.typingAt) < typingEvery {
+		return true
+	}
+	c.typingConv, c.typingAt = conv, now
+	return false
+}
+
 // frameCosts are what each client frame costs from the user's rate budget.
 var frameCosts = map[string]int{wire.FrameSend: costSend, wire.FrameSync: costRead, wire.FrameRead: costMarkRead,
-	wire.FramePing: costPing, wire.FrameAuth: costPing}
+	wire.FramePing: costPing, wire.FrameAuth: costPing, wire.FrameTyping: costPing}
 
 func (c *conn) handle(ctx context.Context, data []byte) {
 	f, from, e := wire.DecodeFrame(data)
@@ -241,6 +260,12 @@ func (c *conn) handle(ctx context.Context, data []byte) {
 		c.g.m.SendLatency.Observe(time.Since(start).Seconds())
 	case wire.FrameSync:
 		result, err = c.g.svc.Sync(ctx, c.who, *f.Sync)
+	case wire.FrameTyping:
+		if c.typedRecently(uint64(f.Typing), time.Now()) {
+			result = struct{}{}
+		} else if err = c.g.svc.Typing(ctx, c.who, uint64(f.Typing)); err == nil {
+			result = struct{}{}
+		}
 	case wire.FrameRead:
 		if f.Read.ConversationID == 0 || f.Read.MsgID == 0 {
 			err = wire.Errorf(wire.CodeMissingField, "conversation_id and msg_id are required")

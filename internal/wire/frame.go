@@ -17,6 +17,9 @@ const (
 	// FrameAuth carries the token as a connection's first frame, when the request
 	// had none.
 	FrameAuth = "auth"
+	// FrameTyping says the user is typing in a conversation; the server pushes it
+	// on to the other participants as a typing frame of its own.
+	FrameTyping = "typing"
 )
 
 // Server -> client frame types.
@@ -47,13 +50,15 @@ type ClientFrame struct {
 	Send *SendRequest
 	Sync *SyncRequest
 	Read *ReadRequest
+	// Typing is a typing frame's conversation.
+	Typing ID
 	// Token is an auth frame's.
 	Token string
 }
 
 // ServerFrame is every frame the server writes. Which fields are set depends on Type:
 // ack carries Result, error carries Code and Message (and Cursor for cursor_expired),
-// message carries Entry and Cursor.
+// message carries Entry and Cursor, typing ConversationID and From.
 type ServerFrame struct {
 	Type    string `json:"type"`
 	ID      string `json:"id,omitempty"`
@@ -69,6 +74,10 @@ type ServerFrame struct {
 	Event string     `json:"event,omitempty"`
 	Chat  *ChatState `json:"chat,omitempty"`
 	Live  any        `json:"live,omitempty"`
+	// ConversationID and From make a typing frame: From (a user id, or the shop's
+	// id for its agents, as in the shop's messages) is typing in the conversation.
+	ConversationID ID     `json:"conversation_id,omitempty"`
+	From           string `json:"from,omitempty"`
 }
 
 // SendFields are the fields of a send: the body of POST /v1/messages, and the "message"
@@ -77,11 +86,12 @@ type ServerFrame struct {
 var SendFields = []string{"client_msg_id", "to", "conversation_id", "group_id", "type", "body", "from"}
 
 var frameFields = map[string][]string{
-	FrameSend: {"message"},
-	FrameSync: {"cursor", "limit", "group_seqs"},
-	FrameRead: {"conversation_id", "msg_id"},
-	FramePing: {},
-	FrameAuth: {"token"},
+	FrameSend:   {"message"},
+	FrameSync:   {"cursor", "limit", "group_seqs"},
+	FrameRead:   {"conversation_id", "msg_id"},
+	FramePing:   {},
+	FrameAuth:   {"token"},
+	FrameTyping: {"conversation_id"},
 }
 
 // DecodeFrame parses one client frame. It never panics; every problem is an *Error with
@@ -137,6 +147,17 @@ func DecodeFrame(data []byte) (f ClientFrame, sendFrom string, err *Error) {
 		if e := decodeStrict(data, f.Read); e != nil {
 			return f, "", e
 		}
+	case FrameTyping:
+		var t struct {
+			ConversationID ID `json:"conversation_id"`
+		}
+		if e := decodeStrict(data, &t); e != nil {
+			return f, "", e
+		}
+		if t.ConversationID == 0 {
+			return f, "", Errorf(CodeMissingField, "conversation_id is required")
+		}
+		f.Typing = t.ConversationID
 	case FrameAuth:
 		var a struct {
 			Token string `json:"token"`

@@ -59,6 +59,13 @@ func (c *Client) CloseChat(ctx context.Context, conv wire.ID) (wire.ChatState, e
 	return out, err
 }
 
+// Canned lists the canned responses of the agent's (or admin's) shop.
+func (c *Client) Canned(ctx context.Context, shop string) ([]wire.CannedResponse, error) {
+	var out wire.CannedResponses
+	err := c.do(ctx, http.MethodGet, "/v1/admin/shops/"+url.PathEscape(shop)+"/canned", nil, &out)
+	return out.Responses, err
+}
+
 // Admin is a shop admin's HTTP client for the routing configuration.
 type Admin struct {
 	base, token string
@@ -89,6 +96,21 @@ func (a *Admin) Routing(ctx context.Context, out any) error {
 // PutAgents replaces the shop's agents: {"agents": [{"agent_id", "skills", "capacity"}]}.
 func (a *Admin) PutAgents(ctx context.Context, agents, out any) error {
 	return a.do(ctx, http.MethodPut, "/agents", agents, out)
+}
+
+// PutCanned replaces the shop's canned responses; a rejected list is a *wire.Error
+// with every problem in Problems (fields "responses[i].shortcut", ".text").
+func (a *Admin) PutCanned(ctx context.Context, list []wire.CannedResponse) ([]wire.CannedResponse, error) {
+	var out wire.CannedResponses
+	err := a.do(ctx, http.MethodPut, "/canned", wire.CannedResponses{Responses: list}, &out)
+	return out.Responses, err
+}
+
+// Canned lists the shop's canned responses.
+func (a *Admin) Canned(ctx context.Context) ([]wire.CannedResponse, error) {
+	var out wire.CannedResponses
+	err := a.do(ctx, http.MethodGet, "/canned", nil, &out)
+	return out.Responses, err
 }
 
 // DryRun answers who would get a chat now, and why.

@@ -181,6 +181,7 @@ func NewRouter(cfg Config) (*Router, error) {
 	for id, sc := range all {
 		s := r.shop(id, true)
 		s.setAgents(sc.Agents)
+		s.canned = sc.Canned
 		if sc.Rules != nil {
 			rules := *sc.Rules
 			rules.validate(nil) // prepares the hours; it was valid when stored
@@ -228,6 +229,7 @@ type shop struct {
 	openStop func() bool   // the timer for the next opening, when closed
 	closes   int           // chats closed, to sweep old ones now and then
 	forgotAt time.Time     // when forgetOldChats last swept
+	canned   []Canned      // the canned responses, in the admins' order
 }
 
 type served struct {
@@ -354,7 +356,7 @@ func (r *Router) SetRules(shopID string, rules Rules) (Rules, []Problem, error) 
 	if s.rules != nil {
 		rules.Version = s.rules.Version + 1
 	}
-	if err := s.save(&rules, s.agentConfigs()); err != nil {
+	if err := s.save(ShopConfig{Rules: &rules}); err != nil {
 		return Rules{}, nil, err
 	}
 	s.rules = &rules
@@ -385,7 +387,10 @@ func (r *Router) SetAgents(shopID string, list []AgentConfig) ([]Problem, error)
 	s := r.shop(shopID, true)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.save(s.rules, list); err != nil {
+	if list == nil {
+		list = []AgentConfig{} // none, not "as they are" (save)
+	}
+	if err := s.save(ShopConfig{Agents: list}); err != nil {
 		return nil, err
 	}
 	s.setAgents(list)

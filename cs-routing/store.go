@@ -10,11 +10,12 @@ import (
 	"github.com/fanline/fanline/internal/kv"
 )
 
-// ShopConfig is what a shop keeps across restarts: the rules and agents its admins
-// configured, and its chats.
+// ShopConfig is what a shop keeps across restarts: the rules, agents and canned
+// responses its admins configured, and its chats.
 type ShopConfig struct {
 	Rules  *Rules        `json:"rules,omitempty"`
 	Agents []AgentConfig `json:"agents,omitempty"`
+	Canned []Canned      `json:"canned,omitempty"`
 	Chats  []ChatRecord  `json:"-"`
 }
 
@@ -253,12 +254,22 @@ func (s *shop) deleteChats(ids []string) {
 // StoreErrors counts chat states the Store failed to keep or delete.
 func (r *Router) StoreErrors() int64 { return r.storeErrors.Load() }
 
-// save stores the shop's configuration; the caller holds its lock.
-func (s *shop) save(rules *Rules, agents []AgentConfig) error {
+// save stores the shop's configuration: its current one with what cfg changes
+// (the fields cfg sets); the caller holds its lock and applies the change after.
+func (s *shop) save(cfg ShopConfig) error {
 	if s.r.cfg.Store == nil {
 		return nil
 	}
-	return s.r.cfg.Store.Put(s.id, ShopConfig{Rules: rules, Agents: agents})
+	if cfg.Rules == nil {
+		cfg.Rules = s.rules
+	}
+	if cfg.Agents == nil {
+		cfg.Agents = s.agentConfigs()
+	}
+	if cfg.Canned == nil {
+		cfg.Canned = s.canned
+	}
+	return s.r.cfg.Store.Put(s.id, cfg)
 }
 
 func (s *shop) agentConfigs() []AgentConfig {

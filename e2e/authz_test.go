@@ -65,6 +65,8 @@ var authzMatrix = map[string]string{
 	"POST /v1/admin/shops/:shop_id/routing/dry-run": "401 403 403 403 403 403 200 403 403",
 	"GET /v1/admin/shops/:shop_id/agents":           "401 403 403 403 403 403 200 403 403",
 	"PUT /v1/admin/shops/:shop_id/agents":           "401 403 403 403 403 403 200 403 403",
+	"GET /v1/admin/shops/:shop_id/canned":           "401 403 403 200 403 403 200 403 403",
+	"PUT /v1/admin/shops/:shop_id/canned":           "401 403 403 403 403 403 200 403 403",
 	"GET /v1/admin/shops/:shop_id/audit":            "401 403 403 403 403 403 200 403 403",
 	"GET /v1/admin/shops/:shop_id/live":             "401 403 403 403 403 403 200 403 403",
 	"GET /v1/conversations/:id/export":              "401 200 404 403 403 404 200 404 403",
@@ -214,6 +216,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 			return strings.Replace(path, ":shop_id", "acme", 1), rules
 		case "PUT /v1/admin/shops/:shop_id/agents":
 			return strings.Replace(path, ":shop_id", "acme", 1), agents
+		case "PUT /v1/admin/shops/:shop_id/canned":
+			return strings.Replace(path, ":shop_id", "acme", 1), map[string]any{"responses": []map[string]string{{"shortcut": "hi", "text": "Hello"}}}
 		case "POST /v1/admin/shops/:shop_id/routing/dry-run":
 			return strings.Replace(path, ":shop_id", "acme", 1), map[string]string{"entry": "product"}
 		case "POST /v1/uploads":

@@ -254,4 +254,5 @@ func TestClusterOfProcesses(t *testing.T) {
 	customerServiceChat(t, gateways[0], gateways[1])
 	// Typing frames go from one gateway through the dispatch node to the other.
 	typing(t, gateways[0], gateways[1])
+	cannedResponses(t, gateways[0], gateways[1])
 }

@@ -105,7 +105,7 @@ func (g *Gateway) apiTable() []Route {
 }
 
 // serve registers the table on r: token check, role check, the shop check of admin
-// routes, the rate charge, then the handler.
+// routes (and staff routes naming a shop), the rate charge, then the handler.
 func (g *Gateway) serve(r *gin.Engine, table []Route) {
 	for _, rt := range table {
 		var chain []gin.HandlerFunc
@@ -117,7 +117,7 @@ func (g *Gateway) serve(r *gin.Engine, table []Route) {
 		if rt.Access != Public {
 			chain = append(chain, g.authenticate, g.allow(rt.Access))
 		}
-		if rt.Access == ShopAdmin {
+		if rt.Access == ShopAdmin || (rt.Access == Staff && strings.Contains(rt.Path, ":shop_id")) {
 			chain = append(chain, g.ownShop)
 		}
 		switch {
@@ -139,10 +139,10 @@ func (g *Gateway) allow(a Access) gin.HandlerFunc {
 	}
 }
 
-// ownShop lets an admin act on their own shop only.
+// ownShop lets staff act on their own shop only (the shop_id of the path).
 func (g *Gateway) ownShop(c *gin.Context) {
 	if user(c).Shop != c.Param("shop_id") {
-		g.fail(c, wire.Errorf(wire.CodeForbidden, "you administer shop %s, not %s", user(c).Shop, c.Param("shop_id")))
+		g.fail(c, wire.Errorf(wire.CodeForbidden, "your token is for shop %s, not %s", user(c).Shop, c.Param("shop_id")))
 	}
 }
 

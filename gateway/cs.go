@@ -21,6 +21,8 @@ type CS interface {
 	DryRun(shop string, req wire.DryRunRequest) (wire.ChatState, error)
 	Agents(shop string) (any, error)
 	SetAgents(shop string, body []byte) (any, error)
+	Canned(shop string) (any, error)
+	SetCanned(shop string, body []byte) (any, error)
 	Audit(shop string, limit int) (any, error)
 	Live(shop string) (any, error)
 }
@@ -43,6 +45,11 @@ func (g *Gateway) adminRoutes() []Route {
 		{"POST", p + "/routing/dry-run", ShopAdmin, costChatChange, false, g.csOn(g.dryRun)},
 		get("/agents", costRead, func(shop string, _ *gin.Context) (any, error) { return g.cs.Agents(shop) }),
 		put("/agents", func(shop string, b []byte) (any, error) { return g.cs.SetAgents(shop, b) }),
+		// The shop's agents read the canned responses too (their composer offers them).
+		{"GET", p + "/canned", Staff, costRead, false, g.csOn(g.adminDoc(func(shop string, _ *gin.Context) (any, error) {
+			return g.cs.Canned(shop)
+		}))},
+		put("/canned", func(shop string, b []byte) (any, error) { return g.cs.SetCanned(shop, b) }),
 		get("/audit", costList, func(shop string, c *gin.Context) (any, error) {
 			limit, e := queryInt(c, "limit", 10000)
 			if e != nil {

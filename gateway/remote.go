@@ -183,6 +183,8 @@ func InternalHandler(svc Service, cs CS, cfg InternalConfig) http.Handler {
 			"cs_dry_run":    func(_ context.Context, a rpcArgs) (any, error) { return cs.DryRun(a.Shop, *a.DryRun) },
 			"cs_agents":     func(_ context.Context, a rpcArgs) (any, error) { return cs.Agents(a.Shop) },
 			"cs_set_agents": func(_ context.Context, a rpcArgs) (any, error) { return cs.SetAgents(a.Shop, a.Body) },
+			"cs_canned":     func(_ context.Context, a rpcArgs) (any, error) { return cs.Canned(a.Shop) },
+			"cs_set_canned": func(_ context.Context, a rpcArgs) (any, error) { return cs.SetCanned(a.Shop, a.Body) },
 			"cs_audit":      func(_ context.Context, a rpcArgs) (any, error) { return cs.Audit(a.Shop, a.Limit) },
 			"cs_live":       func(_ context.Context, a rpcArgs) (any, error) { return cs.Live(a.Shop) },
 		}
@@ -584,6 +586,16 @@ func (r *Remote) Agents(shop string) (any, error) {
 // SetAgents implements CS.
 func (r *Remote) SetAgents(shop string, body []byte) (any, error) {
 	return remoteCS[json.RawMessage](r, "cs_set_agents", rpcArgs{Shop: shop, Body: body})
+}
+
+// Canned implements CS.
+func (r *Remote) Canned(shop string) (any, error) {
+	return remoteCS[json.RawMessage](r, "cs_canned", rpcArgs{Shop: shop})
+}
+
+// SetCanned implements CS.
+func (r *Remote) SetCanned(shop string, body []byte) (any, error) {
+	return remoteCS[json.RawMessage](r, "cs_set_canned", rpcArgs{Shop: shop, Body: body})
 }
 
 // Audit implements CS.

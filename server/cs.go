@@ -207,6 +207,29 @@ func (s csService) SetAgents(shop string, body []byte) (any, error) {
 	return s.Agents(shop)
 }
 
+// Canned implements gateway.CS.
+func (s csService) Canned(shop string) (any, error) {
+	return map[string]any{"responses": s.r.Canned(shop)}, nil
+}
+
+// SetCanned implements gateway.CS.
+func (s csService) SetCanned(shop string, body []byte) (any, error) {
+	var doc struct {
+		Responses []csrouting.Canned `json:"responses"`
+	}
+	if err := decodeDoc(body, &doc); err != nil {
+		return nil, err
+	}
+	ps, err := s.r.SetCanned(shop, doc.Responses)
+	if err != nil {
+		return nil, err
+	}
+	if len(ps) > 0 {
+		return nil, problems(ps)
+	}
+	return s.Canned(shop)
+}
+
 // Audit implements gateway.CS.
 func (s csService) Audit(shop string, limit int) (any, error) {
 	return map[string]any{"entries": s.r.Audit(shop, limit)}, nil

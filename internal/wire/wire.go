@@ -301,6 +301,18 @@ func (s ChatState) ForBuyer() ChatState {
 	return s
 }
 
+// CannedResponse is one of a shop's canned responses: an agent types "/" and the
+// shortcut in the composer to insert the text.
+type CannedResponse struct {
+	Shortcut string `json:"shortcut"`
+	Text     string `json:"text"`
+}
+
+// CannedResponses is the document of GET|PUT /v1/admin/shops/{shop_id}/canned.
+type CannedResponses struct {
+	Responses []CannedResponse `json:"responses"`
+}
+
 // DryRunRequest is the body of POST /v1/admin/shops/{shop_id}/routing/dry-run.
 type DryRunRequest struct {
 	BuyerID string `json:"buyer_id"`

@@ -28,7 +28,7 @@ func TestConsoleMediaMinIO(t *testing.T) {
 	agent.Click(`[data-status=online]`)
 	agent.WaitText("#chats", "carla")
 	agent.Click("#chats li")
-	agent.WaitText("#messages", "carla: where is my parcel")
+	agent.WaitText("#messages", "where is my parcel")
 	photo, _, _ := noisePNG(t, 512, 512)
 	key, err := buyer.Upload(ctx, conv, bytes.NewReader(photo), int64(len(photo)), "image/png", "broken.png")
 	if err != nil {

@@ -13,10 +13,13 @@ import (
 )
 
 // TestConsole drives the web console in headless Chromium: an admin signs in, saves
-// agents and routing rules (a bad document shows its problems), dry-runs a chat; an
-// agent signs in, goes online, gets a buyer's chat from an order page, reads it,
-// replies (the buyer's SDK gets it from the shop) and closes it; the admin's audit
-// shows the decisions.
+// agents and routing rules (a bad document shows its problems), edits the canned
+// responses (a bad shortcut shows its problem next to it), dry-runs a chat; an agent
+// signs in, goes online, gets a buyer's chat from an order page with an unread
+// badge, reads it (sender and time), sees the buyer typing, replies with Enter (a
+// line broken with Shift+Enter) and with a canned response picked by "/" (the
+// buyer's SDK gets them from the shop, and the agent's typing), and closes it; the
+// admin's audit shows the decisions.
 func TestConsole(t *testing.T) {
 	ts := startServer(t, nil)
 	ctx := context.Background()
@@ -39,6 +42,18 @@ func TestConsole(t *testing.T) {
 	admin.Set("#rules", `{"skills":[{"name":"pre_sales"},{"name":"after_sales"}],"entries":{"product":{"skill":"pre_sales"},"order":{"skill":"after_sales"}}}`)
 	admin.Click("#save-rules")
 	admin.WaitText("#rules-version", "version 1")
+	admin.Click("#add-canned")
+	admin.Type("#canned tbody tr:nth-child(1) input", "thanks")
+	admin.Type("#canned tbody tr:nth-child(1) textarea", "Thank you for your patience!")
+	admin.Click("#add-canned")
+	admin.Type("#canned tbody tr:nth-child(2) input", "Bad Cut")
+	admin.Type("#canned tbody tr:nth-child(2) textarea", "Sorry for the trouble.")
+	admin.Click("#save-canned")
+	admin.WaitText("#canned tbody tr:nth-child(2) td:nth-child(1) .problem", "lower-case letters")
+	admin.Screenshot("console-canned-problem")
+	admin.Set("#canned tbody tr:nth-child(2) input", "sorry")
+	admin.Click("#save-canned")
+	admin.WaitText("#canned-saved", "Saved 2 responses.")
 	admin.Type("#dry-form [name=buyer_id]", "zoe")
 	admin.Type("#dry-form [name=entry]", "order")
 	admin.Click("#dry-form button")
@@ -65,19 +80,43 @@ func TestConsole(t *testing.T) {
 		return chat.State == "assigned"
 	})
 	agent.WaitText("#chats", "carla")
+	if _, err := buyer.Send(ctx, wire.SendRequest{ConversationID: chat.ConversationID, Type: "text", Body: text("hello?")}); err != nil {
+		t.Fatal(err)
+	}
+	agent.WaitText("#chats .badge", "1")
+	agent.Wait(`document.title === "(1) fanline console"`)
 	agent.Click("#chats li")
-	agent.WaitText("#messages", "carla: where is my parcel")
-	agent.Type("#reply-form [name=text]", "on its way")
-	agent.Click("#reply-form button")
-	agent.WaitText("#messages", "ann (shop): on its way")
+	agent.WaitText("#messages", "where is my parcel")
+	agent.WaitText("#messages li:last-child .meta", "carla · ")
+	agent.WaitText("#messages li.day", "Today")
+	agent.Wait(`!document.querySelector("#chats .badge") && document.title === "fanline console"`)
+	if err := buyer.Typing(ctx, chat.ConversationID); err != nil {
+		t.Fatal(err)
+	}
+	agent.WaitText("#typing", "carla is typing")
+	// Shift+Enter breaks the line, Enter sends; the buyer hears the agent typing.
+	agent.Type("#reply-text", "on its way\uE008\uE007\uE000arriving Monday\uE007")
+	agent.WaitText("#messages li:last-child .meta", "You · ")
+	agent.WaitText("#messages li:last-child .text", "on its way\narriving Monday")
+	if ty, ok := nextTyping(buyer, 10*time.Second); !ok || ty.From != "acme" || ty.ConversationID != chat.ConversationID {
+		t.Fatalf("the buyer's typing frame from the console: %+v %v", ty, ok)
+	}
+	// "/" offers the shop's canned responses; Enter picks one, Enter again sends it.
+	agent.Type("#reply-text", "/so")
+	agent.WaitText("#canned-list", "/sorry")
+	agent.Screenshot("console-canned-picker")
+	agent.Type("#reply-text", "\uE007")
+	agent.Wait(`document.querySelector("#reply-text").value === "Sorry for the trouble."`)
+	agent.Type("#reply-text", "\uE007")
+	agent.WaitText("#messages li:last-child .text", "Sorry for the trouble.")
 	agent.Screenshot("console-agent")
 	var got []wire.Entry
-	testharness.WaitFor(t, 10*time.Second, "the buyer to get the console's reply", func() bool {
+	testharness.WaitFor(t, 10*time.Second, "the buyer to get the console's replies", func() bool {
 		messagesOf(buyer, chat.ConversationID, &got)
-		return len(got) == 2
+		return len(got) >= 4 && string(got[len(got)-1].Body) == `{"text":"Sorry for the trouble."}`
 	})
-	if got[1].From != "acme" || got[1].AgentID != "ann" || string(got[1].Body) != `{"text":"on its way"}` {
-		t.Fatalf("the buyer got %+v", got[1])
+	if r := got[len(got)-2]; r.From != "acme" || r.AgentID != "ann" || string(r.Body) != `{"text":"on its way\narriving Monday"}` {
+		t.Fatalf("the buyer got %+v", r)
 	}
 	// The buyer sends a photo of the broken item and a file: the console shows the
 	// photo's 256 px thumbnail and a link to the file.

@@ -1,7 +1,10 @@
 // fanline console: the agent workspace and the shop admin's pages, on the public API.
 "use strict";
 
-const state = { token: "", user: "", role: "", shop: "", ws: null, chat: null, frameID: 0, pending: new Map(), blobs: [] };
+const state = {
+  token: "", user: "", role: "", shop: "", ws: null, frameID: 0, pending: new Map(), blobs: [],
+  chat: null, buyer: "", chats: [], unread: {}, canned: [], lastDay: "", typingSent: 0, typingTimer: 0,
+};
 const $ = (id) => document.getElementById(id);
 
 function el(tag, text, cls) {
@@ -47,6 +50,7 @@ function signIn(token) {
   if (state.role === "agent") {
     $("agent").hidden = false;
     loadChats();
+    loadCanned();
   } else if (state.role === "admin") {
     $("admin").hidden = false;
     loadAdmin();
@@ -87,8 +91,10 @@ function onFrame(f) {
     else p.resolve(f.result);
     return;
   }
-  if (f.type === "message" && f.entry && state.chat && f.entry.conversation_id === state.chat) {
-    showMessage(f.entry);
+  if (f.type === "message" && f.entry) {
+    onEntry(f.entry);
+  } else if (f.type === "typing") {
+    if (f.conversation_id === state.chat) showTyping(f.from);
   } else if (f.type === "cs" && f.event === "live") {
     showLive(f.live);
   } else if (f.type === "cs") {
@@ -101,22 +107,64 @@ function onFrame(f) {
 async function loadChats() {
   try {
     const { conversations } = await api("GET", "/v1/agents/me/conversations");
-    const ul = $("chats");
-    ul.replaceChildren();
-    for (const c of conversations) {
-      const li = el("li", `${c.buyer_id} — ${c.skill}`);
-      if (c.conversation_id === state.chat) li.className = "active";
-      li.onclick = () => openChat(c);
-      ul.append(li);
-    }
+    state.chats = conversations;
+    renderChats();
     if (state.chat && !conversations.some((c) => c.conversation_id === state.chat)) closeView();
   } catch (e) {
     $("agent-error").textContent = e.message;
   }
 }
 
+function renderChats() {
+  const ul = $("chats");
+  ul.replaceChildren();
+  let total = 0;
+  for (const c of state.chats) {
+    const li = el("li", `${c.buyer_id} — ${c.skill}`);
+    const n = state.unread[c.conversation_id] || 0;
+    total += n;
+    if (n) {
+      const badge = el("span", String(n), "badge");
+      badge.setAttribute("aria-label", `${n} unread`);
+      li.append(badge);
+    }
+    if (c.conversation_id === state.chat) li.className = "active";
+    li.onclick = () => openChat(c);
+    ul.append(li);
+  }
+  document.title = (total ? `(${total}) ` : "") + "fanline console";
+}
+
+// onEntry applies a pushed timeline entry: a message or recall of the open chat is
+// shown, a message elsewhere counts as unread.
+function onEntry(e) {
+  const mine = e.agent_id === state.user;
+  if (e.conversation_id !== state.chat) {
+    if (e.kind === "message" && !mine && state.chats.some((c) => c.conversation_id === e.conversation_id)) {
+      state.unread[e.conversation_id] = (state.unread[e.conversation_id] || 0) + 1;
+      renderChats();
+    }
+    return;
+  }
+  if (e.kind === "message") {
+    showMessage(e);
+    if (!e.agent_id) showTyping("");
+  } else if (e.kind === "recall") {
+    const li = document.querySelector(`#messages li[data-id="${e.msg_id}"]`);
+    if (li) markRecalled(li);
+  }
+}
+
+// showTyping says who is typing in the open chat, for 5 s ("" clears it).
+function showTyping(from) {
+  clearTimeout(state.typingTimer);
+  $("typing").textContent = from ? `${from} is typing…` : "";
+  if (from) state.typingTimer = setTimeout(() => { $("typing").textContent = ""; }, 5000);
+}
+
 function closeView() {
   state.chat = null;
+  showTyping("");
   $("chat-title").textContent = "Select a chat";
   $("messages").replaceChildren();
   $("reply-form").hidden = true;
@@ -125,6 +173,10 @@ function closeView() {
 
 async function openChat(c) {
   state.chat = c.conversation_id;
+  state.buyer = c.buyer_id;
+  state.lastDay = "";
+  state.unread[c.conversation_id] = 0;
+  showTyping("");
   $("chat-title").textContent = `Chat with ${c.buyer_id}`;
   $("reply-form").hidden = false;
   $("chat-actions").hidden = false;
@@ -135,14 +187,51 @@ async function openChat(c) {
   loadChats();
 }
 
+// sender names who wrote a message of a shop chat, as the agent sees it.
+function sender(m) {
+  if (m.agent_id === state.user) return "You";
+  if (m.agent_id) return `${m.agent_id} (agent)`;
+  if (m.from === state.shop) return "Auto-reply";
+  return m.from;
+}
+
+function dayLabel(d) {
+  const today = new Date();
+  const yesterday = new Date(today.getFullYear(), today.getMonth(), today.getDate() - 1);
+  if (d.toDateString() === today.toDateString()) return "Today";
+  if (d.toDateString() === yesterday.toDateString()) return "Yesterday";
+  return d.toLocaleDateString(undefined, { weekday: "short", year: "numeric", month: "short", day: "numeric" });
+}
+
 function showMessage(m) {
-  const who = m.agent_id ? `${m.agent_id} (shop)` : m.from;
-  const li = el("li", `${who}: `, m.agent_id === state.user ? "mine" : "");
+  const at = new Date(m.created_at);
+  const day = at.toDateString();
+  const list = $("messages");
+  if (day !== state.lastDay) {
+    state.lastDay = day;
+    list.append(el("li", dayLabel(at), "day"));
+  }
+  let cls = m.agent_id === state.user ? "mine" : "";
+  if (m.from === state.shop && !m.agent_id) cls = "auto";
+  const li = el("li", undefined, cls);
+  li.dataset.id = m.msg_id;
+  const meta = el("span", `${sender(m)} · `, "meta");
+  const time = el("time", at.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" }));
+  time.dateTime = m.created_at;
+  meta.append(time);
+  li.append(meta);
   const media = !m.recalled && m.body && m.body.object_key && ["image", "video", "file"].includes(m.type);
   if (media) li.append(mediaView(m));
-  else li.append(m.recalled ? "(recalled)" : (m.body && m.body.text) || JSON.stringify(m.body));
-  $("messages").append(li);
+  else li.append(el("div", (m.body && m.body.text) || JSON.stringify(m.body), "text"));
+  if (m.recalled) markRecalled(li);
+  list.append(li);
   li.scrollIntoView({ block: "nearest" });
+}
+
+function markRecalled(li) {
+  li.classList.add("recalled");
+  for (const c of [...li.children].slice(1)) c.remove();
+  li.append(el("div", "This message was recalled.", "text"));
 }
 
 // mediaView shows a media message: a JPEG or PNG image as its 256 px thumbnail (the
@@ -205,14 +294,103 @@ function clientMsgID() {
 
 $("reply-form").onsubmit = async (ev) => {
   ev.preventDefault();
-  const input = ev.target.elements.text;
+  const input = $("reply-text");
+  const text = input.value;
+  if (!text.trim()) return;
   try {
-    await request({ type: "send", message: { client_msg_id: clientMsgID(), conversation_id: state.chat, type: "text", body: { text: input.value } } });
-    input.value = "";
+    await request({ type: "send", message: { client_msg_id: clientMsgID(), conversation_id: state.chat, type: "text", body: { text } } });
+    if (input.value === text) input.value = "";
+    state.typingSent = 0;
   } catch (e) {
     $("agent-error").textContent = e.message;
   }
 };
+
+// --- the composer: Enter sends, Shift+Enter breaks the line, "/" offers the shop's
+// canned responses, and typing tells the buyer (one typing frame per 2 s at most).
+
+async function loadCanned() {
+  try {
+    state.canned = (await api("GET", shopPath("/canned"))).responses;
+  } catch (e) {
+    $("agent-error").textContent = "Canned responses: " + e.message;
+  }
+}
+
+// cannedMatches are the canned responses for what the agent typed after "/": the
+// shortcuts that start with it first, then those whose text holds it.
+function cannedMatches(q) {
+  q = q.toLowerCase();
+  const starts = state.canned.filter((c) => c.shortcut.startsWith(q));
+  const holds = state.canned.filter((c) => !c.shortcut.startsWith(q) && c.text.toLowerCase().includes(q));
+  return starts.concat(holds).slice(0, 8);
+}
+
+function showCanned() {
+  const input = $("reply-text");
+  const ul = $("canned-list");
+  const m = /^\/(\S*)$/.exec(input.value);
+  const found = m ? cannedMatches(m[1]) : [];
+  ul.replaceChildren();
+  ul.hidden = found.length === 0;
+  found.forEach((c, i) => {
+    const li = el("li", undefined);
+    li.setAttribute("role", "option");
+    li.setAttribute("aria-selected", String(i === 0));
+    li.append(el("kbd", "/" + c.shortcut), c.text);
+    li.onmousedown = (ev) => { ev.preventDefault(); pickCanned(c); };
+    li.canned = c;
+    ul.append(li);
+  });
+}
+
+function pickCanned(c) {
+  const input = $("reply-text");
+  input.value = c.text;
+  $("canned-list").hidden = true;
+  input.focus();
+}
+
+function moveCanned(step) {
+  const items = [...$("canned-list").children];
+  const at = items.findIndex((li) => li.getAttribute("aria-selected") === "true");
+  const next = (at + step + items.length) % items.length;
+  items.forEach((li, i) => li.setAttribute("aria-selected", String(i === next)));
+  items[next].scrollIntoView({ block: "nearest" });
+}
+
+$("reply-text").addEventListener("input", () => {
+  showCanned();
+  const now = Date.now();
+  if (state.chat && $("reply-text").value && !$("reply-text").value.startsWith("/") && now - state.typingSent > 2000) {
+    state.typingSent = now;
+    request({ type: "typing", conversation_id: state.chat }).catch(() => {});
+  }
+});
+
+$("reply-text").addEventListener("keydown", (ev) => {
+  const list = $("canned-list");
+  if (!list.hidden) {
+    if (ev.key === "ArrowDown" || ev.key === "ArrowUp") {
+      ev.preventDefault();
+      moveCanned(ev.key === "ArrowDown" ? 1 : -1);
+      return;
+    }
+    if ((ev.key === "Enter" && !ev.shiftKey) || ev.key === "Tab") {
+      ev.preventDefault();
+      pickCanned(list.querySelector("[aria-selected=true]").canned);
+      return;
+    }
+    if (ev.key === "Escape") {
+      list.hidden = true;
+      return;
+    }
+  }
+  if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) {
+    ev.preventDefault();
+    $("reply-form").requestSubmit();
+  }
+});
 
 for (const b of document.querySelectorAll("[data-status]")) {
   b.onclick = async () => {
@@ -272,6 +450,7 @@ async function loadAdmin() {
   const agents = await api("GET", shopPath("/agents"));
   $("agents").value = JSON.stringify({ agents: agents.agents.map(({ agent_id, name, skills, capacity }) => ({ agent_id, name, skills, capacity })) }, null, 2);
   api("GET", shopPath("/live")).then(showLive, () => {});
+  await loadCannedEditor();
   await loadAudit();
   $("admin").dataset.loaded = "1"; // the editors hold the server's documents now
 }
@@ -292,6 +471,65 @@ $("save-agents").onclick = async () => {
     await api("PUT", shopPath("/agents"), $("agents").value);
   } catch (e) {
     showProblems("agents-problems", e);
+  }
+};
+
+// The canned responses editor: a row per response; a problem the server finds shows
+// next to its field.
+function cannedRow(c) {
+  const tr = el("tr");
+  const shortcut = el("input");
+  shortcut.value = c.shortcut;
+  shortcut.setAttribute("aria-label", "Shortcut");
+  const text = el("textarea");
+  text.value = c.text;
+  text.rows = 2;
+  text.setAttribute("aria-label", "Text");
+  const remove = el("button", "Remove");
+  remove.type = "button";
+  remove.onclick = () => tr.remove();
+  const cells = [el("td"), el("td"), el("td")];
+  cells[0].append(shortcut, el("span", "", "problem"));
+  cells[1].append(text, el("span", "", "problem"));
+  cells[2].append(remove);
+  tr.append(...cells);
+  return tr;
+}
+
+async function loadCannedEditor() {
+  const { responses } = await api("GET", shopPath("/canned"));
+  $("canned").tBodies[0].replaceChildren(...responses.map(cannedRow));
+}
+
+$("add-canned").onclick = () => {
+  const tr = cannedRow({ shortcut: "", text: "" });
+  $("canned").tBodies[0].append(tr);
+  tr.querySelector("input").focus();
+};
+
+$("save-canned").onclick = async () => {
+  const rows = [...$("canned").tBodies[0].rows];
+  for (const p of document.querySelectorAll("#canned .problem")) p.textContent = "";
+  for (const f of document.querySelectorAll("#canned [aria-invalid]")) f.removeAttribute("aria-invalid");
+  $("canned-problems").replaceChildren();
+  $("canned-saved").textContent = "";
+  const responses = rows.map((tr) => ({ shortcut: tr.querySelector("input").value.trim(), text: tr.querySelector("textarea").value }));
+  try {
+    const out = await api("PUT", shopPath("/canned"), { responses });
+    $("canned-saved").textContent = `Saved ${out.responses.length} responses.`;
+  } catch (e) {
+    const rest = [];
+    for (const p of e.problems) {
+      const m = /^responses\[(\d+)\]\.(shortcut|text)$/.exec(p.field);
+      const cell = m && rows[+m[1]] && rows[+m[1]].cells[m[2] === "shortcut" ? 0 : 1];
+      if (!cell) {
+        rest.push(p);
+        continue;
+      }
+      cell.querySelector(".problem").textContent = p.message;
+      cell.firstChild.setAttribute("aria-invalid", "true");
+    }
+    if (rest.length || !e.problems.length) showProblems("canned-problems", { problems: rest, message: e.message });
   }
 };
 

@@ -83,13 +83,35 @@ func TestConsole(t *testing.T) {
 	if _, err := buyer.Send(ctx, wire.SendRequest{ConversationID: chat.ConversationID, Type: "text", Body: text("hello?")}); err != nil {
 		t.Fatal(err)
 	}
-	agent.WaitText("#chats .badge", "1")
-	agent.Wait(`document.title === "(1) fanline console"`)
+	// Unread: "hello?", and the first message too if it was pushed to ann (it is
+	// when the chat was assigned as it opened); the title shows the same count.
+	agent.Wait(`(() => { const b = document.querySelector("#chats .badge");
+		return b && /^[12]$/.test(b.textContent) && document.title === "(" + b.textContent + ") fanline console"; })()`)
 	agent.Click("#chats li")
 	agent.WaitText("#messages", "where is my parcel")
 	agent.WaitText("#messages li:last-child .meta", "carla · ")
 	agent.WaitText("#messages li.day", "Today")
 	agent.Wait(`!document.querySelector("#chats .badge") && document.title === "fanline console"`)
+	// Opening the chat read it: the buyer gets a receipt from the shop.
+	var got []wire.Entry
+	testharness.WaitFor(t, 10*time.Second, "the buyer to get the console's read receipt", func() bool {
+		for {
+			select {
+			case e := <-buyer.Entries():
+				if e.ConversationID != chat.ConversationID {
+					continue
+				}
+				if e.Kind == wire.KindRead && e.From == "acme" {
+					return true
+				}
+				if e.Kind == wire.KindMessage {
+					got = append(got, e)
+				}
+			default:
+				return false
+			}
+		}
+	})
 	if err := buyer.Typing(ctx, chat.ConversationID); err != nil {
 		t.Fatal(err)
 	}
@@ -109,8 +131,6 @@ func TestConsole(t *testing.T) {
 	agent.Wait(`document.querySelector("#reply-text").value === "Sorry for the trouble."`)
 	agent.Type("#reply-text", "\uE007")
 	agent.WaitText("#messages li:last-child .text", "Sorry for the trouble.")
-	agent.Screenshot("console-agent")
-	var got []wire.Entry
 	testharness.WaitFor(t, 10*time.Second, "the buyer to get the console's replies", func() bool {
 		messagesOf(buyer, chat.ConversationID, &got)
 		return len(got) >= 4 && string(got[len(got)-1].Body) == `{"text":"Sorry for the trouble."}`
@@ -118,6 +138,15 @@ func TestConsole(t *testing.T) {
 	if r := got[len(got)-2]; r.From != "acme" || r.AgentID != "ann" || string(r.Body) != `{"text":"on its way\narriving Monday"}` {
 		t.Fatalf("the buyer got %+v", r)
 	}
+	// The buyer reads them: the console shows its messages read.
+	agent.WaitText("#messages li:last-child .meta", "You · ")
+	agent.WaitText("#messages li:last-child .state", "Sent")
+	if err := buyer.MarkRead(ctx, chat.ConversationID, got[len(got)-1].MsgID); err != nil {
+		t.Fatal(err)
+	}
+	agent.WaitText("#messages li:last-child .state", "Read")
+	agent.Wait(`[...document.querySelectorAll("#messages li.mine .state")].every((s) => s.textContent === " · Read")`)
+	agent.Screenshot("console-agent")
 	// The buyer sends a photo of the broken item and a file: the console shows the
 	// photo's 256 px thumbnail and a link to the file.
 	photo, _, _ := noisePNG(t, 600, 400)

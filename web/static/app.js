@@ -3,7 +3,7 @@
 
 const state = {
   token: "", user: "", role: "", shop: "", ws: null, frameID: 0, pending: new Map(), blobs: [],
-  chat: null, buyer: "", chats: [], unread: {}, canned: [], lastDay: "", typingSent: 0, typingTimer: 0,
+  chat: null, buyer: "", chats: [], chatsCall: 0, unread: {}, canned: [], lastDay: "", lastSeen: "", typingSent: 0, typingTimer: 0,
 };
 const $ = (id) => document.getElementById(id);
 
@@ -92,7 +92,7 @@ function onFrame(f) {
     return;
   }
   if (f.type === "message" && f.entry) {
-    onEntry(f.entry);
+    if (state.role === "agent") onEntry(f.entry);
   } else if (f.type === "typing") {
     if (f.conversation_id === state.chat) showTyping(f.from);
   } else if (f.type === "cs" && f.event === "live") {
@@ -104,9 +104,13 @@ function onFrame(f) {
 
 // --- agent workspace ---
 
+// loadChats reloads the agent's chats; of calls that overlap, only the latest one's
+// answer is shown.
 async function loadChats() {
+  const call = ++state.chatsCall;
   try {
     const { conversations } = await api("GET", "/v1/agents/me/conversations");
+    if (call !== state.chatsCall) return;
     state.chats = conversations;
     renderChats();
     if (state.chat && !conversations.some((c) => c.conversation_id === state.chat)) closeView();
@@ -140,15 +144,21 @@ function renderChats() {
 function onEntry(e) {
   const mine = e.agent_id === state.user;
   if (e.conversation_id !== state.chat) {
-    if (e.kind === "message" && !mine && state.chats.some((c) => c.conversation_id === e.conversation_id)) {
+    if (e.kind === "message" && !mine) {
       state.unread[e.conversation_id] = (state.unread[e.conversation_id] || 0) + 1;
-      renderChats();
+      if (state.chats.some((c) => c.conversation_id === e.conversation_id)) renderChats();
+      else loadChats(); // a chat this list does not show yet
     }
     return;
   }
   if (e.kind === "message") {
     showMessage(e);
-    if (!e.agent_id) showTyping("");
+    if (!e.agent_id) {
+      showTyping("");
+      markRead(e.msg_id);
+    }
+  } else if (e.kind === "read" && e.from === state.buyer) {
+    showRead(e.msg_id);
   } else if (e.kind === "recall") {
     const li = document.querySelector(`#messages li[data-id="${e.msg_id}"]`);
     if (li) markRecalled(li);
@@ -175,6 +185,7 @@ async function openChat(c) {
   state.chat = c.conversation_id;
   state.buyer = c.buyer_id;
   state.lastDay = "";
+  state.lastSeen = "";
   state.unread[c.conversation_id] = 0;
   showTyping("");
   $("chat-title").textContent = `Chat with ${c.buyer_id}`;
@@ -183,8 +194,34 @@ async function openChat(c) {
   $("messages").replaceChildren();
   for (const u of state.blobs.splice(0)) URL.revokeObjectURL(u);
   const hist = await api("GET", `/v1/conversations/${c.conversation_id}/messages?limit=100`);
-  for (const m of hist.messages.reverse()) showMessage(m);
-  loadChats();
+  const msgs = hist.messages.reverse();
+  for (const m of msgs) showMessage(m);
+  renderChats();
+  if (msgs.length) markRead(msgs[msgs.length - 1].msg_id);
+  const mine = msgs.filter((m) => m.agent_id === state.user);
+  if (mine.length) {
+    const last = mine[mine.length - 1].msg_id;
+    api("GET", `/v1/messages/${last}/receipts`).then((r) => { if (r.read_count > 0) showRead(last); }, () => {});
+  }
+}
+
+// markRead moves the agent's read position in the open chat to msgID while the
+// agent can see it; the buyer gets a receipt from the shop.
+function markRead(msgID) {
+  state.lastSeen = msgID;
+  if (document.visibilityState !== "visible" || !state.chat) return;
+  request({ type: "read", conversation_id: state.chat, msg_id: msgID }).catch(() => {});
+}
+
+document.addEventListener("visibilitychange", () => {
+  if (document.visibilityState === "visible" && state.chat && state.lastSeen) markRead(state.lastSeen);
+});
+
+// showRead marks the agent's messages up to msgID as read by the buyer.
+function showRead(msgID) {
+  for (const li of document.querySelectorAll("#messages li.mine")) {
+    if (BigInt(li.dataset.id) <= BigInt(msgID)) li.querySelector(".state").textContent = " · Read";
+  }
 }
 
 // sender names who wrote a message of a shop chat, as the agent sees it.
@@ -219,6 +256,7 @@ function showMessage(m) {
   const time = el("time", at.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" }));
   time.dateTime = m.created_at;
   meta.append(time);
+  if (cls === "mine") meta.append(el("span", " · Sent", "state"));
   li.append(meta);
   const media = !m.recalled && m.body && m.body.object_key && ["image", "video", "file"].includes(m.type);
   if (media) li.append(mediaView(m));

@@ -390,7 +390,8 @@ func (s *shop) scheduleClosing() {
 }
 
 func (s *shop) describe(c *chat, reason string) Decision {
-	d := Decision{Chat: c.id, Buyer: c.buyer, State: c.state, Agent: c.agent, Skill: c.skill, Weight: c.weight, Priority: c.priority, Reason: reason}
+	d := Decision{Chat: c.id, Buyer: c.buyer, State: c.state, Agent: c.agent, Skill: c.skill, Weight: c.weight, Priority: c.priority, Reason: reason,
+		Entry: c.from.kind, ProductID: c.from.product, OrderID: c.from.order}
 	if c.state == Queued {
 		d.Position = s.position(c)
 		d.EstimatedWait = s.estimate(c)

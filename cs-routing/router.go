@@ -58,6 +58,8 @@ type OpenRequest struct {
 	Chat string
 	// Entry is where the chat was opened: product, order, refund, return, shop, ...
 	Entry string
+	// ProductID and OrderID name what the buyer was looking at, if anything.
+	ProductID, OrderID string
 	// Text is the buyer's first message, if any.
 	Text string
 }
@@ -77,6 +79,10 @@ type Decision struct {
 	Reason        string   `json:"reason"`
 	// AutoReply is the shop's offline reply, for a chat opened while it is closed.
 	AutoReply string `json:"auto_reply,omitempty"`
+	// Entry, ProductID and OrderID are where the chat was (last) opened from.
+	Entry     string `json:"entry,omitempty"`
+	ProductID string `json:"product_id,omitempty"`
+	OrderID   string `json:"order_id,omitempty"`
 }
 
 // AuditEntry is one routing decision.
@@ -276,7 +282,11 @@ type chat struct {
 	replyStop     func() bool
 	awaitingReply bool
 	told          int // the queue position the buyer was last told
+	from          entry
 }
+
+// entry is where a chat was (last) opened from.
+type entry struct{ kind, product, order string }
 
 // shop returns the shop id, or nil. Only configuring a shop may create it (create
 // true): its agents connected meanwhile are then remembered as present.
@@ -516,6 +526,7 @@ func (r *Router) Open(shopID string, req OpenRequest) (Decision, error) {
 	}
 	c.skill, c.weight, c.priority = cl.Skill, cl.Weight, priority
 	c.excluded, c.fallback = nil, false
+	c.from = entry{req.Entry, req.ProductID, req.OrderID}
 	return s.enqueue(c, why), nil
 }
 
@@ -528,7 +539,8 @@ func (r *Router) DryRun(shopID string, req OpenRequest) (Decision, error) {
 	defer s.mu.Unlock()
 	cl, priority, why := s.classify(req)
 	c := &chat{id: req.Chat, buyer: req.Buyer, skill: cl.Skill, weight: cl.Weight, priority: priority}
-	d := Decision{Chat: req.Chat, Buyer: req.Buyer, Skill: c.skill, Weight: c.weight, Priority: c.priority}
+	d := Decision{Chat: req.Chat, Buyer: req.Buyer, Skill: c.skill, Weight: c.weight, Priority: c.priority,
+		Entry: req.Entry, ProductID: req.ProductID, OrderID: req.OrderID}
 	if open, _ := s.rules.Hours.open(s.r.clock.Now()); !open {
 		d.State, d.Reason = Queued, why+"; shop closed: would wait for opening"
 		return d, nil

@@ -33,6 +33,9 @@ type ChatRecord struct {
 	QueuedAt   time.Time `json:"queued_at"`
 	AssignedAt time.Time `json:"assigned_at,omitzero"`
 	ClosedAt   time.Time `json:"closed_at,omitzero"`
+	Entry      string    `json:"entry,omitempty"`
+	ProductID  string    `json:"product_id,omitempty"`
+	OrderID    string    `json:"order_id,omitempty"`
 }
 
 // Store keeps shops across restarts.
@@ -165,7 +168,7 @@ func (s *shop) restore(recs []ChatRecord) {
 		}
 		c := &chat{id: rec.ID, buyer: rec.Buyer, skill: rec.Skill, weight: rec.Weight, priority: rec.Priority,
 			state: rec.State, agent: rec.Agent, last: rec.Last, seq: rec.Seq, queuedAt: rec.QueuedAt,
-			assignedAt: rec.AssignedAt, closedAt: rec.ClosedAt}
+			assignedAt: rec.AssignedAt, closedAt: rec.ClosedAt, from: entry{rec.Entry, rec.ProductID, rec.OrderID}}
 		s.chats[c.id] = c
 		s.seq = max(s.seq, c.seq)
 		switch c.state {
@@ -233,7 +236,8 @@ func (s *shop) keep(c *chat) {
 		return
 	}
 	rec := ChatRecord{ID: c.id, Buyer: c.buyer, Skill: c.skill, Weight: c.weight, Priority: c.priority, State: c.state,
-		Agent: c.agent, Last: c.last, Seq: c.seq, QueuedAt: c.queuedAt, AssignedAt: c.assignedAt, ClosedAt: c.closedAt}
+		Agent: c.agent, Last: c.last, Seq: c.seq, QueuedAt: c.queuedAt, AssignedAt: c.assignedAt, ClosedAt: c.closedAt,
+		Entry: c.from.kind, ProductID: c.from.product, OrderID: c.from.order}
 	if err := s.r.cfg.Store.PutChat(s.id, rec); err != nil {
 		s.r.storeErrors.Add(1)
 	}

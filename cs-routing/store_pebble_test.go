@@ -188,3 +188,43 @@ func TestClosedChatsDeletedFromStore(t *testing.T) {
 		t.Fatalf("%d store errors", r.StoreErrors())
 	}
 }
+
+// TestChatContextKept: where a chat was opened from (entry, product or order) is in
+// its decisions, kept across a restart, and replaced by a reopening's.
+func TestChatContextKept(t *testing.T) {
+	db, err := kv.Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	clock := newManualClock(time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC))
+	open := func() *csrouting.Router {
+		r, err := csrouting.NewRouter(csrouting.Config{Clock: clock, Store: csrouting.NewPebbleStore(db)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	r := open()
+	if ps, err := r.SetAgents("acme", []csrouting.AgentConfig{{ID: "ann", Skills: []string{"sales"}, Capacity: 2}}); ps != nil || err != nil {
+		t.Fatal(ps, err)
+	}
+	if _, ps, err := r.SetRules("acme", csrouting.Rules{Skills: []csrouting.SkillGroup{{Name: "sales"}}}); ps != nil || err != nil {
+		t.Fatal(ps, err)
+	}
+	d, err := r.Open("acme", csrouting.OpenRequest{Chat: "c1", Buyer: "carla", Entry: "product", ProductID: "p-7"})
+	if err != nil || d.Entry != "product" || d.ProductID != "p-7" || d.OrderID != "" {
+		t.Fatalf("open: %+v %v", d, err)
+	}
+	again := open()
+	if d, err := again.Chat("acme", "c1"); err != nil || d.Entry != "product" || d.ProductID != "p-7" {
+		t.Fatalf("after a restart: %+v %v", d, err)
+	}
+	if _, err := again.Close("acme", "c1", "ann"); err != nil {
+		t.Fatal(err)
+	}
+	d, err = again.Open("acme", csrouting.OpenRequest{Chat: "c1", Buyer: "carla", Entry: "order", OrderID: "o-9"})
+	if err != nil || d.Entry != "order" || d.OrderID != "o-9" || d.ProductID != "" {
+		t.Fatalf("reopened: %+v %v", d, err)
+	}
+}

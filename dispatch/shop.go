@@ -16,7 +16,7 @@ import (
 type ShopRouter interface {
 	// OpenChat routes a buyer's chat, returning its state and the shop's offline
 	// reply when it is closed.
-	OpenChat(shop, buyer string, chat uint64, entry, text string) (wire.ChatState, string, error)
+	OpenChat(shop, buyer string, chat uint64, req wire.OpenChatRequest) (wire.ChatState, string, error)
 	// Serving is the agent serving a chat, or "".
 	Serving(shop string, chat uint64) string
 	// IsAgent reports whether user is one of the shop's agents.
@@ -77,7 +77,7 @@ func (d *Dispatcher) OpenShopChat(ctx context.Context, who wire.Principal, shop 
 			return wire.ChatState{}, e
 		}
 	}
-	st, autoReply, err := d.shops.OpenChat(shop, buyer, c.ID, req.Entry, req.Text)
+	st, autoReply, err := d.shops.OpenChat(shop, buyer, c.ID, req)
 	if err != nil {
 		return wire.ChatState{}, err
 	}

@@ -21,7 +21,7 @@ type shops struct {
 	agents     map[string]bool
 }
 
-func (s shops) OpenChat(shop, buyer string, chat uint64, entry, text string) (wire.ChatState, string, error) {
+func (s shops) OpenChat(shop, buyer string, chat uint64, req wire.OpenChatRequest) (wire.ChatState, string, error) {
 	return wire.ChatState{ConversationID: wire.ID(chat), ShopID: shop, BuyerID: buyer, State: "queued"}, "", nil
 }
 func (s shops) Serving(string, uint64) string                           { return "" }

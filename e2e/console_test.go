@@ -91,6 +91,8 @@ func TestConsole(t *testing.T) {
 	agent.WaitText("#messages", "where is my parcel")
 	agent.WaitText("#messages li:last-child .meta", "carla · ")
 	agent.WaitText("#messages li.day", "Today")
+	agent.WaitText("#context", "order o-9")
+	agent.WaitText("#context", "after_sales")
 	agent.Wait(`!document.querySelector("#chats .badge") && document.title === "fanline console"`)
 	// Opening the chat read it: the buyer gets a receipt from the shop.
 	var got []wire.Entry

@@ -31,7 +31,7 @@ func chatState(shop string, d csrouting.Decision) wire.ChatState {
 	id, _ := strconv.ParseUint(d.Chat, 10, 64)
 	return wire.ChatState{ConversationID: wire.ID(id), ShopID: shop, BuyerID: d.Buyer, State: d.State, AgentID: d.Agent,
 		Skill: d.Skill, QueuePosition: d.Position, EstimatedWaitSeconds: int(time.Duration(d.EstimatedWait).Seconds()),
-		Reason: d.Reason}
+		Reason: d.Reason, Priority: d.Priority, Entry: d.Entry, ProductID: d.ProductID, OrderID: d.OrderID}
 }
 
 // csError maps router errors to client codes.
@@ -58,8 +58,9 @@ func csError(err error) error {
 }
 
 // OpenChat implements dispatch.ShopRouter.
-func (s csService) OpenChat(shop, buyer string, chat uint64, entry, text string) (wire.ChatState, string, error) {
-	d, err := s.r.Open(shop, csrouting.OpenRequest{Buyer: buyer, Chat: chatID(chat), Entry: entry, Text: text})
+func (s csService) OpenChat(shop, buyer string, chat uint64, req wire.OpenChatRequest) (wire.ChatState, string, error) {
+	d, err := s.r.Open(shop, csrouting.OpenRequest{Buyer: buyer, Chat: chatID(chat), Entry: req.Entry,
+		ProductID: req.ProductID, OrderID: req.OrderID, Text: req.Text})
 	if err != nil {
 		return wire.ChatState{}, "", csError(err)
 	}

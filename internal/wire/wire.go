@@ -292,12 +292,19 @@ type ChatState struct {
 	// EstimatedWaitSeconds is a queued chat's expected wait.
 	EstimatedWaitSeconds int    `json:"estimated_wait_seconds,omitempty"`
 	Reason               string `json:"reason,omitempty"`
+	// Priority is the chat's queue priority (from the buyer's VIP tier): for staff.
+	Priority int `json:"priority,omitempty"`
+	// Entry, ProductID and OrderID are where the buyer opened (or last reopened)
+	// the chat from.
+	Entry     string `json:"entry,omitempty"`
+	ProductID string `json:"product_id,omitempty"`
+	OrderID   string `json:"order_id,omitempty"`
 }
 
-// ForBuyer is the state as its buyer may see it: without the routing reason and
-// skill, which are for staff (reasons name agents).
+// ForBuyer is the state as its buyer may see it: without the routing reason,
+// skill and priority, which are for staff (reasons name agents).
 func (s ChatState) ForBuyer() ChatState {
-	s.Reason, s.Skill = "", ""
+	s.Reason, s.Skill, s.Priority = "", "", 0
 	return s
 }
 

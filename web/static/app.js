@@ -174,6 +174,7 @@ function showTyping(from) {
 
 function closeView() {
   state.chat = null;
+  $("context").hidden = true;
   showTyping("");
   $("chat-title").textContent = "Select a chat";
   $("messages").replaceChildren();
@@ -189,6 +190,7 @@ async function openChat(c) {
   state.unread[c.conversation_id] = 0;
   showTyping("");
   $("chat-title").textContent = `Chat with ${c.buyer_id}`;
+  showContext(c);
   $("reply-form").hidden = false;
   $("chat-actions").hidden = false;
   $("messages").replaceChildren();
@@ -222,6 +224,22 @@ function showRead(msgID) {
   for (const li of document.querySelectorAll("#messages li.mine")) {
     if (BigInt(li.dataset.id) <= BigInt(msgID)) li.querySelector(".state").textContent = " · Read";
   }
+}
+
+// showContext says who the buyer is, where they opened the chat from and how it
+// was routed.
+function showContext(c) {
+  const items = [["Buyer", c.buyer_id], ["Opened from", [c.entry, c.product_id, c.order_id].filter(Boolean).join(" ")],
+    ["Skill", c.skill], ["Priority", c.priority ? String(c.priority) : "normal"], ["Routing", c.reason]];
+  const dl = $("context");
+  dl.replaceChildren();
+  for (const [k, v] of items) {
+    if (!v) continue;
+    const d = el("div");
+    d.append(el("dt", k), el("dd", v));
+    dl.append(d);
+  }
+  dl.hidden = false;
 }
 
 // sender names who wrote a message of a shop chat, as the agent sees it.

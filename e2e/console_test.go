@@ -15,8 +15,10 @@ import (
 // TestConsole drives the web console in headless Chromium: an admin signs in, saves
 // agents and routing rules (a bad document shows its problems), edits the canned
 // responses (a bad shortcut shows its problem next to it), dry-runs a chat; an agent
-// signs in, goes online, gets a buyer's chat from an order page with an unread
-// badge, reads it (sender and time), sees the buyer typing, replies with Enter (a
+// signs in, goes online, gets a buyer's chat from an order page (a notification
+// while the tab is in the background, an unread badge), lists the shortcuts and
+// opens it with the keyboard, reads it (sender, time, where it came from; the buyer
+// gets a read receipt), sees the buyer typing, replies with Enter (a
 // line broken with Shift+Enter) and with a canned response picked by "/" (the
 // buyer's SDK gets them from the shop, and the agent's typing), and closes it; the
 // admin's audit shows the decisions.
@@ -68,6 +70,11 @@ func TestConsole(t *testing.T) {
 	agent.WaitText("#who", "ann (agent of acme)")
 	agent.Click(`[data-status=online]`)
 	agent.WaitText("#status", "online")
+	// The tab is in the background, with notifications allowed: the browser's
+	// Notification and visibility are stood in for, to see what the console asks.
+	agent.JS(`window.notes = [];
+		window.Notification = class { constructor(title, o) { window.notes.push(title + ": " + o.body); } static get permission() { return "granted"; } };
+		Object.defineProperty(document, "hidden", { configurable: true, get: () => true });`)
 
 	buyer := connect(t, ts.URL, "carla")
 	var chat wire.ChatState
@@ -87,7 +94,17 @@ func TestConsole(t *testing.T) {
 	// when the chat was assigned as it opened); the title shows the same count.
 	agent.Wait(`(() => { const b = document.querySelector("#chats .badge");
 		return b && /^[12]$/.test(b.textContent) && document.title === "(" + b.textContent + ") fanline console"; })()`)
-	agent.Click("#chats li")
+	agent.Wait(`window.notes.includes("New chat: carla (after_sales)") && window.notes.includes("carla: hello?")`)
+	agent.JS(`delete document.hidden;`)
+	// The keyboard: ? lists the shortcuts, j picks the chat, Enter opens it.
+	agent.Type("body", "?")
+	agent.Wait(`document.querySelector("#shortcuts").open`)
+	agent.Screenshot("console-shortcuts")
+	agent.Type("#shortcuts button", "\uE00C")
+	agent.Wait(`!document.querySelector("#shortcuts").open`)
+	agent.Type("body", "j")
+	agent.Wait(`document.querySelector("#chats li.cursor")`)
+	agent.Type("body", "\uE007")
 	agent.WaitText("#messages", "where is my parcel")
 	agent.WaitText("#messages li:last-child .meta", "carla · ")
 	agent.WaitText("#messages li.day", "Today")

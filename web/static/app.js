@@ -3,7 +3,7 @@
 
 const state = {
   token: "", user: "", role: "", shop: "", ws: null, frameID: 0, pending: new Map(), blobs: [],
-  chat: null, buyer: "", chats: [], chatsCall: 0, unread: {}, canned: [], lastDay: "", lastSeen: "", typingSent: 0, typingTimer: 0,
+  chat: null, buyer: "", chats: [], chatsCall: 0, cursor: -1, unread: {}, canned: [], lastDay: "", lastSeen: "", typingSent: 0, typingTimer: 0,
 };
 const $ = (id) => document.getElementById(id);
 
@@ -98,7 +98,12 @@ function onFrame(f) {
   } else if (f.type === "cs" && f.event === "live") {
     showLive(f.live);
   } else if (f.type === "cs") {
-    if (state.role === "agent") loadChats();
+    if (state.role !== "agent") return;
+    loadChats();
+    const c = f.chat;
+    if (c && c.agent_id === state.user && ["assigned", "reassigned", "transferred"].includes(f.event)) {
+      notify("New chat", `${c.buyer_id}${c.skill ? " (" + c.skill + ")" : ""}`, c.conversation_id);
+    }
   }
 }
 
@@ -132,7 +137,8 @@ function renderChats() {
       badge.setAttribute("aria-label", `${n} unread`);
       li.append(badge);
     }
-    if (c.conversation_id === state.chat) li.className = "active";
+    if (c.conversation_id === state.chat) li.classList.add("active");
+    if (state.chats.indexOf(c) === state.cursor) li.classList.add("cursor");
     li.onclick = () => openChat(c);
     ul.append(li);
   }
@@ -146,6 +152,7 @@ function onEntry(e) {
   if (e.conversation_id !== state.chat) {
     if (e.kind === "message" && !mine) {
       state.unread[e.conversation_id] = (state.unread[e.conversation_id] || 0) + 1;
+      if (!e.agent_id) notify(e.from, preview(e), e.conversation_id);
       if (state.chats.some((c) => c.conversation_id === e.conversation_id)) renderChats();
       else loadChats(); // a chat this list does not show yet
     }
@@ -156,6 +163,7 @@ function onEntry(e) {
     if (!e.agent_id) {
       showTyping("");
       markRead(e.msg_id);
+      if (document.hidden) notify(e.from, preview(e), e.conversation_id);
     }
   } else if (e.kind === "read" && e.from === state.buyer) {
     showRead(e.msg_id);
@@ -164,6 +172,75 @@ function onEntry(e) {
     if (li) markRecalled(li);
   }
 }
+
+function preview(e) {
+  return e.body && e.body.text ? e.body.text.slice(0, 120) : `(${e.type})`;
+}
+
+// notify tells the agent of a new chat or a buyer's message while the console is
+// not in front: a desktop notification (when allowed) and a short tone. The
+// title's unread count says it too.
+function notify(title, body, conv) {
+  if (!document.hidden) return;
+  if ("Notification" in window && Notification.permission === "granted") {
+    const n = new Notification(title, { body, tag: String(conv) });
+    n.onclick = () => {
+      window.focus();
+      const c = state.chats.find((x) => x.conversation_id === conv);
+      if (c) openChat(c);
+    };
+  }
+  try {
+    const ctx = state.audio || (state.audio = new AudioContext());
+    const osc = ctx.createOscillator();
+    const gain = ctx.createGain();
+    gain.gain.setValueAtTime(0.15, ctx.currentTime);
+    gain.gain.exponentialRampToValueAtTime(0.001, ctx.currentTime + 0.3);
+    osc.frequency.value = 880;
+    osc.connect(gain).connect(ctx.destination);
+    osc.start();
+    osc.stop(ctx.currentTime + 0.3);
+  } catch {
+    // No sound (no audio device, or not allowed before the first click).
+  }
+}
+
+// Keyboard: j/k pick a chat, Enter opens it, r replies, Esc leaves the reply box,
+// ? lists the shortcuts.
+document.addEventListener("keydown", (ev) => {
+  if (state.role !== "agent" || ev.ctrlKey || ev.metaKey || ev.altKey) return;
+  const typing = ev.target.closest && ev.target.closest("input, textarea, select, button, a, dialog");
+  if (typing) {
+    if (ev.key === "Escape" && ev.target.id === "reply-text" && $("canned-list").hidden) ev.target.blur();
+    return;
+  }
+  const n = state.chats.length;
+  switch (ev.key) {
+    case "j":
+    case "k":
+      if (!n) return;
+      state.cursor = ev.key === "j" ? Math.min(state.cursor + 1, n - 1) : Math.max(state.cursor - 1, 0);
+      renderChats();
+      break;
+    case "Enter":
+      if (state.cursor >= 0 && state.cursor < n) openChat(state.chats[state.cursor]);
+      break;
+    case "r":
+      if (state.chat) {
+        ev.preventDefault();
+        $("reply-text").focus();
+      }
+      break;
+    case "?":
+      $("shortcuts").showModal();
+      break;
+    default:
+      return;
+  }
+  ev.preventDefault();
+});
+
+$("show-shortcuts").onclick = () => $("shortcuts").showModal();
 
 // showTyping says who is typing in the open chat, for 5 s ("" clears it).
 function showTyping(from) {
@@ -450,6 +527,10 @@ $("reply-text").addEventListener("keydown", (ev) => {
 
 for (const b of document.querySelectorAll("[data-status]")) {
   b.onclick = async () => {
+    // Going online is the moment to ask for notifications (it needs a click).
+    if (b.dataset.status === "online" && "Notification" in window && Notification.permission === "default") {
+      Notification.requestPermission();
+    }
     try {
       await api("PUT", "/v1/agents/me/status", { status: b.dataset.status });
       $("status").textContent = b.dataset.status;

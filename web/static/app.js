@@ -584,8 +584,7 @@ async function loadAdmin() {
     $("rules").value = JSON.stringify({ skills: [{ name: "pre_sales" }, { name: "after_sales" }], entries: { product: { skill: "pre_sales" }, order: { skill: "after_sales" } } }, null, 2);
     $("rules-version").textContent = e.code === "shop_not_found" ? "(none yet)" : e.message;
   }
-  const agents = await api("GET", shopPath("/agents"));
-  $("agents").value = JSON.stringify({ agents: agents.agents.map(({ agent_id, name, skills, capacity }) => ({ agent_id, name, skills, capacity })) }, null, 2);
+  showAgents((await api("GET", shopPath("/agents"))).agents);
   api("GET", shopPath("/live")).then(showLive, () => {});
   await loadCannedEditor();
   await loadAudit();
@@ -602,14 +601,78 @@ $("save-rules").onclick = async () => {
   }
 };
 
-$("save-agents").onclick = async () => {
+// The agents: a table of the shop's agents (id, name, skills, capacity, and what
+// they do now, live), and the same list as a JSON document for the advanced.
+function showAgents(agents) {
+  $("agents").value = JSON.stringify({ agents: agents.map(({ agent_id, name, skills, capacity }) => ({ agent_id, name, skills, capacity })) }, null, 2);
+  $("agents-table").tBodies[0].replaceChildren(...agents.map(agentRow));
+}
+
+function agentRow(a) {
+  const tr = el("tr");
+  const field = (name, value, label, type) => {
+    const td = el("td");
+    const input = el("input");
+    input.name = name;
+    input.value = value;
+    input.setAttribute("aria-label", label);
+    if (type) input.type = type;
+    td.append(input, el("span", "", "problem"));
+    return td;
+  };
+  tr.append(field("agent_id", a.agent_id || "", "Agent id"), field("name", a.name || "", "Name"),
+    field("skills", (a.skills || []).join(", "), "Skills, separated by commas"),
+    field("capacity", String(a.capacity || 1), "Capacity: chats at once", "number"));
+  const now = el("td", a.status ? agentNow(a) : "", "now");
+  const remove = el("button", "Remove");
+  remove.type = "button";
+  remove.onclick = () => tr.remove();
+  const td = el("td");
+  td.append(remove);
+  tr.append(now, td);
+  return tr;
+}
+
+function agentNow(a) {
+  return `${a.status}${a.connected ? "" : " (disconnected)"}, ${a.load}/${a.capacity}`;
+}
+
+function putAgents(body, rows) {
   $("agents-problems").replaceChildren();
-  try {
-    await api("PUT", shopPath("/agents"), $("agents").value);
-  } catch (e) {
-    showProblems("agents-problems", e);
-  }
+  $("agents-saved").textContent = "";
+  for (const p of document.querySelectorAll("#agents-table .problem")) p.textContent = "";
+  return api("PUT", shopPath("/agents"), body).then((out) => {
+    showAgents(out.agents);
+    $("agents-saved").textContent = `Saved ${out.agents.length} agents.`;
+  }, (e) => {
+    const rest = [];
+    for (const p of e.problems) {
+      const m = /^agents\[(\d+)\]\.(\w+)$/.exec(p.field);
+      const input = m && rows && rows[+m[1]] && rows[+m[1]].querySelector(`[name=${m[2]}]`);
+      if (input) input.nextSibling.textContent = p.message;
+      else rest.push(p);
+    }
+    if (rest.length || !e.problems.length) showProblems("agents-problems", { problems: rest, message: e.message });
+  });
+}
+
+$("add-agent").onclick = () => {
+  const tr = agentRow({});
+  $("agents-table").tBodies[0].append(tr);
+  tr.querySelector("input").focus();
 };
+
+$("save-agent-table").onclick = () => {
+  const rows = [...$("agents-table").tBodies[0].rows];
+  const value = (tr, name) => tr.querySelector(`[name=${name}]`).value.trim();
+  const agents = rows.map((tr) => ({
+    agent_id: value(tr, "agent_id"), name: value(tr, "name") || undefined,
+    skills: value(tr, "skills").split(",").map((s) => s.trim()).filter(Boolean), capacity: Number(value(tr, "capacity")),
+  }));
+  return putAgents({ agents }, rows);
+};
+
+$("save-agents").onclick = () => putAgents($("agents").value, null);
 
 // The canned responses editor: a row per response; a problem the server finds shows
 // next to its field.
@@ -699,6 +762,10 @@ function showLive(live) {
   box.replaceChildren();
   const queues = Object.entries(live.queue_depth || {}).map(([k, v]) => `${k}: ${v}`).join(", ");
   box.append(el("p", `${live.open ? "open" : "closed"}; waiting: ${queues || "none"}; longest wait ${live.longest_wait}`));
+  for (const tr of $("agents-table").tBodies[0].rows) {
+    const a = (live.agents || []).find((x) => x.agent_id === tr.querySelector("[name=agent_id]").value.trim());
+    if (a) tr.querySelector(".now").textContent = agentNow(a);
+  }
   const table = el("table");
   for (const a of live.agents || []) {
     const tr = el("tr");

@@ -1,37 +1,13 @@
 // fanline console: the agent workspace and the shop admin's pages, on the public API.
-"use strict";
+import { $, el, call, mediaBlob, socket } from "./common.js";
 
 const state = {
-  token: "", user: "", role: "", shop: "", ws: null, frameID: 0, pending: new Map(), blobs: [],
+  token: "", user: "", role: "", shop: "", ws: null, blobs: [],
   chat: null, buyer: "", chats: [], chatsCall: 0, cursor: -1, unread: {}, canned: [], lastDay: "", lastSeen: "", typingSent: 0, typingTimer: 0,
 };
-const $ = (id) => document.getElementById(id);
 
-function el(tag, text, cls) {
-  const e = document.createElement(tag);
-  if (text !== undefined) e.textContent = text;
-  if (cls) e.className = cls;
-  return e;
-}
-
-// api calls the HTTP API; an error answer throws an Error with code and problems.
-async function api(method, path, body) {
-  const opts = { method, headers: {} };
-  if (state.token) opts.headers.Authorization = "Bearer " + state.token;
-  if (body !== undefined) {
-    opts.headers["Content-Type"] = "application/json";
-    opts.body = typeof body === "string" ? body : JSON.stringify(body);
-  }
-  const resp = await fetch(path, opts);
-  const data = await resp.json().catch(() => ({}));
-  if (!resp.ok) {
-    const e = new Error((data.error && data.error.message) || resp.statusText);
-    e.code = data.error && data.error.code;
-    e.problems = (data.error && data.error.problems) || [];
-    throw e;
-  }
-  return data;
-}
+// api calls the HTTP API with the session's token.
+const api = (method, path, body) => call(state.token, method, path, body);
 
 // Claims of a JWT, to know who we are.
 function claims(token) {
@@ -59,38 +35,15 @@ function signIn(token) {
   }
 }
 
-// connect keeps a WebSocket open (pushes, cs events) and pings it.
+// connect keeps a WebSocket open (pushes, cs events, typing).
 function connect() {
-  const proto = location.protocol === "https:" ? "wss:" : "ws:";
-  // The token rides in the subprotocol list, not the URL (proxies log URLs).
-  const ws = new WebSocket(`${proto}//${location.host}/v1/ws`, ["fanline", "bearer." + state.token]);
-  state.ws = ws;
-  const ping = setInterval(() => ws.readyState === 1 && ws.send(JSON.stringify({ type: "ping" })), 20000);
-  ws.onmessage = (ev) => onFrame(JSON.parse(ev.data));
-  ws.onclose = () => {
-    clearInterval(ping);
-    if (state.ws === ws && state.token) setTimeout(connect, 2000);
-  };
+  state.ws = socket(state.token, onFrame, () => Boolean(state.token));
 }
 
 // request sends a frame and resolves with its ack.
-function request(frame) {
-  const id = String(++state.frameID);
-  frame.id = id;
-  return new Promise((resolve, reject) => {
-    state.pending.set(id, { resolve, reject });
-    state.ws.send(JSON.stringify(frame));
-  });
-}
+const request = (frame) => state.ws.send(frame);
 
 function onFrame(f) {
-  if (f.id && state.pending.has(f.id)) {
-    const p = state.pending.get(f.id);
-    state.pending.delete(f.id);
-    if (f.type === "error") p.reject(new Error(f.message));
-    else p.resolve(f.result);
-    return;
-  }
   if (f.type === "message" && f.entry) {
     if (state.role === "agent") onEntry(f.entry);
   } else if (f.type === "typing") {
@@ -395,17 +348,10 @@ function formatBytes(n) {
   return `${i ? n.toFixed(1) : n} ${units[i]}`;
 }
 
-// mediaURL fetches a media object (thumb: its thumbnail of that side) with the
-// session's token and returns a local URL of its bytes, released when the chat
-// changes.
+// mediaURL fetches a media object (thumb: its thumbnail of that side); its local
+// URL is released when the chat changes.
 async function mediaURL(key, thumb) {
-  const q = thumb ? `?thumb=${thumb}` : "";
-  const resp = await fetch(`/v1/media/${encodeURIComponent(key)}${q}`, { headers: { Authorization: "Bearer " + state.token } });
-  if (!resp.ok) {
-    const data = await resp.json().catch(() => ({}));
-    throw new Error((data.error && data.error.message) || resp.statusText);
-  }
-  const u = URL.createObjectURL(await resp.blob());
+  const u = await mediaBlob(state.token, key, thumb);
   state.blobs.push(u);
   return u;
 }

@@ -40,7 +40,7 @@ func TestOpenAPICoversRoutes(t *testing.T) {
 	}
 	ts := startServer(t, nil)
 	for _, rt := range ts.srv.Routes() {
-		if rt.Path == "/" || strings.HasPrefix(rt.Path, "/console/") || strings.HasPrefix(rt.Path, "/debug/") {
+		if rt.Path == "/" || strings.HasPrefix(rt.Path, "/console/") || strings.HasPrefix(rt.Path, "/demo/") || strings.HasPrefix(rt.Path, "/debug/") {
 			continue
 		}
 		path := rt.Path

@@ -92,7 +92,8 @@ func (g *Gateway) apiTable() []Route {
 	t = append(t, g.mediaRoutes()...)
 	if g.cfg.Console != nil {
 		console := gin.WrapH(g.cfg.Console)
-		t = append(t, Route{"GET", "/", Public, 0, false, console}, Route{"GET", "/console/*file", Public, 0, false, console})
+		t = append(t, Route{"GET", "/", Public, 0, false, console}, Route{"GET", "/console/*file", Public, 0, false, console},
+			Route{"GET", "/demo/shop/:shop_id", Public, 0, false, console})
 	}
 	if g.cfg.Operational != nil {
 		op := gin.WrapH(g.cfg.Operational)

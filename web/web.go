@@ -1,7 +1,8 @@
 // Package web is the console: the agent workspace (status, chats, replies, transfer,
-// close) and the shop admin's pages (routing rules, agents, dry-run, audit, live
-// stats), as static assets embedded in the binary and served on the API's port. The
-// console talks to the public API and WebSocket only.
+// close) and the shop admin's pages (routing rules, agents, canned responses,
+// dry-run, audit, live stats), and the buyer demo page (a shop's chat widget), as
+// static assets embedded in the binary and served on the API's port. They talk to
+// the public API and WebSocket only.
 package web
 
 import (
@@ -13,7 +14,8 @@ import (
 //go:embed static
 var static embed.FS
 
-// Handler serves the console: index.html at /, the rest under /console/.
+// Handler serves the console: index.html at /, the buyer demo page at
+// /demo/shop/{shop_id}, the rest under /console/.
 func Handler() http.Handler {
 	sub, err := fs.Sub(static, "static")
 	if err != nil {
@@ -24,6 +26,9 @@ func Handler() http.Handler {
 	mux.Handle("/console/", http.StripPrefix("/console/", files))
 	mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
 		http.ServeFileFS(w, r, sub, "index.html")
+	})
+	mux.HandleFunc("/demo/shop/{shop}", func(w http.ResponseWriter, r *http.Request) {
+		http.ServeFileFS(w, r, sub, "demo.html")
 	})
 	return mux
 }

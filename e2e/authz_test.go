@@ -64,7 +64,7 @@ var authzMatrix = map[string]string{
 	"GET /v1/admin/shops/:shop_id/routing":          "401 403 403 403 403 403 200 403 403",
 	"PUT /v1/admin/shops/:shop_id/routing":          "401 403 403 403 403 403 200 403 403",
 	"POST /v1/admin/shops/:shop_id/routing/dry-run": "401 403 403 403 403 403 200 403 403",
-	"GET /v1/admin/shops/:shop_id/agents":           "401 403 403 403 403 403 200 403 403",
+	"GET /v1/admin/shops/:shop_id/agents":           "401 403 403 200 403 403 200 403 403",
 	"PUT /v1/admin/shops/:shop_id/agents":           "401 403 403 403 403 403 200 403 403",
 	"GET /v1/admin/shops/:shop_id/canned":           "401 403 403 200 403 403 200 403 403",
 	"PUT /v1/admin/shops/:shop_id/canned":           "401 403 403 403 403 403 200 403 403",

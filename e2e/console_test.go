@@ -20,8 +20,8 @@ import (
 // opens it with the keyboard, reads it (sender, time, where it came from; the buyer
 // gets a read receipt), sees the buyer typing, replies with Enter (a
 // line broken with Shift+Enter) and with a canned response picked by "/" (the
-// buyer's SDK gets them from the shop, and the agent's typing), and closes it; the
-// admin's audit shows the decisions.
+// buyer's SDK gets them from the shop, and the agent's typing), and transfers it to
+// a colleague picked by load, who closes it; the admin's audit shows the decisions.
 func TestConsole(t *testing.T) {
 	ts := startServer(t, nil)
 	ctx := context.Background()
@@ -207,11 +207,28 @@ func TestConsole(t *testing.T) {
 	agent.Wait(`(() => { const i = document.querySelector("#messages img.thumb"); return i && i.complete && i.naturalWidth === 256 && i.naturalHeight === 170; })()`)
 	agent.WaitText("#messages a.file", "receipt.txt (18 B)")
 	agent.Screenshot("console-media")
-	agent.Click("#close-chat")
+	// pat comes online: ann transfers the chat to him by picking him (with his load)
+	// from the shop's free agents, and pat closes it.
+	pat := connectAs(t, ts.URL, "pat", wire.RoleAgent, "acme")
+	if err := pat.SetStatus(ctx, "online"); err != nil {
+		t.Fatal(err)
+	}
+	agent.Wait(`[...document.querySelectorAll("#transfer-to option")].some((o) => o.textContent === "Pat Lee (0/2)")`)
+	agent.JS(`document.querySelector("#transfer-to").value = "agent_id:pat";`)
+	agent.Screenshot("console-transfer")
+	agent.Click("#transfer-form button")
 	agent.WaitText("#chat-title", "Select a chat")
+	testharness.WaitFor(t, 10*time.Second, "pat to serve the chat", func() bool {
+		chats, err := pat.AgentChats(ctx)
+		return err == nil && len(chats) == 1 && chats[0].ConversationID == chat.ConversationID
+	})
+	if _, err := pat.CloseChat(ctx, chat.ConversationID); err != nil {
+		t.Fatal(err)
+	}
 
 	admin.Click("#refresh-audit")
 	admin.WaitText("#audit", "closed")
+	admin.WaitText("#audit", "transferred")
 	admin.WaitText("#audit", "ann least loaded")
 	admin.WaitText("#live", "ann")
 	admin.WaitText("#agents-table tbody tr:nth-child(1) .now", "online")

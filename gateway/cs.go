@@ -43,7 +43,11 @@ func (g *Gateway) adminRoutes() []Route {
 		get("/routing", costRead, func(shop string, _ *gin.Context) (any, error) { return g.cs.Rules(shop) }),
 		put("/routing", func(shop string, b []byte) (any, error) { return g.cs.SetRules(shop, b) }),
 		{"POST", p + "/routing/dry-run", ShopAdmin, costChatChange, false, g.csOn(g.dryRun)},
-		get("/agents", costRead, func(shop string, _ *gin.Context) (any, error) { return g.cs.Agents(shop) }),
+		// The shop's agents read the agent list too: a transfer picks a colleague by
+		// status and load.
+		{"GET", p + "/agents", Staff, costRead, false, g.csOn(g.adminDoc(func(shop string, _ *gin.Context) (any, error) {
+			return g.cs.Agents(shop)
+		}))},
 		put("/agents", func(shop string, b []byte) (any, error) { return g.cs.SetAgents(shop, b) }),
 		// The shop's agents read the canned responses too (their composer offers them).
 		{"GET", p + "/canned", Staff, costRead, false, g.csOn(g.adminDoc(func(shop string, _ *gin.Context) (any, error) {

@@ -49,6 +49,7 @@ function onFrame(f) {
   } else if (f.type === "typing") {
     if (f.conversation_id === state.chat) showTyping(f.from);
   } else if (f.type === "cs" && f.event === "live") {
+    if (state.role === "agent" && f.live && state.chat) showColleagues(f.live.agents || []);
     showLive(f.live);
   } else if (f.type === "cs") {
     if (state.role !== "agent") return;
@@ -221,6 +222,7 @@ async function openChat(c) {
   showTyping("");
   $("chat-title").textContent = `Chat with ${c.buyer_id}`;
   showContext(c);
+  loadColleagues();
   $("reply-form").hidden = false;
   $("chat-actions").hidden = false;
   $("messages").replaceChildren();
@@ -497,11 +499,45 @@ $("close-chat").onclick = async () => {
   }
 };
 
+// The transfer picker: the shop's other agents who are online with room (load
+// x/y), then every skill of the shop's agents (the chat waits in that queue).
+async function loadColleagues() {
+  try {
+    showColleagues((await api("GET", shopPath("/agents"))).agents);
+  } catch (e) {
+    $("agent-error").textContent = "Agents: " + e.message;
+  }
+}
+
+function showColleagues(agents) {
+  const sel = $("transfer-to");
+  const was = sel.value;
+  const free = agents.filter((a) => a.agent_id !== state.user && a.status === "online" && a.connected && a.load < a.capacity);
+  const skills = [...new Set(agents.flatMap((a) => a.skills || []))].sort();
+  const group = (label, items) => {
+    const g = el("optgroup");
+    g.label = label;
+    for (const [value, text] of items) {
+      const o = el("option", text);
+      o.value = value;
+      g.append(o);
+    }
+    return g;
+  };
+  sel.replaceChildren(
+    group(free.length ? "Agents online" : "No other agent is free", free.map((a) => [`agent_id:${a.agent_id}`, `${a.name || a.agent_id} (${a.load}/${a.capacity})`])),
+    group("Skill queues", skills.map((s) => [`skill:${s}`, s])));
+  if ([...sel.options].some((o) => o.value === was)) sel.value = was;
+}
+
+$("transfer-to").addEventListener("focus", loadColleagues);
+
 $("transfer-form").onsubmit = async (ev) => {
   ev.preventDefault();
-  const f = ev.target.elements;
+  const [kind, to] = $("transfer-to").value.split(/:(.*)/s);
   try {
-    await api("POST", `/v1/cs/conversations/${state.chat}/transfer`, { [f.kind.value]: f.to.value });
+    await api("POST", `/v1/cs/conversations/${state.chat}/transfer`, { [kind]: to });
+    closeView();
     loadChats();
   } catch (e) {
     $("agent-error").textContent = e.message;

@@ -230,6 +230,12 @@ func TestConsole(t *testing.T) {
 	admin.WaitText("#audit", "closed")
 	admin.WaitText("#audit", "transferred")
 	admin.WaitText("#audit", "ann least loaded")
+	admin.WaitText("#audit-page", "page 1 of 1 (")
+	admin.JS(`const s = document.querySelector("#audit-filter [name=action]"); s.value = "transferred"; s.dispatchEvent(new Event("input", { bubbles: true }));`)
+	admin.WaitText("#audit-page", "(1 entries)")
+	if got := admin.Text("#audit tbody"); strings.Contains(got, "closed") || !strings.Contains(got, "transferred by ann to pat") {
+		t.Fatalf("the audit filtered by action shows %q", got)
+	}
 	admin.WaitText("#live", "ann")
 	admin.WaitText("#agents-table tbody tr:nth-child(1) .now", "online")
 	admin.Screenshot("console-admin")

@@ -726,17 +726,53 @@ $("dry-form").onsubmit = async (ev) => {
   }
 };
 
+// The audit log: the router keeps the latest decisions (up to 10,000 are read),
+// filtered here by agent, action and time, newest first, a page at a time.
+const auditPage = 20;
+const audit = { entries: [], page: 0 };
+
 async function loadAudit() {
-  const { entries } = await api("GET", shopPath("/audit?limit=50"));
+  const { entries } = await api("GET", shopPath("/audit?limit=10000"));
+  audit.entries = entries.reverse();
+  const f = $("audit-filter").elements;
+  for (const [name, key] of [["agent", "agent_id"], ["action", "action"]]) {
+    const was = f[name].value;
+    const values = [...new Set(audit.entries.map((a) => a[key]).filter(Boolean))].sort();
+    f[name].replaceChildren(el("option", "all"), ...values.map((v) => el("option", v)));
+    f[name].options[0].value = "";
+    f[name].value = values.includes(was) ? was : "";
+  }
+  showAudit();
+}
+
+function showAudit() {
+  const f = $("audit-filter").elements;
+  const from = f.from.value ? new Date(f.from.value) : null;
+  const to = f.to.value ? new Date(f.to.value) : null;
+  const rows = audit.entries.filter((a) => (!f.agent.value || a.agent_id === f.agent.value) &&
+    (!f.action.value || a.action === f.action.value) &&
+    (!from || new Date(a.at) >= from) && (!to || new Date(a.at) <= to));
+  const pages = Math.max(1, Math.ceil(rows.length / auditPage));
+  audit.page = Math.min(audit.page, pages - 1);
   const body = $("audit").tBodies[0];
   body.replaceChildren();
-  for (const a of entries.reverse()) {
+  for (const a of rows.slice(audit.page * auditPage, (audit.page + 1) * auditPage)) {
     const tr = el("tr");
-    for (const v of [new Date(a.at).toLocaleTimeString(), a.conversation_id, a.action, a.agent_id || "", a.reason]) tr.append(el("td", v));
+    const at = new Date(a.at);
+    for (const v of [at.toLocaleString(), a.conversation_id, a.action, a.agent_id || "", a.reason]) tr.append(el("td", v));
+    tr.cells[0].title = at.toISOString();
     body.append(tr);
   }
+  $("audit-page").textContent = `page ${audit.page + 1} of ${pages} (${rows.length} entries)`;
+  $("audit-newer").disabled = audit.page === 0;
+  $("audit-older").disabled = audit.page >= pages - 1;
 }
+
 $("refresh-audit").onclick = loadAudit;
+$("audit-filter").oninput = () => { audit.page = 0; showAudit(); };
+$("audit-filter").onsubmit = (ev) => ev.preventDefault();
+$("audit-newer").onclick = () => { audit.page--; showAudit(); };
+$("audit-older").onclick = () => { audit.page++; showAudit(); };
 
 function showLive(live) {
   if (!live || state.role !== "admin") return;

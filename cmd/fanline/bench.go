@@ -82,6 +82,7 @@ type benchOptions struct {
 	prefix        string    // user id prefix, shared by the workers of one run
 	startAt       time.Time // measurement window start (after warmup)
 	group         uint64    // the group of the group scenario
+	receivers     string    // group: sdk or lean
 }
 
 // share is the slice [lo, hi) of the users one process drives.
@@ -249,6 +250,7 @@ func bench(args []string) error {
 	fs.IntVar(&o.messages, "messages", 10000, "sync: messages that arrive while the device is offline; group: messages sent")
 	fs.IntVar(&o.members, "members", 10000, "group: members (the first --users of them online); sync: members of each large group")
 	fs.IntVar(&o.senders, "senders", 1, "group: members who send")
+	fs.StringVar(&o.receivers, "receivers", "sdk", "group: how the online members that do not send receive: sdk (the Go SDK, as an app) or lean (read frames only, so the bench's CPU stays out of the server's)")
 	fs.IntVar(&o.agents, "agents", 50, "cs: the shop's agents")
 	fs.DurationVar(&o.service, "service", 2*time.Second, "cs: mean time an agent takes to close a chat")
 	fs.IntVar(&o.conversations, "conversations", 100, "sync: direct chats they arrive over")
@@ -264,6 +266,9 @@ func bench(args []string) error {
 	fs.Uint64Var(&o.group, "group", 0, "internal: the group of the group scenario")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
+	}
+	if o.receivers != "sdk" && o.receivers != "lean" {
+		return fmt.Errorf("bench: --receivers is %q: sdk or lean", o.receivers)
 	}
 	if *addrs != "" {
 		o.localAddrs = strings.Split(*addrs, ",")
@@ -301,12 +306,20 @@ func bench(args []string) error {
 	sum := &benchSummary{Scenario: args[0], Started: time.Now().UTC(), Flags: map[string]string{}, Processes: o.procs}
 	fs.Visit(func(f *flag.Flag) { sum.Flags[f.Name] = f.Value.String() })
 
-	var before, mid *procSample
+	var before, start, mid *procSample
+	var samples sync.Mutex // start and mid are taken by timers
 	if *pid != 0 {
 		before = sampleProc(*pid)
-		midAt := o.startAt.Add(o.duration / 2)
-		timer := time.AfterFunc(time.Until(midAt), func() { mid = sampleProc(*pid) })
-		defer timer.Stop()
+		at := func(t time.Time, into **procSample) *time.Timer {
+			return time.AfterFunc(time.Until(t), func() {
+				s := sampleProc(*pid)
+				samples.Lock()
+				*into = s
+				samples.Unlock()
+			})
+		}
+		defer at(o.startAt, &start).Stop()
+		defer at(o.startAt.Add(o.duration/2), &mid).Stop()
 	}
 	var r *result
 	var err error
@@ -331,7 +344,14 @@ func bench(args []string) error {
 	sum.Throughput = float64(sum.Latency.Samples) / sum.Seconds
 	sum.Figures, sum.Client = r.Figures, r.Client
 	if before != nil {
-		sum.Server = before.usage(sampleProc(*pid))
+		end := sampleProc(*pid)
+		sum.Server = before.usage(end)
+		samples.Lock()
+		start, mid := start, mid
+		samples.Unlock()
+		if start != nil {
+			perMessage(sum, r, end.cpu-start.cpu, end.rss)
+		}
 		if sc.finish != nil && mid != nil {
 			sc.finish(o, sum, before, mid)
 		}
@@ -347,6 +367,33 @@ func bench(args []string) error {
 		return fmt.Errorf("bench: %d errors, %d of %d delivered", sum.Errors, sum.Delivered, sum.Sent)
 	}
 	return nil
+}
+
+// perMessage adds the server's costs over the measured window (from its start to
+// the end of the run): CPU per message sent and per delivery (a message to each
+// online member of a group is one), and memory per connection. On a box the server
+// shares with the bench they are far steadier than latency.
+func perMessage(sum *benchSummary, r *result, cpu time.Duration, rssMiB float64) {
+	if sum.Figures == nil {
+		sum.Figures = map[string]float64{}
+	}
+	deliveries := int64(0)
+	for _, n := range r.Receipts {
+		deliveries += int64(n)
+	}
+	if deliveries == 0 {
+		deliveries = r.Delivered
+	}
+	us := float64(cpu.Microseconds())
+	if r.Sent > 0 {
+		sum.Figures["server_cpu_us_per_msg"] = us / float64(r.Sent)
+	}
+	if deliveries > 0 {
+		sum.Figures["server_cpu_us_per_delivery"] = us / float64(deliveries)
+	}
+	if r.Connections > 0 {
+		sum.Figures["server_rss_kib_per_conn"] = rssMiB * 1024 / float64(r.Connections)
+	}
 }
 
 // shareOf is worker i's slice of the users, in whole pairs.

@@ -116,16 +116,45 @@ func scrape(url string) (map[string]float64, error) {
 // each of them receives each message; the senders among them send o.messages in all
 // at o.rate per second, each recording when its send was acknowledged.
 func benchGroup(ctx context.Context, o benchOptions, sh share) (*result, error) {
-	cs, err := dialUsers(ctx, o, sh, 256)
+	// With lean receivers only the senders use the SDK.
+	sdkHi := sh.hi
+	if o.receivers == "lean" {
+		sdkHi = min(sh.hi, max(sh.lo, o.senders))
+	}
+	cs, err := dialUsers(ctx, o, share{sh.lo, sdkHi}, 256)
 	if err != nil {
 		return nil, err
 	}
 	defer closeAll(cs)
+	lean, err := dialLeanUsers(ctx, o, sdkHi, sh.hi)
+	if err != nil {
+		return nil, err
+	}
+	defer closeLean(lean)
 	g := wire.ID(o.group)
 	var mu sync.Mutex // guards last and receipts
 	last, receipts := map[string]int64{}, map[string]int{}
 	recvCtx, stopRecv := context.WithCancel(context.Background())
 	var rwg sync.WaitGroup
+	got := func(id string) {
+		now := time.Now().UnixNano()
+		mu.Lock()
+		last[id] = max(last[id], now)
+		receipts[id]++
+		mu.Unlock()
+	}
+	for _, c := range lean {
+		rwg.Add(1)
+		go func(c *leanConn) {
+			defer rwg.Done()
+			c.read(g.String(), got)
+		}(c)
+	}
+	rwg.Add(1)
+	go func() {
+		defer rwg.Done()
+		pingLean(recvCtx, lean)
+	}()
 	for _, c := range cs {
 		rwg.Add(1)
 		go func(c *client.Client) {
@@ -136,21 +165,22 @@ func benchGroup(ctx context.Context, o benchOptions, sh share) (*result, error) 
 					if e.Kind != wire.KindMessage || e.ConversationID != g {
 						continue
 					}
-					now := time.Now().UnixNano()
-					id := e.MsgID.String()
-					mu.Lock()
-					last[id] = max(last[id], now)
-					receipts[id]++
-					mu.Unlock()
+					got(e.MsgID.String())
 				case <-recvCtx.Done():
 					return
 				}
 			}
 		}(c)
 	}
-	if err := sleepUntil(ctx, o.startAt); err != nil {
+	// stop ends the receivers: the SDK's loops by ctx, the lean readers by their
+	// connections' close.
+	stop := func() {
 		stopRecv()
+		closeLean(lean)
 		rwg.Wait()
+	}
+	if err := sleepUntil(ctx, o.startAt); err != nil {
+		stop()
 		return nil, err
 	}
 
@@ -211,9 +241,8 @@ func benchGroup(ctx context.Context, o benchOptions, sh share) (*result, error) 
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	stopRecv()
-	rwg.Wait()
+	stop()
 	mu.Lock()
 	defer mu.Unlock()
-	return &result{Connections: len(cs), Errors: errCount, Acks: acks, Last: last, Receipts: receipts}, ctx.Err()
+	return &result{Connections: len(cs) + len(lean), Errors: errCount, Acks: acks, Last: last, Receipts: receipts}, ctx.Err()
 }

@@ -27,13 +27,17 @@ func TestBenchSmoke(t *testing.T) {
 		figures []string
 		sent    bool
 	}{
-		{"direct", []string{"--users", "20", "--rate", "20", "--inflight", "2", "--procs", "2"}, nil, true},
+		{"direct", []string{"--users", "20", "--rate", "20", "--inflight", "2", "--procs", "2"},
+			[]string{"server_cpu_us_per_msg", "server_cpu_us_per_delivery", "server_rss_kib_per_conn"}, true},
 		{"direct", []string{"--users", "10", "--inflight", "2"}, nil, true},
 		{"connections", []string{"--users", "200"}, []string{"server_kib_per_connection", "connect_seconds"}, false},
 		{"sync", []string{"--messages", "300", "--conversations", "5", "--groups", "2", "--members", "600"}, []string{"sync_seconds", "conversations_found"}, true},
 		{"cs", []string{"--users", "40", "--agents", "6", "--rate", "40", "--service", "200ms"}, []string{"max_queue_depth"}, true},
 		{"group", []string{"--members", "600", "--users", "20", "--senders", "2", "--messages", "10", "--rate", "20", "--procs", "2"},
 			[]string{"timeline_entries_per_msg", "stream_appends_per_msg", "storage_wal_kib_per_msg"}, true},
+		// Lean receivers: only the senders use the SDK; every member still gets every message.
+		{"group", []string{"--members", "600", "--users", "30", "--senders", "2", "--messages", "10", "--rate", "20", "--procs", "2", "--receivers", "lean"},
+			[]string{"server_cpu_us_per_msg", "server_cpu_us_per_delivery", "server_rss_kib_per_conn"}, true},
 	} {
 		out := filepath.Join(dir, tc.name+".json")
 		args := append([]string{"bench", tc.name, "--url", srv.URL(), "--duration", "2s", "--warmup", "500ms",

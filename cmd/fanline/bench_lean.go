@@ -1,0 +1,137 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fanline/fanline/client"
+	"github.com/gorilla/websocket"
+)
+
+// Lean receivers (--receivers lean) stand in for group members that only read: a
+// bare WebSocket that finds a pushed message's ids in the frame's bytes, without
+// decoding it, syncing or keeping a timeline. On a box the server shares with the
+// bench, the SDK's receivers' CPU competes with the server's; these cost a few
+// microseconds a frame, so the figures are the server's.
+
+// leanConn is a lean receiver's connection; only its reader and the pinger use it.
+type leanConn struct {
+	ws *websocket.Conn
+	mu sync.Mutex // serialises the pinger's writes
+}
+
+// dialLean connects user with a dev token, from localAddr when set.
+func dialLean(ctx context.Context, o benchOptions, user, localAddr string) (*leanConn, error) {
+	tok, err := client.DevToken(ctx, o.url, user, "", "")
+	if err != nil {
+		return nil, fmt.Errorf("token for %s: %w", user, err)
+	}
+	nd := &net.Dialer{Timeout: 10 * time.Second}
+	if localAddr != "" {
+		nd.LocalAddr = &net.TCPAddr{IP: net.ParseIP(localAddr)}
+	}
+	d := websocket.Dialer{NetDialContext: nd.DialContext, HandshakeTimeout: 10 * time.Second}
+	u := "ws" + strings.TrimPrefix(o.url, "http") + "/v1/ws"
+	ws, _, err := d.DialContext(ctx, u, http.Header{"Authorization": {"Bearer " + tok}})
+	if err != nil {
+		return nil, fmt.Errorf("connect %s: %w", user, err)
+	}
+	return &leanConn{ws: ws}, nil
+}
+
+// read calls got(msgID) for every message entry of conversation conv pushed to c,
+// until the connection closes.
+func (c *leanConn) read(conv string, got func(msgID string)) {
+	convField := []byte(`"conversation_id":"` + conv + `"`)
+	for {
+		_, data, err := c.ws.ReadMessage()
+		if err != nil {
+			return
+		}
+		if !bytes.Contains(data, []byte(`"kind":"message"`)) || !bytes.Contains(data, convField) {
+			continue
+		}
+		if id, ok := jsonString(data, `"msg_id":"`); ok {
+			got(id)
+		}
+	}
+}
+
+// jsonString is the string value after key (a `"name":"` prefix) in data.
+func jsonString(data []byte, key string) (string, bool) {
+	i := bytes.Index(data, []byte(key))
+	if i < 0 {
+		return "", false
+	}
+	rest := data[i+len(key):]
+	j := bytes.IndexByte(rest, '"')
+	if j < 0 {
+		return "", false
+	}
+	return string(rest[:j]), true
+}
+
+// pingLean pings every connection every 20 s (the server drops a silent one after
+// its heartbeat timeout) until ctx ends.
+func pingLean(ctx context.Context, cs []*leanConn) {
+	t := time.NewTicker(20 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			for _, c := range cs {
+				c.mu.Lock()
+				_ = c.ws.SetWriteDeadline(time.Now().Add(5 * time.Second))
+				_ = c.ws.WriteMessage(websocket.TextMessage, []byte(`{"type":"ping"}`))
+				c.mu.Unlock()
+			}
+		}
+	}
+}
+
+// dialLeanUsers connects users [lo, hi) as lean receivers.
+func dialLeanUsers(ctx context.Context, o benchOptions, lo, hi int) ([]*leanConn, error) {
+	cs := make([]*leanConn, hi-lo)
+	errs := make(chan error, len(cs))
+	sem := make(chan struct{}, 64)
+	var wg sync.WaitGroup
+	for i := range cs {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			addr := ""
+			if len(o.localAddrs) > 0 {
+				addr = o.localAddrs[(lo+i)%len(o.localAddrs)]
+			}
+			var err error
+			if cs[i], err = dialLean(ctx, o, userName(o, lo+i), addr); err != nil {
+				errs <- err
+			}
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		closeLean(cs)
+		return nil, err
+	}
+	return cs, nil
+}
+
+func closeLean(cs []*leanConn) {
+	for _, c := range cs {
+		if c != nil {
+			c.ws.Close()
+		}
+	}
+}

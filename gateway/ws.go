@@ -95,9 +95,6 @@ func (c *conn) close(code int) {
 // writeLoop writes queued frames until the connection closes, then the close
 // frame. The socket itself is closed by finish, once both loops are done.
 func (c *conn) writeLoop() {
-	// The write deadline moves only once half of it is used: one syscall fewer per
-	// frame, and a stuck socket still fails within WriteTimeout.
-	var deadline time.Time
 	for {
 		// A closed connection writes nothing more than its close frame.
 		select {
@@ -108,10 +105,8 @@ func (c *conn) writeLoop() {
 		}
 		select {
 		case f := <-c.out:
-			if now := time.Now(); deadline.Sub(now) < c.g.cfg.WriteTimeout/2 {
-				deadline = now.Add(c.g.cfg.WriteTimeout)
-				c.ws.SetWriteDeadline(deadline)
-			}
+			// gorilla keeps the deadline and applies it to the socket on every write.
+			c.ws.SetWriteDeadline(time.Now().Add(c.g.cfg.WriteTimeout))
 			var err error
 			if f.prepared != nil {
 				err = c.ws.WritePreparedMessage(f.prepared)

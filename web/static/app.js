@@ -331,6 +331,8 @@ function mediaView(m) {
     const img = el("img", undefined, "thumb");
     img.alt = label;
     img.title = label;
+    // Once it has its size, the newest message is kept in view.
+    img.onload = () => { if (img.closest("li") === $("messages").lastElementChild) img.scrollIntoView({ block: "nearest" }); };
     mediaURL(b.object_key, 256).then((u) => { img.src = u; })
       .catch((e) => img.replaceWith(el("span", `${label}: ${e.message}`, "media-error")));
     img.onclick = () => openMedia(b.object_key, b.name || "image");

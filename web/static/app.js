@@ -331,8 +331,12 @@ function mediaView(m) {
     const img = el("img", undefined, "thumb");
     img.alt = label;
     img.title = label;
-    // Once it has its size, the newest message is kept in view.
-    img.onload = () => { if (img.closest("li") === $("messages").lastElementChild) img.scrollIntoView({ block: "nearest" }); };
+    // An image that grows the list keeps the newest message in view, unless the
+    // agent had scrolled up.
+    img.onload = () => {
+      const list = $("messages");
+      if (list.scrollHeight - list.scrollTop - list.clientHeight <= img.offsetHeight + 48) list.lastElementChild.scrollIntoView({ block: "nearest" });
+    };
     mediaURL(b.object_key, 256).then((u) => { img.src = u; })
       .catch((e) => img.replaceWith(el("span", `${label}: ${e.message}`, "media-error")));
     img.onclick = () => openMedia(b.object_key, b.name || "image");

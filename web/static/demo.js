@@ -84,7 +84,10 @@ function show(m) {
   } else if (m.type === "image" && m.body && m.body.object_key) {
     const img = el("img");
     img.alt = m.body.name || "photo";
-    img.onload = () => { if (li === $("messages").lastElementChild) li.scrollIntoView({ block: "nearest" }); };
+    img.onload = () => {
+      const list = $("messages");
+      if (list.scrollHeight - list.scrollTop - list.clientHeight <= img.offsetHeight + 48) list.lastElementChild.scrollIntoView({ block: "nearest" });
+    };
     mediaBlob(state.token, m.body.object_key, 256).then((u) => { img.src = u; }, (e) => img.replaceWith(el("span", e.message, "error")));
     li.append(img);
   } else {

@@ -83,8 +83,10 @@ func TestConsole(t *testing.T) {
 	agent.Type("#login-form [name=shop_id]", "acme")
 	agent.Click("#login-form button")
 	agent.WaitText("#who", "ann (agent of acme)")
+	agent.WaitText("#status", "offline") // as the router has ann when she signs in
 	agent.Click(`[data-status=online]`)
 	agent.WaitText("#status", "online")
+	agent.Wait(`document.querySelector("[data-status=online]").getAttribute("aria-pressed") === "true"`)
 	// The tab is in the background, with notifications allowed: the browser's
 	// Notification and visibility are stood in for, to see what the console asks.
 	agent.JS(`window.notes = [];
@@ -181,6 +183,11 @@ func TestConsole(t *testing.T) {
 	agent.WaitText("#messages li:last-child .state", "Read")
 	agent.Wait(`[...document.querySelectorAll("#messages li.mine .state")].every((s) => s.textContent === " · Read")`)
 	agent.Screenshot("console-agent")
+	// At a tablet's width the chat list goes above the conversation.
+	agent.Resize(800, 1100)
+	agent.Wait(`document.querySelector(".col.narrow").getBoundingClientRect().bottom <= document.querySelector("#chat-title").getBoundingClientRect().top`)
+	agent.Screenshot("console-agent-tablet")
+	agent.Resize(1280, 900)
 	// The buyer sends a photo of the broken item and a file: the console shows the
 	// photo's 256 px thumbnail and a link to the file.
 	photo, _, _ := noisePNG(t, 600, 400)

@@ -135,6 +135,12 @@ func (b *Browser) Screenshot(name string) {
 	}
 }
 
+// Resize sets the browser window's size in CSS pixels (a tablet's, say).
+func (b *Browser) Resize(width, height int) {
+	b.t.Helper()
+	b.call(http.MethodPost, b.base+"/window/rect", map[string]int{"width": width, "height": height}, nil)
+}
+
 // Open navigates to url.
 func (b *Browser) Open(url string) {
 	b.t.Helper()

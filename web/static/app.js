@@ -27,6 +27,7 @@ function signIn(token) {
     $("agent").hidden = false;
     loadChats();
     loadCanned();
+    loadColleagues(); // and the agent's own status
   } else if (state.role === "admin") {
     $("admin").hidden = false;
     loadAdmin();
@@ -479,6 +480,12 @@ $("reply-text").addEventListener("keydown", (ev) => {
   }
 });
 
+// showStatus shows the agent's status: the text and the pressed button.
+function showStatus(status) {
+  $("status").textContent = status;
+  for (const b of document.querySelectorAll("[data-status]")) b.setAttribute("aria-pressed", String(b.dataset.status === status));
+}
+
 for (const b of document.querySelectorAll("[data-status]")) {
   b.onclick = async () => {
     // Going online is the moment to ask for notifications (it needs a click).
@@ -487,7 +494,7 @@ for (const b of document.querySelectorAll("[data-status]")) {
     }
     try {
       await api("PUT", "/v1/agents/me/status", { status: b.dataset.status });
-      $("status").textContent = b.dataset.status;
+      showStatus(b.dataset.status);
       loadChats();
     } catch (e) {
       $("agent-error").textContent = e.message;
@@ -516,6 +523,8 @@ async function loadColleagues() {
 }
 
 function showColleagues(agents) {
+  const me = agents.find((a) => a.agent_id === state.user);
+  if (me && !$("status").textContent) showStatus(me.status); // as signed in; the buttons set it after
   const sel = $("transfer-to");
   const was = sel.value;
   const free = agents.filter((a) => a.agent_id !== state.user && a.status === "online" && a.connected && a.load < a.capacity);

@@ -8,26 +8,13 @@ import (
 	"time"
 
 	csrouting "github.com/fanline/fanline/cs-routing"
-	"github.com/fanline/fanline/internal/kv"
 )
 
 // TestCannedResponses: a shop's canned responses are kept in order across a
 // restart, beside its rules and agents (setting one keeps the others); a bad list
 // answers every problem and changes nothing.
 func TestCannedResponses(t *testing.T) {
-	db, err := kv.Open(t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	clock := newManualClock(time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC))
-	open := func() *csrouting.Router {
-		r, err := csrouting.NewRouter(csrouting.Config{Clock: clock, Store: csrouting.NewPebbleStore(db)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r
-	}
+	open := restarts(t, newManualClock(time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)))
 	r := open()
 	if got := r.Canned("acme"); got == nil || len(got) != 0 {
 		t.Fatalf("canned of a new shop: %#v", got)

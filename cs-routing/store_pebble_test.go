@@ -11,18 +11,28 @@ import (
 	"github.com/fanline/fanline/internal/kv"
 )
 
-// TestPebbleStoreKeepsShops: rules (with hours) and agents survive a restart.
-func TestPebbleStoreKeepsShops(t *testing.T) {
+// restarts returns a function that opens a Router on one Pebble database at
+// clock: each call is the node started again.
+func restarts(t *testing.T, clock csrouting.Clock) func() *csrouting.Router {
 	db, err := kv.Open(t.TempDir(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
-	clock := newManualClock(time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC))
-	r, err := csrouting.NewRouter(csrouting.Config{Clock: clock, Store: csrouting.NewPebbleStore(db)})
-	if err != nil {
-		t.Fatal(err)
+	t.Cleanup(func() { db.Close() })
+	return func() *csrouting.Router {
+		r, err := csrouting.NewRouter(csrouting.Config{Clock: clock, Store: csrouting.NewPebbleStore(db)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
 	}
+}
+
+// TestPebbleStoreKeepsShops: rules (with hours) and agents survive a restart.
+func TestPebbleStoreKeepsShops(t *testing.T) {
+	clock := newManualClock(time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC))
+	start := restarts(t, clock)
+	r := start()
 	agents := []csrouting.AgentConfig{{ID: "ann", Skills: []string{"pre_sales"}, Capacity: 3}}
 	if ps, err := r.SetAgents("acme", agents); ps != nil || err != nil {
 		t.Fatal(ps, err)
@@ -34,10 +44,7 @@ func TestPebbleStoreKeepsShops(t *testing.T) {
 			t.Fatal(ps, err)
 		}
 	}
-	again, err := csrouting.NewRouter(csrouting.Config{Clock: clock, Store: csrouting.NewPebbleStore(db)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	again := start()
 	got, err := again.Rules("acme")
 	if err != nil || got.Version != 2 || got.Hours == nil {
 		t.Fatalf("rules after restart: %+v %v", got, err)
@@ -62,10 +69,7 @@ func TestPebbleStoreKeepsShops(t *testing.T) {
 	if _, err := again.Close("acme", "c3", "ann"); err != nil { // ann had room for all three
 		t.Fatal(err)
 	}
-	third, err := csrouting.NewRouter(csrouting.Config{Clock: clock, Store: csrouting.NewPebbleStore(db)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	third := start()
 	if d, _ := third.Chat("acme", "c1"); d.State != csrouting.Assigned || d.Agent != "ann" {
 		t.Fatalf("c1 after a restart: %+v", d)
 	}
@@ -192,19 +196,7 @@ func TestClosedChatsDeletedFromStore(t *testing.T) {
 // TestChatContextKept: where a chat was opened from (entry, product or order) is in
 // its decisions, kept across a restart, and replaced by a reopening's.
 func TestChatContextKept(t *testing.T) {
-	db, err := kv.Open(t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	clock := newManualClock(time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC))
-	open := func() *csrouting.Router {
-		r, err := csrouting.NewRouter(csrouting.Config{Clock: clock, Store: csrouting.NewPebbleStore(db)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r
-	}
+	open := restarts(t, newManualClock(time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)))
 	r := open()
 	if ps, err := r.SetAgents("acme", []csrouting.AgentConfig{{ID: "ann", Skills: []string{"sales"}, Capacity: 2}}); ps != nil || err != nil {
 		t.Fatal(ps, err)

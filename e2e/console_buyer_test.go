@@ -1,12 +1,10 @@
 package e2e
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"testing"
 
-	"github.com/fanline/fanline/client"
 	"github.com/fanline/fanline/internal/testharness"
 	"github.com/fanline/fanline/internal/wire"
 )
@@ -18,19 +16,7 @@ import (
 // sends a photo, which both sides show as a thumbnail.
 func TestBuyerPage(t *testing.T) {
 	ts := startServer(t, nil)
-	ctx := context.Background()
-	adminTok, err := client.DevToken(ctx, ts.URL, "boss", wire.RoleAdmin, "acme")
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin := client.NewAdmin(ts.URL, "acme", adminTok)
-	if err := admin.PutAgents(ctx, map[string]any{"agents": []map[string]any{{"agent_id": "ann", "skills": []string{"pre_sales"}, "capacity": 2}}}, nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := admin.PutRouting(ctx, map[string]any{"skills": []map[string]any{{"name": "pre_sales"}},
-		"entries": map[string]any{"product": map[string]any{"skill": "pre_sales"}}}, nil); err != nil {
-		t.Fatal(err)
-	}
+	salesShop(t, ts.URL, "acme", "ann")
 
 	buyer := testharness.StartBrowser(t)
 	buyer.Open(ts.URL + "/demo/shop/acme")
@@ -42,11 +28,7 @@ func TestBuyerPage(t *testing.T) {
 	buyer.WaitText("#queue", "You are number 1 in line")
 	buyer.WaitText("#messages", "is it in stock in size M?")
 
-	agent := testharness.StartBrowser(t)
-	agent.Open(ts.URL + "/")
-	agent.Type("#login-form [name=user_id]", "ann")
-	agent.Type("#login-form [name=shop_id]", "acme")
-	agent.Click("#login-form button")
+	agent := signInConsole(t, ts.URL, "ann", wire.RoleAgent, "acme")
 	agent.Click(`[data-status=online]`)
 	agent.WaitText("#chats", "zoe")
 	buyer.WaitText("#queue", "You are chatting with the shop.")

@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/fanline/fanline/internal/config"
-	"github.com/fanline/fanline/internal/testharness"
 	"github.com/fanline/fanline/internal/wire"
 )
 
@@ -20,11 +19,7 @@ func TestConsoleMediaMinIO(t *testing.T) {
 	ctx := context.Background()
 	buyer := connect(t, ts.URL, "carla")
 	conv := shopChat(t, ts.URL, buyer)
-	agent := testharness.StartBrowser(t)
-	agent.Open(ts.URL + "/")
-	agent.Type("#login-form [name=user_id]", "ann")
-	agent.Type("#login-form [name=shop_id]", "acme")
-	agent.Click("#login-form button")
+	agent := signInConsole(t, ts.URL, "ann", wire.RoleAgent, "acme")
 	agent.Click(`[data-status=online]`)
 	agent.WaitText("#chats", "carla")
 	agent.Click("#chats li")

@@ -12,6 +12,21 @@ import (
 	"github.com/fanline/fanline/internal/wire"
 )
 
+// signInConsole opens the console in a new browser and signs in with a dev token
+// as user, an agent or admin of shop.
+func signInConsole(t *testing.T, url, user, role, shop string) *testharness.Browser {
+	t.Helper()
+	b := testharness.StartBrowser(t)
+	b.Open(url + "/")
+	b.WaitText("h1", "fanline console")
+	b.Type("#login-form [name=user_id]", user)
+	b.JS(`document.querySelector("#login-form [name=role]").value = arguments[0];`, role)
+	b.Type("#login-form [name=shop_id]", shop)
+	b.Click("#login-form button")
+	b.WaitText("#who", fmt.Sprintf("%s (%s of %s)", user, role, shop))
+	return b
+}
+
 // TestConsole drives the web console in headless Chromium: an admin signs in, saves
 // agents and routing rules (a bad document shows its problems), edits the canned
 // responses (a bad shortcut shows its problem next to it), dry-runs a chat; an agent
@@ -25,14 +40,7 @@ import (
 func TestConsole(t *testing.T) {
 	ts := startServer(t, nil)
 	ctx := context.Background()
-	admin := testharness.StartBrowser(t)
-	admin.Open(ts.URL + "/")
-	admin.WaitText("h1", "fanline console")
-	admin.Type("#login-form [name=user_id]", "boss")
-	admin.JS(`document.querySelector("#login-form [name=role]").value = "admin";`)
-	admin.Type("#login-form [name=shop_id]", "acme")
-	admin.Click("#login-form button")
-	admin.WaitText("#who", "boss (admin of acme)")
+	admin := signInConsole(t, ts.URL, "boss", wire.RoleAdmin, "acme")
 	admin.Wait(`document.querySelector("#admin").dataset.loaded === "1"`)
 
 	// Agents through the table: a bad capacity shows its problem next to it.
@@ -77,12 +85,7 @@ func TestConsole(t *testing.T) {
 	admin.WaitText("#dry-result", "after_sales")
 	admin.WaitText("#dry-result", "ann offline")
 
-	agent := testharness.StartBrowser(t)
-	agent.Open(ts.URL + "/")
-	agent.Type("#login-form [name=user_id]", "ann")
-	agent.Type("#login-form [name=shop_id]", "acme")
-	agent.Click("#login-form button")
-	agent.WaitText("#who", "ann (agent of acme)")
+	agent := signInConsole(t, ts.URL, "ann", wire.RoleAgent, "acme")
 	agent.WaitText("#status", "offline") // as the router has ann when she signs in
 	agent.Click(`[data-status=online]`)
 	agent.WaitText("#status", "online")

@@ -18,6 +18,29 @@ func TestTyping(t *testing.T) {
 	typing(t, ts.URL, ts.URL)
 }
 
+// salesShop sets up shop's customer service through its admin's SDK: agents (two
+// chats each) of one skill, sales, which chats from product pages go to.
+func salesShop(t *testing.T, url, shop string, agents ...string) {
+	t.Helper()
+	ctx := context.Background()
+	tok, err := client.DevToken(ctx, url, shop+"-boss", wire.RoleAdmin, shop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := client.NewAdmin(url, shop, tok)
+	var list []map[string]any
+	for _, a := range agents {
+		list = append(list, map[string]any{"agent_id": a, "skills": []string{"sales"}, "capacity": 2})
+	}
+	if err := admin.PutAgents(ctx, map[string]any{"agents": list}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.PutRouting(ctx, map[string]any{"skills": []map[string]any{{"name": "sales"}},
+		"entries": map[string]any{"product": map[string]any{"skill": "sales"}}}, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // nextTyping waits for c's next typing frame; ok false when none came within wait.
 func nextTyping(c *client.Client, wait time.Duration) (client.Typing, bool) {
 	select {
@@ -72,21 +95,7 @@ func typing(t *testing.T, front, back string) {
 	}
 	wantCode(t, "typing in a group one is not in", cy.Typing(ctx, g.GroupID), wire.CodeNotParticipant)
 
-	adminTok, err := client.DevToken(ctx, front, "ty-boss", wire.RoleAdmin, "tyshop")
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin := client.NewAdmin(front, "tyshop", adminTok)
-	if err := admin.PutAgents(ctx, map[string]any{"agents": []map[string]any{
-		{"agent_id": "ty-ann", "skills": []string{"sales"}, "capacity": 2},
-		{"agent_id": "ty-bob", "skills": []string{"sales"}, "capacity": 2},
-	}}, nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := admin.PutRouting(ctx, map[string]any{"skills": []map[string]any{{"name": "sales"}},
-		"entries": map[string]any{"product": map[string]any{"skill": "sales"}}}, nil); err != nil {
-		t.Fatal(err)
-	}
+	salesShop(t, front, "tyshop", "ty-ann", "ty-bob")
 	ann := connectAs(t, back, "ty-ann", wire.RoleAgent, "tyshop")
 	if err := ann.SetStatus(ctx, "online"); err != nil {
 		t.Fatal(err)

@@ -195,17 +195,24 @@ func (s csService) SetAgents(shop string, body []byte) (any, error) {
 	var doc struct {
 		Agents []csrouting.AgentConfig `json:"agents"`
 	}
-	if err := decodeDoc(body, &doc); err != nil {
+	return s.setDoc(body, &doc, func() ([]csrouting.Problem, error) { return s.r.SetAgents(shop, doc.Agents) },
+		func() (any, error) { return s.Agents(shop) })
+}
+
+// setDoc decodes an admin's document into doc, applies it with set, and answers
+// every problem found or, once stored, the document as answer reads it back.
+func (s csService) setDoc(body []byte, doc any, set func() ([]csrouting.Problem, error), answer func() (any, error)) (any, error) {
+	if err := decodeDoc(body, doc); err != nil {
 		return nil, err
 	}
-	ps, err := s.r.SetAgents(shop, doc.Agents)
+	ps, err := set()
 	if err != nil {
 		return nil, err
 	}
 	if len(ps) > 0 {
 		return nil, problems(ps)
 	}
-	return s.Agents(shop)
+	return answer()
 }
 
 // Canned implements gateway.CS.
@@ -218,17 +225,8 @@ func (s csService) SetCanned(shop string, body []byte) (any, error) {
 	var doc struct {
 		Responses []csrouting.Canned `json:"responses"`
 	}
-	if err := decodeDoc(body, &doc); err != nil {
-		return nil, err
-	}
-	ps, err := s.r.SetCanned(shop, doc.Responses)
-	if err != nil {
-		return nil, err
-	}
-	if len(ps) > 0 {
-		return nil, problems(ps)
-	}
-	return s.Canned(shop)
+	return s.setDoc(body, &doc, func() ([]csrouting.Problem, error) { return s.r.SetCanned(shop, doc.Responses) },
+		func() (any, error) { return s.Canned(shop) })
 }
 
 // Audit implements gateway.CS.

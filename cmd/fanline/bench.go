@@ -491,38 +491,55 @@ func printSummary(s *benchSummary) {
 
 // dialUsers connects users [sh.lo, sh.hi) named o.prefix+index.
 func dialUsers(ctx context.Context, o benchOptions, sh share, buffer int) ([]*client.Client, error) {
-	cs := make([]*client.Client, sh.hi-sh.lo)
-	errs := make(chan error, len(cs))
+	cs, err := dialEach(sh.hi-sh.lo, func(i int) (*client.Client, error) {
+		user := userName(o, sh.lo+i)
+		tok, err := client.DevToken(ctx, o.url, user, "", "")
+		if err != nil {
+			return nil, fmt.Errorf("token for %s: %w", user, err)
+		}
+		cfg := client.Config{URL: o.url, Token: tok, EntryBuffer: buffer, LocalAddr: localAddr(o, sh.lo+i)}
+		c, err := client.Connect(ctx, cfg)
+		if err != nil {
+			return nil, fmt.Errorf("connect %s: %w", user, err)
+		}
+		return c, nil
+	})
+	if err != nil {
+		closeAll(cs)
+	}
+	return cs, err
+}
+
+// dialEach makes n connections with dial, 64 at a time, and returns them (nil
+// where dial failed) with the first error.
+func dialEach[T any](n int, dial func(i int) (T, error)) ([]T, error) {
+	out := make([]T, n)
+	errs := make(chan error, n)
 	sem := make(chan struct{}, 64)
 	var wg sync.WaitGroup
-	for i := range cs {
+	for i := range out {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			user := userName(o, sh.lo+i)
-			tok, err := client.DevToken(ctx, o.url, user, "", "")
-			if err != nil {
-				errs <- fmt.Errorf("token for %s: %w", user, err)
-				return
-			}
-			cfg := client.Config{URL: o.url, Token: tok, EntryBuffer: buffer}
-			if len(o.localAddrs) > 0 {
-				cfg.LocalAddr = o.localAddrs[(sh.lo+i)%len(o.localAddrs)]
-			}
-			if cs[i], err = client.Connect(ctx, cfg); err != nil {
-				errs <- fmt.Errorf("connect %s: %w", user, err)
+			var err error
+			if out[i], err = dial(i); err != nil {
+				errs <- err
 			}
 		}(i)
 	}
 	wg.Wait()
 	close(errs)
-	if err := <-errs; err != nil {
-		closeAll(cs)
-		return nil, err
+	return out, <-errs
+}
+
+// localAddr is user i's source address: --local-addrs in turn, or "" (any).
+func localAddr(o benchOptions, i int) string {
+	if len(o.localAddrs) == 0 {
+		return ""
 	}
-	return cs, nil
+	return o.localAddrs[i%len(o.localAddrs)]
 }
 
 func userName(o benchOptions, i int) string { return o.prefix + strconv.Itoa(i) }

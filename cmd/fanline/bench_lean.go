@@ -99,33 +99,13 @@ func pingLean(ctx context.Context, cs []*leanConn) {
 
 // dialLeanUsers connects users [lo, hi) as lean receivers.
 func dialLeanUsers(ctx context.Context, o benchOptions, lo, hi int) ([]*leanConn, error) {
-	cs := make([]*leanConn, hi-lo)
-	errs := make(chan error, len(cs))
-	sem := make(chan struct{}, 64)
-	var wg sync.WaitGroup
-	for i := range cs {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			addr := ""
-			if len(o.localAddrs) > 0 {
-				addr = o.localAddrs[(lo+i)%len(o.localAddrs)]
-			}
-			var err error
-			if cs[i], err = dialLean(ctx, o, userName(o, lo+i), addr); err != nil {
-				errs <- err
-			}
-		}(i)
-	}
-	wg.Wait()
-	close(errs)
-	if err := <-errs; err != nil {
+	cs, err := dialEach(hi-lo, func(i int) (*leanConn, error) {
+		return dialLean(ctx, o, userName(o, lo+i), localAddr(o, lo+i))
+	})
+	if err != nil {
 		closeLean(cs)
-		return nil, err
 	}
-	return cs, nil
+	return cs, err
 }
 
 func closeLean(cs []*leanConn) {
